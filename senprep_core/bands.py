@@ -1,0 +1,159 @@
+"""Band vocabulary: canonical band names, their native resolution and the legacy aliases.
+
+Canonical Sentinel-2 names are the ESA band ids (``B02``, ``B8A``), ``SCL``, and mask names
+(``scl_cloud_shadow``, ``opaque_clouds``, ``cloud_probability``...). Legacy senprep configs
+used SNAP collocation names with a ``_M`` (master) or ``_S`` (slave) suffix, e.g. ``B4_M``,
+``scl_cloud_shadow_M``, ``Sigma0_VV_S``; :func:`canonical_s2_band` and
+:func:`canonical_s1_band` map those onto the canonical names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from senprep_core.errors import UnknownBandError
+
+
+class BandKind(str, Enum):
+    """How a band's values are produced and resampled."""
+
+    REFLECTANCE = "reflectance"  # float reflectance, bilinear/cubic resampling
+    CLASSES = "classes"  # integer classes (SCL), nearest resampling
+    MASK = "mask"  # 0/1 mask derived from a class or mask layer, nearest
+    PROBABILITY = "probability"  # 0-100 % layer, bilinear
+    AUXILIARY = "auxiliary"  # AOT / WVP, scaled physical value, bilinear
+    BACKSCATTER = "backscatter"  # S1 calibrated intensity
+
+
+@dataclass(frozen=True)
+class BandInfo:
+    """What senprep knows of one canonical band."""
+
+    name: str
+    kind: BandKind
+    resolution: int  # native resolution in metres
+    description: str
+    levels: tuple[str, ...] = ("L1C", "L2A")
+
+
+S2_REFLECTANCE: dict[str, int] = {
+    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
+    "B08": 10, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
+}  # fmt: skip
+
+#: SCL class value of each ``scl_*`` mask band (ESA L2A scene classification).
+SCL_CLASSES: dict[str, int] = {
+    "scl_no_data": 0,
+    "scl_saturated_defective": 1,
+    "scl_dark_features_shadows": 2,
+    "scl_cloud_shadow": 3,
+    "scl_vegetation": 4,
+    "scl_not_vegetated": 5,
+    "scl_water": 6,
+    "scl_unclassified": 7,
+    "scl_cloud_medium_proba": 8,
+    "scl_cloud_high_proba": 9,
+    "scl_thin_cirrus": 10,
+    "scl_snow_ice": 11,
+}
+
+#: Layers of the MSK_CLASSI_B00 raster (baseline >= 04.00) or MSK_CLOUDS_B00.gml (older), in band order.
+CLASSI_LAYERS: dict[str, int] = {"opaque_clouds": 1, "cirrus_clouds": 2, "snow_ice_areas": 3}
+
+
+def _build_s2() -> dict[str, BandInfo]:
+    bands: dict[str, BandInfo] = {}
+    for name, res in S2_REFLECTANCE.items():
+        levels = ("L1C",) if name == "B10" else ("L1C", "L2A")
+        bands[name] = BandInfo(name, BandKind.REFLECTANCE, res, f"{name} reflectance", levels)
+    bands["SCL"] = BandInfo("SCL", BandKind.CLASSES, 20, "scene classification (0-11)", ("L2A",))
+    bands["AOT"] = BandInfo("AOT", BandKind.AUXILIARY, 20, "aerosol optical thickness (DN/1000)", ("L2A",))
+    bands["WVP"] = BandInfo("WVP", BandKind.AUXILIARY, 20, "water vapour (DN/1000 cm)", ("L2A",))
+    for name, value in SCL_CLASSES.items():
+        bands[name] = BandInfo(name, BandKind.MASK, 20, f"1 where SCL == {value}", ("L2A",))
+    for name in CLASSI_LAYERS:
+        bands[name] = BandInfo(name, BandKind.MASK, 60, f"1 where the {name.replace('_', ' ')} mask is set")
+    bands["cloud_probability"] = BandInfo("cloud_probability", BandKind.PROBABILITY, 20, "cloud probability %", ("L2A",))
+    bands["snow_probability"] = BandInfo("snow_probability", BandKind.PROBABILITY, 20, "snow probability %", ("L2A",))
+    return bands
+
+
+S2_BANDS: dict[str, BandInfo] = _build_s2()
+
+#: Legacy (SNAP) names that are not a plain rename of a canonical one.
+_S2_ALIASES: dict[str, str] = {
+    "opaque_clouds_10m": "opaque_clouds",
+    "opaque_clouds_20m": "opaque_clouds",
+    "opaque_clouds_60m": "opaque_clouds",
+    "cirrus_clouds_10m": "cirrus_clouds",
+    "cirrus_clouds_20m": "cirrus_clouds",
+    "cirrus_clouds_60m": "cirrus_clouds",
+    "snow_and_ice_areas": "snow_ice_areas",
+    "snow_ice_areas_10m": "snow_ice_areas",
+    "quality_cloud_confidence": "cloud_probability",
+    "quality_snow_confidence": "snow_probability",
+    "quality_scene_classification": "SCL",
+    "quality_aot": "AOT",
+    "quality_wvp": "WVP",
+    "scl_dark_feature_shadow": "scl_dark_features_shadows",
+    "scl_saturated_defective_pixel": "scl_saturated_defective",
+}
+
+S1_POLARISATIONS = ("VV", "VH", "HH", "HV")
+S1_CALIBRATIONS = ("sigma0", "gamma0", "beta0")
+S1_EXTRA = {"collocation_flags": "1 where both S1 and S2 hold data", "local_incidence_angle": "degrees",
+            "layover_shadow": "1 where layover or shadow"}  # fmt: skip
+
+_SUFFIX = re.compile(r"_(M|S)$")
+
+
+def _strip_suffix(name: str) -> str:
+    return _SUFFIX.sub("", name.strip())
+
+
+def canonical_s2_band(name: str, key: str = "bands_S2") -> str:
+    """Map a canonical or legacy Sentinel-2 band name onto its canonical name.
+
+    ``B4_M`` -> ``B04``, ``B8A_M`` -> ``B8A``, ``scl_cloud_shadow_M`` -> ``scl_cloud_shadow``,
+    ``opaque_clouds_10m_M`` -> ``opaque_clouds``. Unknown names raise :class:`UnknownBandError`.
+    """
+    base = _strip_suffix(name)
+    if base in S2_BANDS:
+        return base
+    if base in _S2_ALIASES:
+        return _S2_ALIASES[base]
+    m = re.fullmatch(r"[Bb](\d{1,2}|8[Aa])", base)
+    if m:
+        number = m.group(1).upper()
+        canonical = "B8A" if number == "8A" else f"B{int(number):02d}"
+        if canonical in S2_BANDS:
+            return canonical
+    lowered = base.lower()
+    for candidate in S2_BANDS:
+        if candidate.lower() == lowered:
+            return candidate
+    raise UnknownBandError(
+        key, name, f"use one of {', '.join(S2_BANDS)} (legacy names like 'B4_M' or 'scl_cloud_shadow_M' also work)"
+    )
+
+
+def canonical_s1_band(name: str, key: str = "bands_S1") -> str:
+    """Map a canonical or legacy Sentinel-1 band name (``Sigma0_VV_S``) onto ``sigma0_VV``."""
+    base = _strip_suffix(name)
+    if base == "collocationFlags" or base.lower() == "collocation_flags":
+        return "collocation_flags"
+    if base.lower() in S1_EXTRA:
+        return base.lower()
+    m = re.fullmatch(r"(?i)(sigma0|gamma0|beta0)_(vv|vh|hh|hv)(_db)?", base)
+    if m:
+        canonical = f"{m.group(1).lower()}_{m.group(2).upper()}"
+        return canonical + ("_dB" if m.group(3) else "")
+    examples = ", ".join(f"{c}_{p}" for c in S1_CALIBRATIONS for p in ("VV", "VH"))
+    raise UnknownBandError(key, name, f"use a calibration and polarisation like {examples} (legacy 'Sigma0_VV_S' works)")
+
+
+def s2_band_info(name: str) -> BandInfo:
+    """The :class:`BandInfo` of a canonical Sentinel-2 band name."""
+    return S2_BANDS[canonical_s2_band(name)]

@@ -1,0 +1,84 @@
+"""All senprep failures: one root class, one class per failure.
+
+Each class also inherits the matching builtin so callers that catch ``ValueError``
+or ``FileNotFoundError`` keep working. Messages say what was wrong and how to fix it.
+The CLI maps these classes to exit codes in one table (:data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+
+class SenprepError(Exception):
+    """Root of every error senprep raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(SenprepError, ValueError):
+    """A configuration value is wrong; the message names the key, the value and the fix."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, value: object, fix: str) -> None:
+        self.key = key
+        self.value = value
+        self.fix = fix
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"config key '{key}': {shown} is not valid: {fix}")
+
+
+class InvalidROIError(ConfigError):
+    """The region of interest cannot be used (not a polygon, self-intersecting, empty...)."""
+
+
+class UnknownBandError(ConfigError):
+    """A requested band name is not one senprep knows."""
+
+
+class ProductNotFoundError(SenprepError, FileNotFoundError):
+    """A product path does not exist or is not a Sentinel product."""
+
+    exit_code = 2
+
+
+class SourceError(SenprepError, ValueError):
+    """A --source value cannot be used."""
+
+    exit_code = 2
+
+
+class MetadataError(SenprepError, ValueError):
+    """A product's metadata XML is missing, malformed or lacks a required field."""
+
+
+class CorruptProductError(SenprepError, OSError):
+    """A product file is truncated, unreadable, or missing a band it should hold."""
+
+
+class UnsafeArchiveError(CorruptProductError):
+    """A zip archive holds an entry that would escape its folder (``../`` or absolute)."""
+
+
+class NoDataInROIError(SenprepError, ValueError):
+    """A product holds no valid pixel inside the ROI."""
+
+
+class OutputError(SenprepError, OSError):
+    """An output cannot be written (permissions, disk full, existing non-senprep folder)."""
+
+    exit_code = 2
+
+
+class CancelledError(SenprepError):
+    """The run was cancelled by the user."""
+
+    exit_code = 130
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The CLI exit code for an error: 2 for bad input, 1 otherwise."""
+    if isinstance(error, SenprepError):
+        return error.exit_code
+    return 1
