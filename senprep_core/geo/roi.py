@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import shapely
 from pyproj import CRS, Geod, Transformer
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
+from shapely.geometry.polygon import orient
 from shapely.validation import explain_validity
 
 from senprep_core.errors import InvalidROIError
@@ -61,6 +62,20 @@ def _polygons_of(obj: dict[str, Any], key: str) -> list[BaseGeometry]:
     raise InvalidROIError(key, kind, "the ROI must be a Polygon or MultiPolygon (or a Feature/FeatureCollection of them)")
 
 
+def geodesic_area(geometry: BaseGeometry) -> float:
+    """Area of a lon/lat (Multi)Polygon on the WGS84 ellipsoid, in square metres.
+
+    Rings are oriented first (shells counter-clockwise, holes clockwise): pyproj signs each
+    ring's area by its winding, so a hole wound like its shell would otherwise be added.
+    """
+    polygons = getattr(geometry, "geoms", [geometry])
+    total = 0.0
+    for polygon in polygons:
+        if isinstance(polygon, Polygon) and not polygon.is_empty:
+            total += abs(_GEOD.geometry_area_perimeter(orient(polygon, sign=1.0))[0])
+    return total
+
+
 def utm_epsg_for(lon: float, lat: float) -> int:
     """EPSG code of the WGS84 / UTM zone holding a point (no Norway/Svalbard exceptions, like MGRS tiling)."""
     zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
@@ -92,6 +107,8 @@ class ROI:
         if not isinstance(obj, dict):
             raise InvalidROIError(key, value, "give a GeoJSON object or a string holding one")
         parts = _polygons_of(obj, key)
+        if not parts:
+            raise InvalidROIError(key, "GeometryCollection with no geometries", "add a Polygon geometry")
         return cls.from_geometry(shapely.union_all(parts) if len(parts) > 1 else parts[0], name=name, key=key)
 
     @classmethod
@@ -122,7 +139,7 @@ class ROI:
     @cached_property
     def geodesic_area_m2(self) -> float:
         """Area on the WGS84 ellipsoid in square metres."""
-        return abs(_GEOD.geometry_area_perimeter(self.geometry)[0])
+        return geodesic_area(self.geometry)
 
     def utm_epsg(self) -> int:
         """The target UTM zone, chosen deterministically.
@@ -141,15 +158,22 @@ class ROI:
             part = self.geometry.intersection(strip)
             if part.is_empty:
                 continue
-            area = abs(_GEOD.geometry_area_perimeter(part)[0])
-            if area > best_area + 1e-6:
+            area = geodesic_area(part)
+            # Shares equal to within float noise (relative 1e-9) are a tie, which the lower zone keeps.
+            if area > best_area + max(1e-6, 1e-9 * best_area):
                 best_zone, best_area = index + 1, area
         return (32600 if north else 32700) + best_zone
 
     def projected(self, epsg: int) -> BaseGeometry:
         """The ROI geometry in another CRS (e.g. the target grid's UTM zone)."""
         transformer = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(epsg), always_xy=True)
-        return shapely_transform(transformer.transform, self.geometry)
+
+        def reproject(coords: np.ndarray) -> np.ndarray:
+            x, y = transformer.transform(coords[:, 0], coords[:, 1])
+            return np.column_stack([x, y])
+
+        # shapely.transform (not the deprecated shapely.ops.transform) keeps holes and parts
+        return shapely.transform(self.geometry, reproject)
 
     def to_geojson(self) -> dict[str, Any]:
         """The ROI as a GeoJSON geometry dict."""

@@ -1,0 +1,154 @@
+"""What every provider returns: product records and search queries (value objects)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from shapely import wkt
+from shapely.geometry.base import BaseGeometry
+
+from senprep_core.config import DateWindow
+
+_S2_NAME = re.compile(
+    r"^(?P<mission>S2[ABCD])_MSI(?P<level>L1C|L2A)_(?P<start>\d{8}T\d{6})_N(?P<baseline>\d{4})_R(?P<orbit>\d{3})_T(?P<tile>\d{2}[A-Z]{3})_"
+)
+_S1_NAME = re.compile(
+    r"^(?P<mission>S1[ABCD])_(?P<mode>IW|EW|SM|S\d|WV)_(?P<type>GRD|SLC|OCN|RAW)(?P<res>[FHM_])_(?P<level>\d)(?P<class>[SA])(?P<pol>SH|SV|DH|DV|HH|VV|HV|VH)_"
+    r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_(?P<orbit>\d{6})_"
+)
+
+
+@dataclass(frozen=True)
+class NameInfo:
+    """What a Sentinel product name alone tells: family, mission, level / type and start time."""
+
+    family: str  # "S1" | "S2"
+    mission: str
+    product_type: str  # "S2MSI2A", "S2MSI1C", "GRD", "SLC"
+    start: datetime
+    tile_id: str | None = None
+    relative_orbit: int | None = None
+
+
+def parse_product_name(name: str) -> NameInfo | None:
+    """Parse a SAFE product name (with or without ``.SAFE`` / ``.zip``); None if it is not one."""
+    stem = re.sub(r"(\.SAFE)?(\.zip)?$", "", name, flags=re.IGNORECASE)
+    m = _S2_NAME.match(stem + "_")
+    if m:
+        return NameInfo(
+            family="S2",
+            mission=m["mission"],
+            product_type="S2MSI2A" if m["level"] == "L2A" else "S2MSI1C",
+            start=datetime.strptime(m["start"], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc),
+            tile_id=m["tile"],
+            relative_orbit=int(m["orbit"]),
+        )
+    m = _S1_NAME.match(stem + "_")
+    if m:
+        absolute = int(m["orbit"])
+        offset = {"S1A": 73, "S1B": 27}.get(m["mission"], 0)
+        return NameInfo(
+            family="S1",
+            mission=m["mission"],
+            product_type=m["type"],
+            start=datetime.strptime(m["start"], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc),
+            relative_orbit=((absolute - offset) % 175) + 1 if offset else None,
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """One product a provider found: identity, time, footprint, cloud cover and where it is."""
+
+    product_id: str
+    family: str  # "S1" | "S2"
+    mission: str  # "S2A", "S1B"...
+    product_type: str  # "S2MSI2A", "S2MSI1C", "GRD"
+    sensing_time: datetime
+    footprint: BaseGeometry | None  # lon/lat
+    href: str
+    provider: str
+    cloud_cover: float | None = None
+    tile_id: str | None = None
+    relative_orbit: int | None = None
+    size_bytes: int | None = None
+    online: bool = True
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def level(self) -> str:
+        """"L2A", "L1C" or the S1 product type."""
+        return {"S2MSI2A": "L2A", "S2MSI1C": "L1C"}.get(self.product_type, self.product_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (footprint as WKT)."""
+        return {
+            "product_id": self.product_id,
+            "family": self.family,
+            "mission": self.mission,
+            "product_type": self.product_type,
+            "level": self.level,
+            "sensing_time": self.sensing_time.isoformat().replace("+00:00", "Z"),
+            "footprint": self.footprint.wkt if self.footprint is not None else None,
+            "href": self.href,
+            "provider": self.provider,
+            "cloud_cover": self.cloud_cover,
+            "tile_id": self.tile_id,
+            "relative_orbit": self.relative_orbit,
+            "size_bytes": self.size_bytes,
+            "online": self.online,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProductRecord:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            product_id=data["product_id"],
+            family=data["family"],
+            mission=data["mission"],
+            product_type=data["product_type"],
+            sensing_time=datetime.fromisoformat(data["sensing_time"].replace("Z", "+00:00")),
+            footprint=wkt.loads(data["footprint"]) if data.get("footprint") else None,
+            href=data["href"],
+            provider=data["provider"],
+            cloud_cover=data.get("cloud_cover"),
+            tile_id=data.get("tile_id"),
+            relative_orbit=data.get("relative_orbit"),
+            size_bytes=data.get("size_bytes"),
+            online=data.get("online", True),
+        )
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What to look for: ROI (lon/lat), date windows, product types and a tile cloud-cover range."""
+
+    roi: BaseGeometry
+    windows: tuple[DateWindow, ...]
+    product_types: tuple[str, ...]  # e.g. ("S2MSI2A",) or ("S2MSI2A", "GRD")
+    cloud_cover: tuple[float, float] = (0.0, 100.0)
+
+    def in_windows(self, when: datetime) -> bool:
+        return any(w.contains(when) for w in self.windows)
+
+
+@dataclass(frozen=True)
+class ProductProblem:
+    """A product a provider could not read; reported in the run report instead of stopping the run."""
+
+    name: str
+    href: str
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Matching products, sorted by time then id, plus products that could not be read."""
+
+    products: tuple[ProductRecord, ...]
+    problems: tuple[ProductProblem, ...] = ()

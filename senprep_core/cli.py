@@ -1,0 +1,246 @@
+"""The ``senprep`` command: run, search, inspect, demo.
+
+The legacy flags (``--config``, ``--outdir``, ``--credentials``, ``--njobs``, ``--rebuild true|false``)
+keep their meaning. Exit codes: 0 ok, 1 some products failed, 2 bad input, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from senprep_core import __version__
+from senprep_core.errors import ConfigError, SenprepError, exit_code_for
+from senprep_core.events import Event, Message, RunFinished, RunStarted, StageProgress, UnitFinished
+
+log = logging.getLogger("senprep")
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "y"):
+        return True
+    if value in ("false", "0", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+class EventPrinter:
+    """Render progress events: a rich progress bar, JSON lines (--log-json) or nothing (--quiet)."""
+
+    def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
+        self.quiet = quiet
+        self.json_lines = json_lines
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if self.json_lines:
+            print(json.dumps(event.to_dict(), default=str), flush=True)
+            return
+        if isinstance(event, Message) and event.level in ("warning", "error"):
+            self._console_print(f"[{event.level}] {event.text}")
+        if self.quiet:
+            return
+        if isinstance(event, RunStarted):
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                transient=False, disable=not sys.stderr.isatty(),
+            )  # fmt: skip
+            self._progress.start()
+            self._task = self._progress.add_task("products", total=event.n_units)
+        elif isinstance(event, UnitFinished):
+            text = f"{event.unit_id}: {event.status}, {event.patches_written} patches written, {event.patches_skipped} skipped"
+            if event.error:
+                text += f" ({event.error})"
+            self._console_print(text)
+        elif isinstance(event, StageProgress) and event.stage == "process" and self._progress is not None:
+            self._progress.update(self._task, completed=event.done)
+        elif isinstance(event, RunFinished) and self._progress is not None:
+            self._progress.stop()
+
+    def _console_print(self, text: str) -> None:
+        if self._progress is not None and self._progress.live.is_started:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr)
+
+
+def _load(path: str) -> Any:
+    from senprep_core.config import load_config
+
+    return load_config(path)
+
+
+def _check_credentials(path: str | None) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("--credentials", path, "give the path of an existing credentials JSON file")
+    log.info("credentials file given; local and demo sources do not need it")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    _check_credentials(args.credentials)
+    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
+    return _execute(config, Path(args.outdir), args.source, args.rebuild, args.njobs, printer, args.quiet)
+
+
+def _execute(config: Any, outdir: Path, sources: list[str] | None, rebuild: bool, njobs: int, printer: EventPrinter,
+             quiet: bool) -> int:  # fmt: skip
+    from senprep_core.pipeline import run
+
+    cancel = threading.Event()
+    try:
+        result = run(config, outdir, sources=sources, rebuild=rebuild, njobs=njobs, callback=printer, cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("cancelled", file=sys.stderr)
+        return 130
+    if not quiet:
+        counts = json.loads((outdir / "run.json").read_text())["counts"]
+        print(
+            f"{result.status}: {counts['done']} products processed, {counts['skipped']} already complete, "
+            f"{counts['rejected']} rejected, {counts['failed'] + counts['products_unreadable']} failed; "
+            f"{counts['patches_written']} patches written, {counts['patches_skipped']} skipped -> {outdir}"
+        )
+        for failure in result.failed:
+            print(f"failed: {failure.unit_id}: {failure.error_type}: {failure.error_message}", file=sys.stderr)
+        for problem in result.plan.problems:
+            print(f"failed: {problem.name}: {problem.error_type}: {problem.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from senprep_core.catalog import open_provider
+    from senprep_core.pipeline import resolve_sources, search
+
+    config = _load(args.config)
+    sources = resolve_sources(config, args.source)
+    products, problems = search(config, [open_provider(s) for s in sources])
+    if args.json:
+        print(json.dumps({"products": [p.to_dict() for p in products], "unreadable": [p.__dict__ for p in problems]}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(products)} products for '{config.name}'")
+    for column in ("product", "sensing time (UTC)", "level", "tile", "cloud %"):
+        table.add_column(column)
+    for p in products:
+        cloud = "" if p.cloud_cover is None else f"{p.cloud_cover:.1f}"
+        table.add_row(p.product_id, p.sensing_time.strftime("%Y-%m-%d %H:%M:%S"), p.level, p.tile_id or "", cloud)
+    Console().print(table)
+    for problem in problems:
+        print(f"unreadable: {problem.name}: {problem.message}", file=sys.stderr)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from senprep_core.catalog.records import parse_product_name
+    from senprep_core.s2.metadata import read_s2_metadata
+
+    path = Path(args.product)
+    info = parse_product_name(path.name)
+    if info is not None and info.family == "S1":
+        data: dict[str, Any] = {
+            "product_id": path.name.removesuffix(".zip").removesuffix(".SAFE"),
+            "family": "S1",
+            "mission": info.mission,
+            "product_type": info.product_type,
+            "sensing_time": info.start.isoformat(),
+            "relative_orbit": info.relative_orbit,
+            "note": "full Sentinel-1 metadata arrives with the Sentinel-1 chain",
+        }
+    else:
+        data = read_s2_metadata(path).to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        width = max(len(k) for k in data)
+        for key, value in data.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from senprep_core.config import parse_config
+    from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder, demo_config_dict
+
+    folder = Path(args.products) if args.products else default_demo_folder()
+    build_demo_catalog(folder)
+    config = parse_config(demo_config_dict())
+    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
+    return _execute(config, Path(args.outdir), [f"local:{folder}"], args.rebuild, args.njobs, printer, args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    parser = argparse.ArgumentParser(prog="senprep", description="Sentinel-1/2 analysis-ready patches.")
+    parser.add_argument("--version", action="version", version=f"senprep {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common_run(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--njobs", type=int, default=1, help="products processed in parallel (processes)")
+        p.add_argument("--rebuild", type=_bool, nargs="?", const=True, default=False,
+                       help="true: redo outputs that are already complete (default false)")  # fmt: skip
+        p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+        p.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
+
+    p_run = sub.add_parser("run", help="run a configuration")
+    p_run.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
+    p_run.add_argument("--outdir", required=True, help="run folder")
+    p_run.add_argument("--source", action="append", help="local:DIR or demo (repeat for an ordered fallback)")
+    p_run.add_argument("--credentials", help="credentials JSON (legacy; used by remote sources)")
+    common_run(p_run)
+    p_run.set_defaults(func=cmd_run)
+
+    p_search = sub.add_parser("search", help="list the products a run would use")
+    p_search.add_argument("--config", required=True)
+    p_search.add_argument("--source", action="append")
+    p_search.add_argument("--json", action="store_true")
+    p_search.set_defaults(func=cmd_search)
+
+    p_inspect = sub.add_parser("inspect", help="print a product's parsed metadata")
+    p_inspect.add_argument("product", help=".SAFE folder, .zip or tile folder")
+    p_inspect.add_argument("--json", action="store_true")
+    p_inspect.set_defaults(func=cmd_inspect)
+
+    p_demo = sub.add_parser("demo", help="run the embedded synthetic demo (no network)")
+    p_demo.add_argument("--outdir", default="senprep-demo")
+    p_demo.add_argument("--products", help="where to generate the demo products (default: the user cache)")
+    common_run(p_demo)
+    p_demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``senprep`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except SenprepError as exc:
+        print(f"senprep: error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

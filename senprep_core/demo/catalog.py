@@ -1,0 +1,115 @@
+"""The demo catalog: four small synthetic products over Glasgow, Scotland, and a matching config.
+
+Tile: MGRS ``30UVG`` (UTM zone 30 north, EPSG:32630), the real Sentinel-2 tile that holds Glasgow;
+the demo "tile" is a 12 km x 12 km (1200 x 1200 pixels at 10 m) piece of it with its upper-left
+corner at (418020, 6200040). The ROI is a 2.5 km square around central Glasgow (55.86 N, 4.25 W)
+whose lower-left corner reaches just over the tile's no-data cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from senprep_core.demo.s2 import S2DemoSpec, make_s2_product
+
+log = logging.getLogger(__name__)
+
+DEMO_TILE_ID = "30UVG"
+DEMO_EPSG = 32630
+DEMO_ULX = 418020.0
+DEMO_ULY = 6200040.0
+DEMO_SIZE_10M = 1200
+#: The ROI square in the tile CRS (left, bottom, right, top).
+DEMO_ROI_BOUNDS_UTM = (421020.0, 6189120.0, 423520.0, 6191620.0)
+DEMO_DATES = ("20210501", "20220831")
+
+
+def _roi_geojson() -> dict[str, Any]:
+    from pyproj import Transformer
+
+    left, bottom, right, top = DEMO_ROI_BOUNDS_UTM
+    to_lonlat = Transformer.from_crs(DEMO_EPSG, 4326, always_xy=True)
+    ring = [(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)]
+    coords = [[round(c, 7) for c in to_lonlat.transform(x, y)] for x, y in ring]
+    return {"type": "Polygon", "coordinates": [coords]}
+
+
+#: A ~2.5 km x 2.5 km lon/lat square over central Glasgow inside the demo tile.
+DEMO_ROI_GEOJSON: dict[str, Any] = _roi_geojson()
+
+
+def demo_config_dict() -> dict[str, Any]:
+    """A legacy-form senprep configuration for the demo products."""
+    return {
+        "name": "demo",
+        "geojson": DEMO_ROI_GEOJSON,
+        "dates": list(DEMO_DATES),
+        "cloudcover": [0, 100],
+        "size": [128, 128],
+        "overlap": [0, 0],
+        "bands_S2": [
+            "B2_M",
+            "B3_M",
+            "B4_M",
+            "B8_M",
+            "B5_M",
+            "B11_M",
+            "scl_cloud_shadow_M",
+            "scl_cloud_high_proba_M",
+            "opaque_clouds_10m_M",
+        ],
+        "bands_S1": [],
+        "callback_find_products": "S2_only",
+        "callback_snap": "S2_only",
+    }
+
+
+def demo_specs() -> list[S2DemoSpec]:
+    """Three L2A products (baselines 02.14, 04.00, 05.00) and one L1C (04.00), all on the demo tile."""
+    base = S2DemoSpec(
+        tile_id=DEMO_TILE_ID,
+        epsg=DEMO_EPSG,
+        ulx=DEMO_ULX,
+        uly=DEMO_ULY,
+        size_10m=DEMO_SIZE_10M,
+        sensing_time=datetime(2022, 7, 29, 11, 36, 29),
+        baseline="05.00",
+        mission="S2B",
+        seed=7,
+        cloud_fraction=0.3,
+    )
+    return [
+        replace(base, sensing_time=datetime(2021, 5, 11, 11, 36, 29), baseline="02.14", mission="S2A", seed=11,
+                cloud_fraction=0.25),
+        replace(base, sensing_time=datetime(2022, 4, 20, 11, 36, 19), baseline="04.00", seed=3, cloud_fraction=0.15),
+        replace(base, sensing_time=datetime(2022, 6, 14, 11, 36, 21), baseline="04.00", mission="S2A", level="L1C",
+                seed=5, bands=()),
+        base,
+    ]  # fmt: skip
+
+
+def build_demo_catalog(folder: Path) -> list[Path]:
+    """Generate :func:`demo_specs` into ``folder`` (the 04.00 L2A one as a .zip); cached.
+
+    Products that already exist are not rewritten, so a second call returns at once.
+    """
+    folder = Path(folder)
+    paths = []
+    for spec in demo_specs():
+        as_zip = spec.level == "L2A" and spec.baseline == "04.00"
+        paths.append(make_s2_product(spec, folder, as_zip=as_zip))
+    log.info("demo catalog ready in %s (%d products)", folder, len(paths))
+    return paths
+
+
+def default_demo_folder() -> Path:
+    """``$SENPREP_CACHE`` or ``~/.cache/senprep/demo-products``."""
+    env = os.environ.get("SENPREP_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "senprep" / "demo-products"

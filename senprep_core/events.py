@@ -1,0 +1,92 @@
+"""Typed progress events sent to an injected callback (a no-op by default).
+
+The CLI renders them as progress bars or JSON lines; the app turns them into widget updates.
+The library never prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Level = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event: when it happened (epoch seconds)."""
+
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_id: str
+    n_units: int
+    outdir: str
+
+
+@dataclass(frozen=True)
+class StageProgress(Event):
+    """Progress of a stage (search, plan, process, catalog) as done / total units."""
+
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class UnitStarted(Event):
+    unit_id: str
+    description: str
+
+
+@dataclass(frozen=True)
+class UnitFinished(Event):
+    unit_id: str
+    status: Literal["done", "skipped", "failed", "cancelled"]
+    patches_written: int = 0
+    patches_skipped: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PatchWritten(Event):
+    unit_id: str
+    patch_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    text: str
+    level: Level = "info"
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    run_id: str
+    status: Literal["complete", "partial", "failed", "cancelled"]
+    units_done: int
+    units_skipped: int
+    units_failed: int
+    patches_written: int
+    patches_skipped: int
+    seconds: float
+
+
+EventCallback = Callable[[Event], None]
+
+
+def no_op(_event: Event) -> None:
+    """The default callback: ignore every event."""

@@ -1,0 +1,65 @@
+"""Nothing half-written: every output goes to a temporary name in the same folder, then is renamed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp-"
+
+
+def temp_path_for(path: Path) -> Path:
+    """A sibling temporary name that keeps the suffix (GDAL picks drivers by suffix)."""
+    return path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it onto ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically unless the file already holds exactly that.
+
+    Returns True when the file was (re)written. Skipping identical content keeps re-runs from
+    touching outputs (their mtimes stay put).
+    """
+    if path.exists() and path.read_bytes() == data:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return True
+
+
+def dump_json(obj: Any) -> bytes:
+    """Stable JSON bytes (sorted keys, 2-space indent, trailing newline)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def write_json_atomic(path: Path, obj: Any) -> bool:
+    """Write JSON atomically; unchanged content is not rewritten."""
+    return write_bytes_atomic(path, dump_json(obj))
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete temporary files left by a killed run below ``folder``; return what was removed."""
+    removed = []
+    if not folder.exists():
+        return removed
+    for p in folder.rglob(f"*{TMP_MARK}*"):
+        if p.is_file():
+            p.unlink()
+            removed.append(p)
+    return removed

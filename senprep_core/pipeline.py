@@ -1,0 +1,286 @@
+"""Plan a run (ROI -> grid -> search -> work units), execute the units, write the run outputs.
+
+``run()`` is the one entry point the CLI, the app and notebooks share. Work units are
+idempotent (every file is written to a temporary name and renamed; a unit's manifest is
+written last), so a re-run skips complete units and redoes the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from senprep_core.catalog import Provider, SearchQuery, open_provider
+from senprep_core.catalog.records import ProductProblem, ProductRecord
+from senprep_core.config import Config, Mode
+from senprep_core.errors import ConfigError, OutputError, SenprepError
+from senprep_core.events import (
+    EventCallback,
+    Message,
+    PatchWritten,
+    RunFinished,
+    RunStarted,
+    StageProgress,
+    UnitFinished,
+    UnitStarted,
+    no_op,
+)
+from senprep_core.geo.grid import TargetGrid
+from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
+from senprep_core.outputs.report import RunReport, UnitResult
+from senprep_core.outputs.stac import write_catalog
+from senprep_core.process_s2 import discard_unfinished, process_s2_unit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One independent piece of work: here, one Sentinel-2 product over the ROI."""
+
+    unit_id: str
+    kind: str
+    products: tuple[ProductRecord, ...]
+
+    def describe(self) -> str:
+        return f"{self.kind} {', '.join(p.product_id for p in self.products)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before any pixel is read."""
+
+    config: Config
+    grid: TargetGrid
+    n_patches: int
+    units: tuple[WorkUnit, ...]
+    problems: tuple[ProductProblem, ...]
+    sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.config.name,
+            "mode": self.config.mode.value,
+            "grid": self.grid.to_dict(),
+            "patches_per_unit": self.n_patches,
+            "sources": list(self.sources),
+            "units": [
+                {"unit_id": u.unit_id, "kind": u.kind, "products": [p.to_dict() for p in u.products]} for u in self.units
+            ],
+            "unreadable_products": [p.__dict__ for p in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: the plan, each unit's result, and the overall status."""
+
+    plan: Plan
+    outdir: Path
+    results: tuple[UnitResult, ...]
+    status: str
+    seconds: float
+
+    @property
+    def failed(self) -> tuple[UnitResult, ...]:
+        return tuple(r for r in self.results if r.status == "failed")
+
+    @property
+    def patches_written(self) -> int:
+        return sum(r.patches_written for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything worked, 1 when some product failed or could not be read, 130 if cancelled."""
+        if self.status == "cancelled":
+            return 130
+        return 1 if (self.failed or self.plan.problems) else 0
+
+
+def _check_mode(config: Config) -> None:
+    if config.mode is not Mode.S2_ONLY:
+        raise ConfigError(
+            "mode",
+            config.mode.value,
+            "this senprep version processes Sentinel-2 only (the native Sentinel-1 chain is not in it yet); "
+            "use mode 's2_only' (legacy callback 'S2_only')",
+        )
+
+
+def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str, ...]:
+    """The sources to search: the explicit ones, else the config's, else an error."""
+    chosen = tuple(sources or ()) or tuple(config.sources)
+    if not chosen:
+        raise ConfigError("sources", [], "give --source local:DIR (a folder of .SAFE/.zip products) or --source demo")
+    return chosen
+
+
+def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductRecord], list[ProductProblem]]:
+    """Products matching the config in the first provider that has any (ordered fallback)."""
+    product_types = ("S2MSI2A",) if config.s2_level == "L2A" else ("S2MSI1C",)
+    query = SearchQuery(config.roi.geometry, config.date_windows, product_types, config.cloud_cover)
+    problems: list[ProductProblem] = []
+    for provider in providers:
+        result = provider.search(query)
+        problems.extend(result.problems)
+        if result.products:
+            return list(result.products), problems
+    return [], problems
+
+
+def make_plan(config: Config, sources: Sequence[str] | None = None, providers: Sequence[Provider] | None = None) -> Plan:
+    """Build the plan: grid, patches, the products found and one work unit per product."""
+    _check_mode(config)
+    chosen = resolve_sources(config, sources) if providers is None else tuple(p.name for p in providers)
+    providers = list(providers) if providers is not None else [open_provider(s) for s in chosen]
+    products, problems = search(config, providers)
+    units = tuple(WorkUnit(p.product_id, "s2", (p,)) for p in products)
+    return Plan(config, config.grid(), len(config.patches()), units, tuple(problems), chosen)
+
+
+def _run_unit(unit: WorkUnit, config: Config, outdir: Path, rebuild: bool) -> UnitResult:
+    """Run one unit and turn any failure into a recorded result (also used in worker processes)."""
+    t0 = time.perf_counter()
+    try:
+        return process_s2_unit(unit.unit_id, unit.products[0], config, outdir, rebuild)
+    except Exception as exc:  # one failed product must never stop the others
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
+        expected = isinstance(exc, SenprepError)
+        if not expected:
+            log.exception("unexpected failure in unit %s", unit.unit_id)
+        discard_unfinished(outdir, unit.unit_id)
+        return UnitResult(
+            unit.unit_id,
+            "failed",
+            seconds=time.perf_counter() - t0,
+            error_type=type(exc).__name__,
+            error_message=str(exc),
+            traceback=tb,
+        )
+
+
+def _prepare_outdir(outdir: Path) -> None:
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {outdir}: {exc}") from exc
+    foreign = [p for p in outdir.iterdir() if p.name not in {"run.json", "config.json", "catalog.json", "items", "patches"}]
+    if foreign and not (outdir / "run.json").exists():
+        raise OutputError(
+            f"output folder {outdir} is not empty and is not a senprep run ({foreign[0].name} is there); choose a new folder"
+        )
+    removed = remove_stale_temps(outdir)
+    if removed:
+        log.info("removed %d temporary files left by an interrupted run", len(removed))
+
+
+def run(
+    config: Config,
+    outdir: str | Path,
+    sources: Sequence[str] | None = None,
+    rebuild: bool = False,
+    njobs: int = 1,
+    callback: EventCallback = no_op,
+    cancel: threading.Event | None = None,
+    providers: Sequence[Provider] | None = None,
+) -> RunResult:
+    """Plan and run ``config`` into ``outdir``; returns a :class:`RunResult` (never raises for a failed product).
+
+    Raises :class:`ConfigError` / :class:`OutputError` for bad input before anything is written.
+    """
+    t0 = time.time()
+    outdir = Path(outdir)
+    plan = make_plan(config, sources, providers)
+    _prepare_outdir(outdir)
+    write_json_atomic(outdir / "config.json", config.to_dict())
+    report = RunReport(config.name, outdir, config.fingerprint(), plan.to_dict())
+    report.problems = [p.__dict__ for p in plan.problems]
+    for problem in plan.problems:
+        callback(Message(f"cannot read product {problem.name}: {problem.message}", level="error"))
+    callback(RunStarted(run_id=config.name, n_units=len(plan.units), outdir=str(outdir)))
+    report.save()
+    results: list[UnitResult] = []
+    cancel = cancel or threading.Event()
+
+    def finished(result: UnitResult) -> None:
+        results.append(result)
+        report.record(result)
+        report.save()
+        for entry in result.patch_entries if result.status == "done" else ():
+            callback(PatchWritten(unit_id=result.unit_id, patch_id=entry["patch_id"], path=str(outdir / entry["files"]["S2"])))
+        callback(
+            UnitFinished(
+                unit_id=result.unit_id,
+                status="done" if result.status == "rejected" else result.status,  # type: ignore[arg-type]
+                patches_written=result.patches_written,
+                patches_skipped=result.patches_skipped,
+                seconds=result.seconds,
+                error=result.error_message or result.reason,
+            )
+        )
+        callback(StageProgress(stage="process", done=len(results), total=len(plan.units)))
+
+    pending = list(plan.units)
+    if njobs <= 1:
+        for unit in pending:
+            if cancel.is_set():
+                break
+            callback(UnitStarted(unit_id=unit.unit_id, description=unit.describe()))
+            finished(_run_unit(unit, config, outdir, rebuild))
+    else:
+        with ProcessPoolExecutor(max_workers=njobs) as pool:
+            futures: dict[Future[UnitResult], WorkUnit] = {}
+            for unit in pending:
+                callback(UnitStarted(unit_id=unit.unit_id, description=unit.describe()))
+                futures[pool.submit(_run_unit, unit, config, outdir, rebuild)] = unit
+            while futures:
+                done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    futures.pop(fut)
+                    finished(fut.result())
+                if cancel.is_set():
+                    for fut in futures:
+                        fut.cancel()
+                    break
+    seen = {r.unit_id for r in results}
+    for unit in plan.units:
+        if unit.unit_id not in seen:
+            report.record(UnitResult(unit.unit_id, "cancelled", reason="run cancelled before this unit ran"))
+    entries = [e for r in results if r.status in ("done", "skipped") for e in r.patch_entries]
+    if config.output.stac and not cancel.is_set():
+        callback(StageProgress(stage="catalog", done=0, total=1))
+        write_catalog(outdir, config.name, entries)
+        callback(StageProgress(stage="catalog", done=1, total=1))
+    n_failed = sum(r.status == "failed" for r in results)
+    if cancel.is_set():
+        status = "cancelled"
+    elif n_failed and n_failed == len(plan.units):
+        status = "failed"
+    elif n_failed or plan.problems:
+        status = "partial"
+    else:
+        status = "complete"
+    report.status = status
+    report.finished = time.time()
+    report.save()
+    counts = report.counts()
+    callback(
+        RunFinished(
+            run_id=config.name,
+            status=status,  # type: ignore[arg-type]
+            units_done=counts["done"],
+            units_skipped=counts["skipped"],
+            units_failed=counts["failed"],
+            patches_written=counts["patches_written"],
+            patches_skipped=counts["patches_skipped"],
+            seconds=time.time() - t0,
+        )
+    )
+    return RunResult(plan, outdir, tuple(results), status, time.time() - t0)

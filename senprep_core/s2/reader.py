@@ -1,0 +1,339 @@
+"""Read the window of a Sentinel-2 product that covers a target grid, resampled onto it.
+
+Only the pixels of each file covering the grid (plus a small margin for interpolation) are read.
+A file whose grid matches the target (same CRS and resolution, pixel-aligned) is sliced with no
+warp; otherwise GDAL (``rasterio.warp.reproject``) resamples it. Reflectance is converted from DN
+before resampling, with NaN as no data, so no-data pixels never bleed into valid ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.warp import reproject, transform_bounds
+
+from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, SCL_CLASSES, BandKind, canonical_s2_band
+from senprep_core.errors import ConfigError, CorruptProductError, ProductNotFoundError
+from senprep_core.geo.grid import PixelWindow, TargetGrid
+from senprep_core.s2.masks import CLOUD_CLASSES, gml_cloud_masks, scl_mask
+from senprep_core.s2.metadata import S2Metadata, inferred_offset
+from senprep_core.s2.radiometry import dn_to_auxiliary, dn_to_reflectance
+
+try:  # GDAL errors raised by rasterio during reads are not all RasterioError subclasses
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover
+    CPLE_BaseError = RasterioError  # type: ignore[misc,assignment]
+
+logger = logging.getLogger(__name__)
+
+MARGIN = 2  # source pixels read around the grid for interpolation
+_RESAMPLING = {"bilinear": Resampling.bilinear, "cubic": Resampling.cubic, "nearest": Resampling.nearest}
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class S2Window:
+    """Bands of one product on a target grid.
+
+    ``data`` is float32 (n, h, w) with NaN for no data; masks are 0/1 floats (NaN where no data).
+    ``valid`` is True where the product holds data; ``cloud`` is True on cloud pixels (SCL 8/9/10 for
+    L2A, opaque or cirrus from MSK_CLASSI / MSK_CLOUDS for L1C), None when the product has no cloud layer.
+    """
+
+    grid: TargetGrid
+    bands: tuple[str, ...]
+    data: np.ndarray
+    valid: np.ndarray
+    cloud: np.ndarray | None
+
+
+# ---------------------------------------------------------------- window reads
+
+
+def _aligned_offsets(transform: Affine, grid: TargetGrid) -> tuple[int, int] | None:
+    """(row, col) of the grid's corner in the file's pixels when both lattices coincide, else None."""
+    if abs(transform.b) > _EPS or abs(transform.d) > _EPS or abs(transform.a - grid.resolution) > _EPS:
+        return None
+    if abs(-transform.e - grid.resolution) > _EPS:
+        return None
+    col = (grid.left - transform.c) / grid.resolution
+    row = (transform.f - grid.top) / grid.resolution
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(row), round(col)
+
+
+def _window_transform(t: Affine, window: PixelWindow) -> Affine:
+    """The transform of a pixel window of a raster with transform ``t``."""
+    x = t.c + window.col_off * t.a + window.row_off * t.b
+    y = t.f + window.col_off * t.d + window.row_off * t.e
+    return Affine(t.a, t.b, x, t.d, t.e, y)
+
+
+def _source_window(ds: rasterio.DatasetReader, grid: TargetGrid, same_crs: bool) -> PixelWindow | None:
+    """The file pixels covering the grid plus the interpolation margin, clipped to the file."""
+    bounds = grid.bounds.as_tuple()
+    if not same_crs:
+        bounds = transform_bounds(grid.crs, ds.crs, *bounds, densify_pts=21)
+    left, bottom, right, top = bounds
+    inv = ~ds.transform
+    corners = [inv @ (x, y) for x in (left, right) for y in (bottom, top)]
+    cols, rows = [c for c, _ in corners], [r for _, r in corners]
+    src_res = min(abs(ds.transform.a), abs(ds.transform.e))
+    margin = MARGIN * max(1, math.ceil(grid.resolution / src_res - _EPS))
+    r0, r1 = math.floor(min(rows) + _EPS) - margin, math.ceil(max(rows) - _EPS) + margin
+    c0, c1 = math.floor(min(cols) + _EPS) - margin, math.ceil(max(cols) - _EPS) + margin
+    return PixelWindow(r0, c0, r1 - r0, c1 - c0).intersection(PixelWindow(0, 0, ds.height, ds.width))
+
+
+def read_resampled(
+    gdal_path: str,
+    indexes: Sequence[int],
+    grid: TargetGrid,
+    resampling: Resampling,
+    convert: Callable[[np.ndarray], np.ndarray],
+    fill: float,
+    dtype: type | np.dtype,
+    label: str,
+) -> np.ndarray:
+    """Read ``indexes`` of one raster on ``grid``: (k, h, w) of ``dtype``, ``fill`` where no data.
+
+    ``convert`` maps the raw DN window to values (NaN / ``fill`` for no data) before resampling.
+    """
+    out = np.full((len(indexes), grid.height, grid.width), fill, dtype=dtype)
+    try:
+        with rasterio.open(gdal_path) as ds:
+            same_crs = ds.crs is not None and ds.crs.to_epsg() == grid.epsg
+            offsets = _aligned_offsets(ds.transform, grid) if same_crs else None
+            if offsets is not None:
+                want = PixelWindow(offsets[0], offsets[1], grid.height, grid.width)
+                inside = want.intersection(PixelWindow(0, 0, ds.height, ds.width))
+                if inside is not None:
+                    raw = ds.read(list(indexes), window=inside.to_rasterio())
+                    rows, cols = inside.shifted(-want.row_off, -want.col_off).slices()
+                    out[:, rows, cols] = convert(raw)
+                return out
+            window = _source_window(ds, grid, same_crs)
+            if window is None:
+                return out
+            raw = ds.read(list(indexes), window=window.to_rasterio())
+            src = np.ascontiguousarray(convert(raw), dtype=dtype)
+            reproject(
+                source=src,
+                destination=out,
+                src_transform=_window_transform(ds.transform, window),
+                src_crs=ds.crs,
+                src_nodata=fill,
+                dst_transform=grid.transform,
+                dst_crs=grid.crs,
+                dst_nodata=fill,
+                resampling=resampling,
+            )
+            if resampling is not Resampling.nearest and np.isnan(fill) and np.isnan(src).any():
+                # interpolation fills pixels next to no-data from valid neighbours; a target pixel
+                # holds data only where its nearest source pixel does
+                nearest = np.full_like(out, fill)
+                reproject(source=src, destination=nearest, src_transform=_window_transform(ds.transform, window),
+                          src_crs=ds.crs, src_nodata=fill, dst_transform=grid.transform, dst_crs=grid.crs,
+                          dst_nodata=fill, resampling=Resampling.nearest)  # fmt: skip
+                out[np.isnan(nearest)] = fill
+            return out
+    except (RasterioError, CPLE_BaseError, OSError) as exc:
+        raise CorruptProductError(
+            f"cannot read {label}: {exc}. The file is truncated or damaged; download the product again"
+        ) from exc
+
+
+def jp2_truncated(stream: IO[bytes], size: int) -> bool | None:
+    """True when a JP2 file's boxes (the codestream box included) run past its ``size`` bytes.
+
+    GDAL's JPEG2000 driver returns zeros rather than an error for a truncated codestream, so the
+    box lengths are checked up front. None when the last box runs "to the end of the file" (length
+    0): then only the end-of-codestream marker can tell. False for a stream that is not boxed JP2.
+    """
+    pos = 0
+    while pos + 8 <= size:
+        stream.seek(pos)
+        header = stream.read(16)
+        if len(header) < 8:
+            return True
+        length, box = struct.unpack(">I4s", header[:8])
+        if pos == 0 and box != b"jP  ":
+            return False
+        if length == 1 and len(header) == 16:
+            length = struct.unpack(">Q", header[8:16])[0]
+        elif length == 0:  # the last box runs to the end of the file
+            return None
+        if length < 8 or pos + length > size:
+            return True
+        pos += length
+    return False
+
+
+# ---------------------------------------------------------------- the product reader
+
+
+class _ProductReader:
+    """Reads layers of one product on one grid, each file once."""
+
+    def __init__(self, meta: S2Metadata, grid: TargetGrid, resampling: Resampling) -> None:
+        if meta.location is None:
+            raise ProductNotFoundError(
+                f"product {meta.product_id} has no location; read it with read_s2_metadata(path)"
+            )
+        self.meta, self.loc, self.grid, self.resampling = meta, meta.location, grid, resampling
+        self._scl: np.ndarray | None = None
+        self._classi: dict[str, np.ndarray] | None = None
+        self._checked: set[str] = set()
+
+    def _missing(self, band: str, why: str = "") -> CorruptProductError:
+        return CorruptProductError(
+            f"product {self.meta.product_id} ({self.loc.path}) does not hold band {band}{why}; "
+            "choose another band or re-download the complete product"
+        )
+
+    def _member(self, band: str) -> str:
+        files = self.meta.band_files.get(band) or {}
+        if not files:
+            raise self._missing(band)
+        native = S2_BANDS[band].resolution
+        return files[native] if native in files else files[min(files)]
+
+    def _read(
+        self, member: str, indexes: Sequence[int], kind: str, convert: Callable[[np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        dtype: np.dtype[Any]
+        if kind == "classes":
+            resampling, fill, dtype = Resampling.nearest, 0.0, np.dtype(np.uint8)
+        else:
+            resampling, fill, dtype = self.resampling, np.nan, np.dtype(np.float32)
+        label = f"{member} of product {self.meta.product_id} ({self.loc.path})"
+        if member.lower().endswith(".jp2") and member not in self._checked:
+            with self.loc.open_member(member) as (stream, size):
+                truncated = jp2_truncated(stream, size)
+            if truncated is None:  # a codestream ends with the EOC marker FFD9
+                tail = self.loc.tail_bytes(member, 2)
+                truncated = tail is not None and tail != b"\xff\xd9"
+            if truncated:
+                raise CorruptProductError(
+                    f"{label} is truncated (its JPEG2000 codestream is incomplete); download the product again"
+                )
+            self._checked.add(member)
+        return read_resampled(self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label)
+
+    def reflectance(self, band: str) -> np.ndarray:
+        offset = self.meta.offsets.get(band, inferred_offset(self.meta.processing_baseline))
+        quant = self.meta.quantification_value
+        return self._read(self._member(band), [1], "float", lambda dn: dn_to_reflectance(dn, offset, quant))[0]
+
+    def auxiliary(self, band: str) -> np.ndarray:
+        return self._read(self._member(band), [1], "float", dn_to_auxiliary)[0]
+
+    def has_scl(self) -> bool:
+        return bool(self.meta.band_files.get("SCL"))
+
+    def scl(self) -> np.ndarray:
+        if self._scl is None:
+            if self.meta.level != "L2A":
+                raise self._missing("SCL", " (SCL exists in L2A products only; this one is L1C)")
+            self._scl = self._read(self._member("SCL"), [1], "classes", lambda a: a.astype(np.uint8))[0]
+        return self._scl
+
+    def probability(self, band: str) -> np.ndarray:
+        prefix = "cldprb" if band == "cloud_probability" else "snwprb"
+        member = self.meta.mask_files.get(f"{prefix}_20m") or self.meta.mask_files.get(f"{prefix}_60m")
+        if member is None:
+            raise self._missing(band, f" (no MSK_{prefix.upper()}_20m.jp2)")
+        return self._read(member, [1], "float", lambda a: a.astype(np.float32))[0]
+
+    def classi(self) -> dict[str, np.ndarray]:
+        """opaque_clouds / cirrus_clouds (/ snow_ice_areas) as bool arrays on the grid."""
+        if self._classi is None:
+            member = self.meta.mask_files.get("classi")
+            if member is not None:
+                stack = self._read(member, [1, 2, 3], "classes", lambda a: (a > 0).astype(np.uint8))
+                self._classi = {name: stack[i - 1] > 0 for name, i in CLASSI_LAYERS.items()}
+            elif self.meta.baseline_number < 4.0:
+                gml = self.meta.mask_files.get("clouds_gml")
+                data = self.loc.read_bytes(gml) if gml is not None else None
+                self._classi = gml_cloud_masks(data, self.meta.epsg, self.grid, label=f"{self.loc.path}/{gml}")
+            else:
+                raise self._missing("opaque_clouds", " (no MSK_CLASSI_B00.jp2)")
+        return self._classi
+
+    def layer(self, band: str) -> np.ndarray:
+        kind = S2_BANDS[band].kind
+        if kind == BandKind.REFLECTANCE:
+            return self.reflectance(band)
+        if kind == BandKind.AUXILIARY:
+            return self.auxiliary(band)
+        if band == "SCL":
+            scl = self.scl()
+            return np.where(scl == 0, np.nan, scl).astype(np.float32)
+        if band in SCL_CLASSES:
+            return scl_mask(self.scl(), band).astype(np.float32)
+        if band in CLASSI_LAYERS:
+            layers = self.classi()
+            if band not in layers:
+                raise self._missing(band, " (MSK_CLASSI_B00.jp2 exists from processing baseline 04.00)")
+            return layers[band].astype(np.float32)
+        if kind == BandKind.PROBABILITY:
+            return self.probability(band)
+        raise self._missing(band)  # pragma: no cover - every S2 band kind is handled above
+
+    def valid(self, layers: dict[str, np.ndarray]) -> np.ndarray:
+        refl = [v for b, v in layers.items() if S2_BANDS[b].kind == BandKind.REFLECTANCE]
+        if refl:
+            return np.logical_and.reduce([np.isfinite(v) for v in refl])
+        if self.meta.level == "L2A" and self.has_scl():
+            return self.scl() != 0
+        present = [b for b in ("B04", "B03", "B02", "B08", "B8A", "B11") if self.meta.band_files.get(b)]
+        if not present:
+            raise self._missing("B04", " (needed to tell where the product holds data)")
+        return np.isfinite(self.reflectance(present[0]))
+
+    def cloud(self) -> np.ndarray | None:
+        if self.meta.level == "L2A" and self.has_scl():
+            return np.isin(self.scl(), CLOUD_CLASSES)
+        if "classi" in self.meta.mask_files or (self.meta.level == "L1C" and self.meta.baseline_number < 4.0):
+            layers = self.classi()
+            return layers["opaque_clouds"] | layers["cirrus_clouds"]
+        return None
+
+
+def read_s2_window(meta: S2Metadata, grid: TargetGrid, bands: Sequence[str], resampling: str = "bilinear") -> S2Window:
+    """Read ``bands`` of a product onto ``grid``.
+
+    Reflectance, AOT/WVP and probabilities use ``resampling`` ("bilinear" or "cubic"); SCL, its
+    ``scl_*`` masks and the MSK_CLASSI / MSK_CLOUDS masks use nearest. Raises
+    :class:`CorruptProductError` when the product lacks a band or a file cannot be read.
+    """
+    if resampling not in _RESAMPLING:
+        raise ConfigError("resampling", resampling, f"use one of {', '.join(_RESAMPLING)}")
+    names = tuple(dict.fromkeys(canonical_s2_band(b) for b in bands))
+    reader = _ProductReader(meta, grid, _RESAMPLING[resampling])
+    for name in names:
+        if meta.level not in S2_BANDS[name].levels:
+            raise reader._missing(
+                name, f" ({name} exists in {'/'.join(S2_BANDS[name].levels)} products; this is {meta.level})"
+            )
+    layers = {name: reader.layer(name) for name in names}
+    valid = reader.valid(layers)
+    cloud = reader.cloud()
+    data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
+    for i, name in enumerate(names):
+        data[i] = layers[name]
+        if S2_BANDS[name].kind != BandKind.REFLECTANCE:
+            data[i][~valid] = np.nan
+    logger.debug("read %s bands %s on %s", meta.product_id, names, grid)
+    return S2Window(grid=grid, bands=names, data=data, valid=valid, cloud=cloud)

@@ -1,0 +1,47 @@
+"""Shared fixtures. In CI (CI=true) a skipped test is a failure: nothing may be skipped for a missing tool or data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_SAMPLES = ROOT / ".." / "shared" / "data" / "real-samples"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def need_real_samples(*parts: str) -> Path:
+    """Path inside ../shared/data/real-samples; skip outside CI when it is missing, fail in CI."""
+    path = REAL_SAMPLES.joinpath(*parts)
+    if not path.exists():
+        message = f"real sample data missing: {path}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_samples() -> Path:
+    return need_real_samples()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def demo_products(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default demo catalog, generated once per test session."""
+    from senprep_core.demo.catalog import build_demo_catalog
+
+    folder = tmp_path_factory.mktemp("demo-products")
+    build_demo_catalog(folder)
+    return folder

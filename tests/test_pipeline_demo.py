@@ -1,0 +1,116 @@
+"""End to end on the synthetic demo: patches equal the ground truth, on the expected grid, with a valid STAC catalog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from pystac.validation.stac_validator import JsonSchemaSTACValidator
+from scipy.ndimage import binary_dilation
+
+from senprep_core.cli import main
+from senprep_core.config import parse_config
+from senprep_core.demo.catalog import build_demo_catalog, demo_config_dict, demo_specs
+from senprep_core.demo.s2 import ground_truth
+from senprep_core.geo.grid import TargetGrid
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("demo") / "run"
+    code = main(["demo", "--outdir", str(outdir), "--products", str(demo_products), "--quiet"])
+    assert code == 0
+    return outdir
+
+
+def _patch_files(outdir: Path) -> list[Path]:
+    return sorted(outdir.glob("patches/*/*_S2.tif"))
+
+
+def test_demo_writes_patches_for_every_l2a_product(demo_run: Path) -> None:
+    report = json.loads((demo_run / "run.json").read_text())
+    l2a = [s for s in demo_specs() if s.level == "L2A"]
+    assert report["status"] == "complete"
+    assert report["counts"]["done"] + report["counts"]["rejected"] == len(l2a)
+    assert report["counts"]["failed"] == 0
+    assert report["counts"]["patches_written"] == len(_patch_files(demo_run)) > 0
+
+
+def test_patch_grid_matches_config_grid(demo_run: Path) -> None:
+    config = parse_config(demo_config_dict())
+    grid = config.grid()
+    for tif in _patch_files(demo_run):
+        sidecar = json.loads(tif.with_suffix(".json").read_text())
+        with rasterio.open(tif) as src:
+            assert src.crs.to_epsg() == grid.epsg
+            assert (src.height, src.width) == tuple(config.patch.size)
+            t = src.transform
+            assert t.a == grid.resolution and t.e == -grid.resolution
+            # aligned on the ROI grid's pixel lattice, at the offset the sidecar states
+            w = sidecar["window_in_roi_grid"]
+            assert t.c == pytest.approx(grid.left + w["col_off"] * grid.resolution, abs=1e-6)
+            assert t.f == pytest.approx(grid.top - w["row_off"] * grid.resolution, abs=1e-6)
+            assert list(src.descriptions) == list(config.bands_s2)
+            assert np.isnan(src.nodata)
+            assert src.profile["compress"] == "deflate"
+
+
+def test_patch_pixels_equal_ground_truth(demo_run: Path) -> None:
+    config = parse_config(demo_config_dict())
+    specs = {s.product_id: s for s in demo_specs()}
+    checked = 0
+    for tif in _patch_files(demo_run):
+        sidecar = json.loads(tif.with_suffix(".json").read_text())
+        spec = specs[sidecar["product_ids"][0]]
+        grid = TargetGrid.from_dict(sidecar["grid"])
+        with rasterio.open(tif) as src:
+            data = src.read()
+        for index, band in enumerate(config.bands_s2):
+            truth = ground_truth(spec, grid, band)
+            got = data[index]
+            # interpolation may use a no-data neighbour within one coarse pixel (6 px at 60 m) of the edge
+            near_edge = binary_dilation(np.isnan(truth), iterations=7)
+            assert not np.isnan(got[~near_edge]).any(), f"{tif.name} {band}: unexpected no-data"
+            assert np.isnan(got[np.isnan(truth)]).all(), f"{tif.name} {band}: data where the product has none"
+            compare = ~near_edge
+            assert compare.sum() > 0.3 * got.size
+            np.testing.assert_allclose(got[compare], truth[compare], atol=1e-4, err_msg=f"{tif.name} {band}")
+            checked += 1
+    assert checked >= len(config.bands_s2)
+
+
+def test_sidecar_records_products_fractions_and_config(demo_run: Path) -> None:
+    config = parse_config(demo_config_dict())
+    tif = _patch_files(demo_run)[0]
+    sidecar = json.loads(tif.with_suffix(".json").read_text())
+    assert sidecar["config_fingerprint"] == config.fingerprint()
+    assert sidecar["bands"] == list(config.bands_s2)
+    assert 0.5 <= sidecar["valid_fraction"] <= 1.0
+    assert sidecar["cloud_fraction"] is None or 0.0 <= sidecar["cloud_fraction"] <= 1.0
+    assert sidecar["software"]["name"] == "senprep"
+    assert sidecar["reflectance"]["quantification_value"] == 10000
+
+
+def test_stac_catalog_is_valid_and_lists_every_patch(demo_run: Path) -> None:
+    catalog = pystac.Catalog.from_file(str(demo_run / "catalog.json"))
+    items = list(catalog.get_items(recursive=True))
+    assert len(items) == len(_patch_files(demo_run))
+    validator = JsonSchemaSTACValidator()
+    validator.validate_core(catalog.to_dict(), pystac.STACObjectType.CATALOG, pystac.get_stac_version())
+    for item in items:
+        validator.validate_core(item.to_dict(), pystac.STACObjectType.ITEM, pystac.get_stac_version(), item.id)
+        assert item.properties["proj:code"].startswith("EPSG:326")
+        assert item.properties["proj:shape"] == [128, 128]
+        href = item.assets["S2"].get_absolute_href()
+        assert href is not None and Path(href).exists()
+
+
+def test_demo_catalog_generation_is_cached(demo_products: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in demo_products.rglob("*") if p.is_file()}
+    build_demo_catalog(demo_products)
+    after = {p: p.stat().st_mtime_ns for p in demo_products.rglob("*") if p.is_file()}
+    assert before == after
