@@ -177,7 +177,7 @@ def main() -> None:
         {"senprep": measure_senprep, "limit": measure_limit, "odc": measure_odc}[args.child](args.km, tile_product())
         return
     t0 = time.perf_counter()
-    product = tile_product()
+    tile_product()
     generation = time.perf_counter() - t0
     rows = []
     for km in ROI_KM:

@@ -75,7 +75,9 @@ def _build_s2() -> dict[str, BandInfo]:
         bands[name] = BandInfo(name, BandKind.MASK, 20, f"1 where SCL == {value}", ("L2A",))
     for name in CLASSI_LAYERS:
         bands[name] = BandInfo(name, BandKind.MASK, 60, f"1 where the {name.replace('_', ' ')} mask is set")
-    bands["cloud_probability"] = BandInfo("cloud_probability", BandKind.PROBABILITY, 20, "cloud probability %", ("L2A",))
+    bands["cloud_probability"] = BandInfo(
+        "cloud_probability", BandKind.PROBABILITY, 20, "cloud probability %", ("L2A",)
+    )
     bands["snow_probability"] = BandInfo("snow_probability", BandKind.PROBABILITY, 20, "snow probability %", ("L2A",))
     return bands
 
@@ -151,7 +153,9 @@ def canonical_s1_band(name: str, key: str = "bands_S1") -> str:
         canonical = f"{m.group(1).lower()}_{m.group(2).upper()}"
         return canonical + ("_dB" if m.group(3) else "")
     examples = ", ".join(f"{c}_{p}" for c in S1_CALIBRATIONS for p in ("VV", "VH"))
-    raise UnknownBandError(key, name, f"use a calibration and polarisation like {examples} (legacy 'Sigma0_VV_S' works)")
+    raise UnknownBandError(
+        key, name, f"use a calibration and polarisation like {examples} (legacy 'Sigma0_VV_S' works)"
+    )
 
 
 def s2_band_info(name: str) -> BandInfo:

@@ -58,7 +58,10 @@ class EventPrinter:
             self._progress.start()
             self._task = self._progress.add_task("products", total=event.n_units)
         elif isinstance(event, UnitFinished):
-            text = f"{event.unit_id}: {event.status}, {event.patches_written} patches written, {event.patches_skipped} skipped"
+            text = (
+                f"{event.unit_id}: {event.status}, {event.patches_written} patches written, "
+                f"{event.patches_skipped} skipped"
+            )
             if event.error:
                 text += f" ({event.error})"
             self._console_print(text)
@@ -129,7 +132,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     sources = resolve_sources(config, args.source)
     products, problems = search(config, [open_provider(s) for s in sources])
     if args.json:
-        print(json.dumps({"products": [p.to_dict() for p in products], "unreadable": [p.__dict__ for p in problems]}, indent=2))
+        print(
+            json.dumps(
+                {"products": [p.to_dict() for p in products], "unreadable": [p.__dict__ for p in problems]}, indent=2
+            )
+        )
         return 0
     from rich.console import Console
     from rich.table import Table

@@ -93,7 +93,14 @@ def write_patch(
     """Write one patch's COG and JSON sidecar; return their paths relative to the run folder."""
     tif = unit_dir / f"{patch.patch_id}_{modality}.tif"
     meta = unit_dir / f"{patch.patch_id}_{modality}.json"
-    write_cog(tif, data, patch.grid, bands, tags={"senprep_patch": patch.patch_id, "senprep_modality": modality}, compress=compress)
+    write_cog(
+        tif,
+        data,
+        patch.grid,
+        bands,
+        tags={"senprep_patch": patch.patch_id, "senprep_modality": modality},
+        compress=compress,
+    )
     write_json_atomic(meta, sidecar)
     run_dir = unit_dir.parent.parent
     return {modality: str(tif.relative_to(run_dir)), f"{modality}_metadata": str(meta.relative_to(run_dir))}

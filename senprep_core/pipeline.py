@@ -72,7 +72,8 @@ class Plan:
             "patches_per_unit": self.n_patches,
             "sources": list(self.sources),
             "units": [
-                {"unit_id": u.unit_id, "kind": u.kind, "products": [p.to_dict() for p in u.products]} for u in self.units
+                {"unit_id": u.unit_id, "kind": u.kind, "products": [p.to_dict() for p in u.products]}
+                for u in self.units
             ],
             "unreadable_products": [p.__dict__ for p in self.problems],
         }
@@ -135,7 +136,9 @@ def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductR
     return [], problems
 
 
-def make_plan(config: Config, sources: Sequence[str] | None = None, providers: Sequence[Provider] | None = None) -> Plan:
+def make_plan(
+    config: Config, sources: Sequence[str] | None = None, providers: Sequence[Provider] | None = None
+) -> Plan:
     """Build the plan: grid, patches, the products found and one work unit per product."""
     _check_mode(config)
     chosen = resolve_sources(config, sources) if providers is None else tuple(p.name for p in providers)
@@ -171,10 +174,13 @@ def _prepare_outdir(outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {outdir}: {exc}") from exc
-    foreign = [p for p in outdir.iterdir() if p.name not in {"run.json", "config.json", "catalog.json", "items", "patches"}]
+    foreign = [
+        p for p in outdir.iterdir() if p.name not in {"run.json", "config.json", "catalog.json", "items", "patches"}
+    ]
     if foreign and not (outdir / "run.json").exists():
         raise OutputError(
-            f"output folder {outdir} is not empty and is not a senprep run ({foreign[0].name} is there); choose a new folder"
+            f"output folder {outdir} is not empty and is not a senprep run ({foreign[0].name} is there); "
+            "choose a new folder"
         )
     removed = remove_stale_temps(outdir)
     if removed:
@@ -214,7 +220,11 @@ def run(
         report.record(result)
         report.save()
         for entry in result.patch_entries if result.status == "done" else ():
-            callback(PatchWritten(unit_id=result.unit_id, patch_id=entry["patch_id"], path=str(outdir / entry["files"]["S2"])))
+            callback(
+                PatchWritten(
+                    unit_id=result.unit_id, patch_id=entry["patch_id"], path=str(outdir / entry["files"]["S2"])
+                )
+            )
         callback(
             UnitFinished(
                 unit_id=result.unit_id,

@@ -124,8 +124,8 @@ def process_s2_unit(
             data = window.data[:, rows, cols].copy()
             data[:, ~inside[rows, cols]] = np.nan
             extra = _sidecar_extra(meta, record, unit_id, config, fingerprint)
-            files = write_patch(unit_dir, patch, MODALITY, data, bands, sidecar_for(patch, MODALITY, bands, decision, extra),
-                                config.output.compress)  # fmt: skip
+            sidecar = sidecar_for(patch, MODALITY, bands, decision, extra)
+            files = write_patch(unit_dir, patch, MODALITY, data, bands, sidecar, config.output.compress)
             entries.append(
                 {
                     "unit_id": unit_id,
@@ -231,7 +231,9 @@ def discard_unfinished(outdir: Path, unit_id: str) -> None:
         unit_dir.rmdir()
 
 
-def _sidecar_extra(meta: S2Metadata, record: ProductRecord, unit_id: str, config: Config, fingerprint: str) -> dict[str, Any]:
+def _sidecar_extra(
+    meta: S2Metadata, record: ProductRecord, unit_id: str, config: Config, fingerprint: str
+) -> dict[str, Any]:
     return {
         "unit_id": unit_id,
         "product_ids": [record.product_id],

@@ -36,7 +36,7 @@ def broken_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     stripped = zipped.with_name(zipped.name + ".new")
     with zipfile.ZipFile(zipped) as src, zipfile.ZipFile(stripped, "w") as dst:
         for info in src.infolist():
-            if not info.filename.endswith("_B03_10m.jp2"):
+            if not info.filename.endswith("_B08_10m.jp2"):
                 dst.writestr(info, src.read(info))
     stripped.replace(zipped)
     names["zip missing a band"] = specs[3].product_id
@@ -62,7 +62,9 @@ def test_each_corrupt_product_is_reported_and_the_others_complete(
     config_path = tmp_path / "config.json"
     write_json_atomic(config_path, config)
     outdir = tmp_path / "run"
-    code = main(["run", "--config", str(config_path), "--outdir", str(outdir), "--source", f"local:{folder}", "--quiet"])
+    code = main(
+        ["run", "--config", str(config_path), "--outdir", str(outdir), "--source", f"local:{folder}", "--quiet"]
+    )
     assert code == 1
     report = json.loads((outdir / "run.json").read_text())
     assert report["status"] == "partial"
@@ -74,7 +76,7 @@ def test_each_corrupt_product_is_reported_and_the_others_complete(
         assert entry is not None, f"{case}: {product_id} not reported"
         messages[case] = entry.get("error_message") or entry.get("message")
     assert "B04" in messages["truncated jp2"]
-    assert "B03" in messages["zip missing a band"]
+    assert "B08" in messages["zip missing a band"]
     assert "MTD_MSIL2A.xml" in messages["malformed MTD"]
     assert "../evil.txt" in messages["zip slip"]
     done = [u for u in report["units"] if u["status"] == "done"]

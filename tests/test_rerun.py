@@ -52,7 +52,9 @@ def test_killed_run_resumes_to_a_complete_valid_output(demo_products: Path, tmp_
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert list(outdir.glob("patches/*/*.tif")), "the run ended before it could be killed mid-way"
-    assert not (outdir / "catalog.json").exists() or json.loads((outdir / "run.json").read_text())["status"] != "complete"
+    assert (
+        not (outdir / "catalog.json").exists() or json.loads((outdir / "run.json").read_text())["status"] != "complete"
+    )
 
     assert _demo(outdir, demo_products) == 0
     assert not [p for p in outdir.rglob("*") if ".tmp-" in p.name]

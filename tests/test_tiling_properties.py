@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from senprep_core.geo.grid import TargetGrid
+from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.geo.tiling import EdgePolicy, Patch, PatchLayout, tile_grid
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,19 +25,28 @@ def layouts(draw: st.DrawFn, edge: EdgePolicy | None = None) -> PatchLayout:
     return PatchLayout(size=(h, w), overlap=(oh, ow), edge=policy)
 
 
+#: At most this many patches along an axis, so tiny patches on big grids stay fast to check.
+MAX_PER_AXIS = 40
+
+
 @st.composite
-def grids(draw: st.DrawFn) -> TargetGrid:
+def cases(draw: st.DrawFn, edge: EdgePolicy | None = None) -> tuple[TargetGrid, PatchLayout]:
+    """A grid of 1..600 pixels a side and a layout; grids are capped at MAX_PER_AXIS patches an axis."""
+    layout = draw(layouts(edge))
     resolution = draw(st.sampled_from([10.0, 20.0, 60.0, 2.5]))
     left = draw(st.integers(-100_000, 900_000)) * resolution
     top = draw(st.integers(-100_000, 1_000_000)) * resolution
-    return TargetGrid(
+    max_h = min(600, layout.size[0] + MAX_PER_AXIS * layout.stride[0])
+    max_w = min(600, layout.size[1] + MAX_PER_AXIS * layout.stride[1])
+    grid = TargetGrid(
         epsg=32630,
         resolution=resolution,
         left=left,
         top=top,
-        width=draw(st.integers(1, 600)),
-        height=draw(st.integers(1, 600)),
+        width=draw(st.integers(1, max_w)),
+        height=draw(st.integers(1, max_h)),
     )
+    return grid, layout
 
 
 def coverage(grid: TargetGrid, patches: list[Patch]) -> np.ndarray:
@@ -51,9 +60,7 @@ def coverage(grid: TargetGrid, patches: list[Patch]) -> np.ndarray:
     return count
 
 
-def _full(grid: TargetGrid):  # type: ignore[no-untyped-def]
-    from senprep_core.geo.grid import PixelWindow
-
+def _full(grid: TargetGrid) -> PixelWindow:
     return PixelWindow(0, 0, grid.height, grid.width)
 
 
@@ -66,16 +73,16 @@ def inside(grid: TargetGrid, patch: Patch) -> bool:
 @SETTINGS
 @given(data=st.data())
 def test_shift_and_pad_cover_every_pixel(edge: EdgePolicy, data: st.DataObject) -> None:
-    grid = data.draw(grids())
-    layout = data.draw(layouts(edge))
+    grid, layout = data.draw(cases(edge))
     patches = tile_grid(grid, layout)
     assert patches
     assert coverage(grid, patches).min() >= 1
 
 
 @SETTINGS
-@given(grid=grids(), layout=layouts(EdgePolicy.DROP))
-def test_drop_patches_lie_inside(grid: TargetGrid, layout: PatchLayout) -> None:
+@given(case=cases(EdgePolicy.DROP))
+def test_drop_patches_lie_inside(case: tuple[TargetGrid, PatchLayout]) -> None:
+    grid, layout = case
     patches = tile_grid(grid, layout)
     assert all(inside(grid, p) for p in patches)
     fits = grid.height >= layout.size[0] and grid.width >= layout.size[1]
@@ -91,8 +98,9 @@ def test_drop_patches_lie_inside(grid: TargetGrid, layout: PatchLayout) -> None:
 
 
 @SETTINGS
-@given(grid=grids(), layout=layouts(EdgePolicy.SHIFT))
-def test_shift_patches_lie_inside_when_grid_fits_a_patch(grid: TargetGrid, layout: PatchLayout) -> None:
+@given(case=cases(EdgePolicy.SHIFT))
+def test_shift_patches_lie_inside_when_grid_fits_a_patch(case: tuple[TargetGrid, PatchLayout]) -> None:
+    grid, layout = case
     patches = tile_grid(grid, layout)
     if grid.height >= layout.size[0] and grid.width >= layout.size[1]:
         assert all(inside(grid, p) for p in patches)
@@ -102,8 +110,9 @@ def test_shift_patches_lie_inside_when_grid_fits_a_patch(grid: TargetGrid, layou
 
 
 @SETTINGS
-@given(grid=grids(), layout=layouts(EdgePolicy.PAD))
-def test_pad_starts_are_multiples_of_stride(grid: TargetGrid, layout: PatchLayout) -> None:
+@given(case=cases(EdgePolicy.PAD))
+def test_pad_starts_are_multiples_of_stride(case: tuple[TargetGrid, PatchLayout]) -> None:
+    grid, layout = case
     patches = tile_grid(grid, layout)
     for patch in patches:
         assert patch.window.row_off == patch.row * layout.stride[0]
@@ -113,8 +122,9 @@ def test_pad_starts_are_multiples_of_stride(grid: TargetGrid, layout: PatchLayou
 
 
 @SETTINGS
-@given(grid=grids(), layout=layouts())
-def test_patch_grids_are_aligned_and_sized(grid: TargetGrid, layout: PatchLayout) -> None:
+@given(case=cases())
+def test_patch_grids_are_aligned_and_sized(case: tuple[TargetGrid, PatchLayout]) -> None:
+    grid, layout = case
     patches = tile_grid(grid, layout)
     for patch in patches:
         assert patch.grid.shape == layout.size
@@ -130,8 +140,9 @@ def test_patch_grids_are_aligned_and_sized(grid: TargetGrid, layout: PatchLayout
 
 
 @SETTINGS
-@given(grid=grids(), layout=layouts())
-def test_patch_ids_unique_and_row_major(grid: TargetGrid, layout: PatchLayout) -> None:
+@given(case=cases())
+def test_patch_ids_unique_and_row_major(case: tuple[TargetGrid, PatchLayout]) -> None:
+    grid, layout = case
     patches = tile_grid(grid, layout)
     ids = [p.patch_id for p in patches]
     assert len(ids) == len(set(ids))

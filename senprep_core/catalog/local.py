@@ -10,6 +10,8 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
+import shapely
 from shapely.geometry import Polygon
 
 from senprep_core.catalog.records import (
@@ -33,9 +35,11 @@ def _candidates(folder: Path) -> list[Path]:
     for p in sorted(folder.iterdir()):
         if p.name.startswith(".") or ".tmp-" in p.name:
             continue
-        if p.suffix.lower() == ".zip" or p.name.upper().endswith(".SAFE"):
-            out.append(p)
-        elif p.is_dir() and ((p / "metadata.xml").exists() or any(p.glob("MTD_MSIL*"))):
+        if (
+            p.suffix.lower() == ".zip"
+            or p.name.upper().endswith(".SAFE")
+            or (p.is_dir() and ((p / "metadata.xml").exists() or any(p.glob("MTD_MSIL*"))))
+        ):
             out.append(p)
     return out
 
@@ -72,13 +76,12 @@ def _s2_record(path: Path, provider: str) -> ProductRecord:
     footprint = meta.footprint
     if footprint is None and meta.geocoding:
         from pyproj import Transformer
-        from shapely.ops import transform
 
         geo = meta.geocoding[min(meta.geocoding)]
         tile = geo.grid(meta.epsg).bounds
         box = Polygon.from_bounds(tile.left, tile.bottom, tile.right, tile.top)
         to_lonlat = Transformer.from_crs(meta.epsg, 4326, always_xy=True).transform
-        footprint = transform(to_lonlat, box)
+        footprint = shapely.transform(box, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
     return ProductRecord(
         product_id=meta.product_id,
         family="S2",
@@ -102,7 +105,8 @@ class LocalProvider:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise ProductNotFoundError(
-                f"local source folder '{self.folder}' does not exist; give --source local:DIR with a folder of .SAFE/.zip products"
+                f"local source folder '{self.folder}' does not exist; "
+                "give --source local:DIR with a folder of .SAFE/.zip products"
             )
         self.name = f"local:{self.folder}"
 

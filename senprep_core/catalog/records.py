@@ -81,7 +81,7 @@ class ProductRecord:
 
     @property
     def level(self) -> str:
-        """"L2A", "L1C" or the S1 product type."""
+        """ "L2A", "L1C" or the S1 product type."""
         return {"S2MSI2A": "L2A", "S2MSI1C": "L1C"}.get(self.product_type, self.product_type)
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,7 +37,9 @@ class Bounds:
 
     def intersects(self, other: Bounds) -> bool:
         """True when the two rectangles share an area (touching edges do not count)."""
-        return self.left < other.right and other.left < self.right and self.bottom < other.top and other.bottom < self.top
+        return (
+            self.left < other.right and other.left < self.right and self.bottom < other.top and other.bottom < self.top
+        )
 
     def as_tuple(self) -> tuple[float, float, float, float]:
         return (self.left, self.bottom, self.right, self.top)
@@ -105,9 +107,11 @@ class TargetGrid:
         top = math.ceil(bounds.top / resolution - _EPS) * resolution
         right = math.ceil(bounds.right / resolution - _EPS) * resolution
         bottom = math.floor(bounds.bottom / resolution + _EPS) * resolution
-        width = max(1, int(round((right - left) / resolution)))
-        height = max(1, int(round((top - bottom) / resolution)))
-        return cls(epsg=epsg, resolution=float(resolution), left=float(left), top=float(top), width=width, height=height)
+        width = max(1, round((right - left) / resolution))
+        height = max(1, round((top - bottom) / resolution))
+        return cls(
+            epsg=epsg, resolution=float(resolution), left=float(left), top=float(top), width=width, height=height
+        )
 
     @classmethod
     def for_geometry(cls, geometry: BaseGeometry, epsg: int, resolution: float = 10.0) -> TargetGrid:
@@ -128,7 +132,9 @@ class TargetGrid:
 
     @property
     def bounds(self) -> Bounds:
-        return Bounds(self.left, self.top - self.height * self.resolution, self.left + self.width * self.resolution, self.top)
+        return Bounds(
+            self.left, self.top - self.height * self.resolution, self.left + self.width * self.resolution, self.top
+        )
 
     def window_of(self, other: TargetGrid) -> PixelWindow:
         """Where ``other`` (same CRS and resolution, aligned) sits in this grid's pixels."""
@@ -138,7 +144,7 @@ class TargetGrid:
         row = (self.top - other.top) / self.resolution
         if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
             raise ValueError("grids are not aligned on the same pixel lattice")
-        return PixelWindow(int(round(row)), int(round(col)), other.height, other.width)
+        return PixelWindow(round(row), round(col), other.height, other.width)
 
     def subgrid(self, window: PixelWindow) -> TargetGrid:
         """The grid of a pixel window of this grid (the window may reach outside)."""
@@ -185,4 +191,11 @@ class TargetGrid:
     def from_dict(cls, data: dict[str, Any]) -> TargetGrid:
         """Inverse of :meth:`to_dict`."""
         t = data["transform"]
-        return cls(int(data["epsg"]), float(data["resolution"]), float(t[2]), float(t[5]), int(data["width"]), int(data["height"]))
+        return cls(
+            int(data["epsg"]),
+            float(data["resolution"]),
+            float(t[2]),
+            float(t[5]),
+            int(data["width"]),
+            int(data["height"]),
+        )

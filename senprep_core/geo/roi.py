@@ -57,9 +57,13 @@ def _polygons_of(obj: dict[str, Any], key: str) -> list[BaseGeometry]:
         try:
             geom = shape(obj)
         except Exception as exc:  # shapely raises several types for bad coordinate arrays
-            raise InvalidROIError(key, obj.get("coordinates"), f"the coordinates are not a valid {kind}: {exc}") from exc
+            raise InvalidROIError(
+                key, obj.get("coordinates"), f"the coordinates are not a valid {kind}: {exc}"
+            ) from exc
         return [geom]
-    raise InvalidROIError(key, kind, "the ROI must be a Polygon or MultiPolygon (or a Feature/FeatureCollection of them)")
+    raise InvalidROIError(
+        key, kind, "the ROI must be a Polygon or MultiPolygon (or a Feature/FeatureCollection of them)"
+    )
 
 
 def geodesic_area(geometry: BaseGeometry) -> float:
@@ -78,7 +82,7 @@ def geodesic_area(geometry: BaseGeometry) -> float:
 
 def utm_epsg_for(lon: float, lat: float) -> int:
     """EPSG code of the WGS84 / UTM zone holding a point (no Norway/Svalbard exceptions, like MGRS tiling)."""
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     return (32600 if lat >= 0 else 32700) + zone
 
 
@@ -103,7 +107,9 @@ class ROI:
             try:
                 obj = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise InvalidROIError(key, value, f"it is not valid GeoJSON text ({exc.msg} at char {exc.pos})") from exc
+                raise InvalidROIError(
+                    key, value, f"it is not valid GeoJSON text ({exc.msg} at char {exc.pos})"
+                ) from exc
         if not isinstance(obj, dict):
             raise InvalidROIError(key, value, "give a GeoJSON object or a string holding one")
         parts = _polygons_of(obj, key)
@@ -120,7 +126,11 @@ class ROI:
             raise InvalidROIError(key, "empty geometry", "draw a polygon with at least three distinct corners")
         if not geometry.is_valid:
             reason = explain_validity(geometry)
-            fix = "remove the crossing edges (the outline must not cross itself)" if "Self-intersection" in reason else "repair the polygon"
+            fix = (
+                "remove the crossing edges (the outline must not cross itself)"
+                if "Self-intersection" in reason
+                else "repair the polygon"
+            )
             raise InvalidROIError(key, reason, fix)
         minx, miny, maxx, maxy = geometry.bounds
         if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
@@ -147,11 +157,11 @@ class ROI:
         The zone holding the largest part of the ROI's area wins; a tie goes to the lower zone
         number. The hemisphere follows the ROI's centroid latitude.
         """
-        minx, miny, maxx, maxy = self.geometry.bounds
+        minx, _miny, maxx, _maxy = self.geometry.bounds
         centroid = self.geometry.centroid
         north = centroid.y >= 0
-        first = int(math.floor((minx + 180.0) / 6.0))
-        last = int(math.floor((min(maxx, 179.999999) + 180.0) / 6.0))
+        first = math.floor((minx + 180.0) / 6.0)
+        last = math.floor((min(maxx, 179.999999) + 180.0) / 6.0)
         best_zone, best_area = first + 1, -1.0
         for index in range(first, last + 1):
             strip = shapely.box(-180.0 + 6.0 * index, -90.0, -180.0 + 6.0 * (index + 1), 90.0)

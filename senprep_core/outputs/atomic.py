@@ -55,7 +55,7 @@ def write_json_atomic(path: Path, obj: Any) -> bool:
 
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Delete temporary files left by a killed run below ``folder``; return what was removed."""
-    removed = []
+    removed: list[Path] = []
     if not folder.exists():
         return removed
     for p in folder.rglob(f"*{TMP_MARK}*"):

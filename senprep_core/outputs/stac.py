@@ -7,12 +7,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pystac
+import shapely
 from pyproj import Transformer
 from pystac.extensions.eo import EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from shapely.geometry import Polygon, mapping
-from shapely.ops import transform
 
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import write_json_atomic
@@ -25,7 +26,7 @@ def grid_footprint_lonlat(grid: TargetGrid) -> Polygon:
     b = grid.bounds
     box = Polygon.from_bounds(b.left, b.bottom, b.right, b.top).segmentize(max(b.width, b.height) / 8)
     to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform
-    return transform(to_lonlat, box)
+    return shapely.transform(box, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
 
 
 def patch_item(entry: dict[str, Any], outdir: Path) -> pystac.Item:
@@ -88,7 +89,9 @@ def write_catalog(outdir: Path, run_name: str, entries: Iterable[dict[str, Any]]
         catalog.add_item(item)
         item.set_self_href(str(outdir / ITEMS_DIR / f"{item.id}.json"))
         item.make_asset_hrefs_relative()
-    written = int(write_json_atomic(outdir / "catalog.json", catalog.to_dict(include_self_link=False, transform_hrefs=True)))
+    written = int(
+        write_json_atomic(outdir / "catalog.json", catalog.to_dict(include_self_link=False, transform_hrefs=True))
+    )
     keep = set()
     for item in items:
         path = outdir / ITEMS_DIR / f"{item.id}.json"
