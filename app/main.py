@@ -52,7 +52,9 @@ def build_app(job: DemoJob | None = None) -> pn.template.FastListTemplate:
         for path in job.patches:
             if path not in shown and Path(path).exists():
                 shown.add(path)
-                gallery.append(pn.Column(pn.pane.PNG(true_colour_png(path), width=160), Path(path).name[:24]))
+                date = Path(path).parent.name.split("_")[2][:8]
+                caption = f"{date} {Path(path).stem}"
+                gallery.append(pn.Column(pn.pane.PNG(true_colour_png(path), width=160), caption))
 
     run_button.on_click(lambda _event: job.start())
     cancel_button.on_click(lambda _event: job.cancel())

@@ -74,6 +74,7 @@ def config_dict(km: int) -> dict:
 def measure_senprep(km: int, product: Path) -> None:
     import shutil
 
+    import senprep_core.catalog.local  # noqa: F401  (imports are not part of the timed work)
     from senprep_core.config import parse_config
     from senprep_core.pipeline import run
 
@@ -134,10 +135,9 @@ def stac_item(product: Path):  # type: ignore[no-untyped-def]
         geo = meta.geocoding[res].grid(meta.epsg)
         asset = pystac.Asset(meta.location.gdal_path(files[res]) if meta.location else files[res],
                              media_type="image/jp2", roles=["data"])  # fmt: skip
+        item.add_asset(band, asset)
         proj = ProjectionExtension.ext(asset, add_if_missing=True)
         proj.epsg, proj.shape, proj.transform = meta.epsg, [geo.height, geo.width], list(geo.transform)[:6]
-        item.add_asset(band, asset)
-    ProjectionExtension.add_to(item)
     return item
 
 

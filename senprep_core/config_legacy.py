@@ -22,6 +22,17 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from senprep_core.config_values import (
+    canonical_bands,
+    check_bands,
+    check_bool,
+    check_cloud_range,
+    check_name,
+    parse_patch_layout,
+    parse_roi,
+    parse_s1_product,
+    parse_s2_level,
+)
 from senprep_core.errors import ConfigError
 from senprep_core.geo.tiling import EdgePolicy
 
@@ -102,13 +113,11 @@ def _legacy_mode(data: Mapping[str, Any], has_s1_bands: bool) -> tuple[Mode, str
 
 
 def _cloud_range(data: Mapping[str, Any]) -> tuple[float, float]:
-    from senprep_core.config import _check_cloud_range
-
     value = None
     if "cloudcover" in data:
-        value = _check_cloud_range(data["cloudcover"], "cloudcover")
+        value = check_cloud_range(data["cloudcover"], "cloudcover")
     if "cloud_cover" in data:
-        other = _check_cloud_range(data["cloud_cover"], "cloud_cover")
+        other = check_cloud_range(data["cloud_cover"], "cloud_cover")
         if value is not None and other != value:
             fix = f"it contradicts cloudcover {data['cloudcover']}; keep only one of the two keys"
             raise ConfigError("cloud_cover", data["cloud_cover"], fix)
@@ -128,21 +137,21 @@ def parse_legacy(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
             log.warning("legacy config: ignoring unknown key %r (known keys: %s)", key, ", ".join(LEGACY_KEYS))
     if "name" not in data:
         raise ConfigError("name", None, "add a name for the region (it names the output folder)")
-    name = cfg._name(data["name"], "name")
+    name = check_name(data["name"], "name")
     if "geojson" not in data:
         raise ConfigError("geojson", None, "add the region of interest as GeoJSON text or object")
-    roi = cfg._roi(data["geojson"], name, "geojson")
+    roi = parse_roi(data["geojson"], name, "geojson")
     if "dates" not in data:
         raise ConfigError("dates", None, "add dates: ['YYYYMMDD', 'YYYYMMDD']")
-    window = cfg._parse_window(data["dates"], "dates")
-    layout = cfg._patch_layout(
+    window = cfg.parse_window(data["dates"], "dates")
+    layout = parse_patch_layout(
         data.get("size", [256, 256]), data.get("overlap", [0, 0]), EdgePolicy.SHIFT, ("size", "overlap", "edge")
     )
-    level = cfg._s2_level(data.get("s2_producttype", "S2MSI2A"), "s2_producttype")
-    bands_s2 = cfg._canonical_bands(data.get("bands_S2"), "bands_S2", s1=False)
-    bands_s1 = cfg._canonical_bands(data.get("bands_S1"), "bands_S1", s1=True)
+    level = parse_s2_level(data.get("s2_producttype", "S2MSI2A"), "s2_producttype")
+    bands_s2 = canonical_bands(data.get("bands_S2"), "bands_S2", s1=False)
+    bands_s1 = canonical_bands(data.get("bands_S1"), "bands_S1", s1=True)
     mode, direction = _legacy_mode(data, bool(bands_s1))
-    cfg._check_bands(mode, level, bands_s2, bands_s1, "bands_S2", "bands_S1")
+    check_bands(mode, level, bands_s2, bands_s1, "bands_S2", "bands_S1")
     return cfg.Config(
         name=name,
         roi=roi,
@@ -150,11 +159,11 @@ def parse_legacy(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         mode=mode,
         patch=layout,
         s2_level=level,
-        s1_product_type=cfg._s1_product(data.get("s1_producttype", "GRD"), "s1_producttype"),
+        s1_product_type=parse_s1_product(data.get("s1_producttype", "GRD"), "s1_producttype"),
         bands_s2=bands_s2,
         bands_s1=bands_s1,
         cloud_cover=_cloud_range(data),
-        cloud_mask_filtering=cfg._bool(data.get("cloud_mask_filtering", False), "cloud_mask_filtering"),
+        cloud_mask_filtering=check_bool(data.get("cloud_mask_filtering", False), "cloud_mask_filtering"),
         pair_direction=direction,
         legacy_form=True,
     )

@@ -25,6 +25,7 @@ from rasterio.warp import reproject, transform_bounds
 from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, SCL_CLASSES, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, CorruptProductError, ProductNotFoundError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
+from senprep_core.resample import AxisMap, bilinear, nearest
 from senprep_core.s2.masks import CLOUD_CLASSES, gml_cloud_masks, scl_mask
 from senprep_core.s2.metadata import S2Metadata, inferred_offset
 from senprep_core.s2.radiometry import dn_to_auxiliary, dn_to_reflectance
@@ -80,6 +81,22 @@ def _window_transform(t: Affine, window: PixelWindow) -> Affine:
     return Affine(t.a, t.b, x, t.d, t.e, y)
 
 
+def _separable(
+    src: np.ndarray, transform: Affine, window: PixelWindow, grid: TargetGrid, resampling: Resampling, fill: float
+) -> np.ndarray | None:
+    """Bilinear / nearest upsampling between north-up grids of one CRS without the warper, else None."""
+    t = _window_transform(transform, window)
+    if abs(t.b) > _EPS or abs(t.d) > _EPS or t.a <= 0 or t.e >= 0:
+        return None
+    if resampling not in (Resampling.bilinear, Resampling.nearest) or min(t.a, -t.e) < grid.resolution - _EPS:
+        return None  # downsampling: GDAL widens the kernel, keep the warper
+    cols = AxisMap.build(grid.width, grid.left, grid.resolution, t.c, t.a, window.width)
+    rows = AxisMap.build(grid.height, -grid.top, grid.resolution, -t.f, -t.e, window.height)
+    if resampling is Resampling.nearest:
+        return nearest(src, rows, cols, fill)
+    return bilinear(src, rows, cols)
+
+
 def _source_window(ds: rasterio.DatasetReader, grid: TargetGrid, same_crs: bool) -> PixelWindow | None:
     """The file pixels covering the grid plus the interpolation margin, clipped to the file."""
     bounds = grid.bounds.as_tuple()
@@ -128,6 +145,9 @@ def read_resampled(
                 return out
             raw = ds.read(list(indexes), window=window.to_rasterio())
             src = np.ascontiguousarray(convert(raw), dtype=dtype)
+            fast = _separable(src, ds.transform, window, grid, resampling, fill) if same_crs else None
+            if fast is not None:
+                return fast.astype(dtype, copy=False)
             reproject(
                 source=src,
                 destination=out,
