@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ from senprep_core.s2.reader import read_s2_window
 log = logging.getLogger(__name__)
 MANIFEST = "unit.json"
 MODALITY = "S2"
-#: Threads compressing and writing patch files while the next block is read.
-WRITE_THREADS = 2
 
 PatchCallback = Callable[[str, str], None]
 
@@ -106,38 +103,30 @@ def process_s2_unit(
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     extra = _sidecar_extra(meta, record, unit_id, config, fingerprint)
-    # patches are compressed and written by threads while the next block is read and resampled
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="senprep-write") as writers:
-        pending: list[tuple[Future[dict[str, str]], dict[str, Any]]] = []
-        for block in blocks:
-            block_grid = grid.subgrid(block.window)
-            window = read_s2_window(meta, block_grid, bands, config.reflectance_resampling)
-            inside = inside_mask(grid, block.window)
-            if roi_valid is None:  # one block holding the whole ROI grid: take ROI stats from it
-                sl = full.shifted(-block.window.row_off, -block.window.col_off).slices()
-                f = roi_fractions(window.valid[sl], None if window.cloud is None else window.cloud[sl], roi_mask)
-                roi_valid, roi_cloud = f.valid_fraction, f.cloud_fraction
-                reject = _rejection(roi_valid, roi_cloud, config)
-                if reject:
-                    return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, roi_valid, roi_cloud, t0)
-            for patch in block.patches:
-                rows, cols = patch.window.shifted(-block.window.row_off, -block.window.col_off).slices()
-                valid = window.valid[rows, cols] & inside[rows, cols]
-                cloud = None if window.cloud is None else window.cloud[rows, cols]
-                decision = decide_patch(valid, cloud, config.output.min_valid_fraction, config.output.max_patch_cloud)
-                if not decision.keep:
-                    skipped.append({"patch_id": patch.patch_id, "reason": decision.reason})
-                    continue
-                data = window.data[:, rows, cols].copy()
-                data[:, ~inside[rows, cols]] = np.nan
-                sidecar = sidecar_for(patch, MODALITY, bands, decision, extra)
-                future = writers.submit(write_patch, unit_dir, patch, MODALITY, data, bands, sidecar,
-                                        config.output.compress)  # fmt: skip
-                pending.append((future, _entry(unit_id, patch, bands, extra, record, decision)))
-                while sum(not f.done() for f, _ in pending) > 2 * WRITE_THREADS:
-                    wait([f for f, _ in pending if not f.done()], return_when=FIRST_COMPLETED)
-        for future, entry in pending:
-            entry["files"] = future.result()
+    for block in blocks:
+        block_grid = grid.subgrid(block.window)
+        window = read_s2_window(meta, block_grid, bands, config.reflectance_resampling)
+        inside = inside_mask(grid, block.window)
+        if roi_valid is None:  # one block holding the whole ROI grid: take ROI stats from it
+            sl = full.shifted(-block.window.row_off, -block.window.col_off).slices()
+            f = roi_fractions(window.valid[sl], None if window.cloud is None else window.cloud[sl], roi_mask)
+            roi_valid, roi_cloud = f.valid_fraction, f.cloud_fraction
+            reject = _rejection(roi_valid, roi_cloud, config)
+            if reject:
+                return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, roi_valid, roi_cloud, t0)
+        for patch in block.patches:
+            rows, cols = patch.window.shifted(-block.window.row_off, -block.window.col_off).slices()
+            valid = window.valid[rows, cols] & inside[rows, cols]
+            cloud = None if window.cloud is None else window.cloud[rows, cols]
+            decision = decide_patch(valid, cloud, config.output.min_valid_fraction, config.output.max_patch_cloud)
+            if not decision.keep:
+                skipped.append({"patch_id": patch.patch_id, "reason": decision.reason})
+                continue
+            data = window.data[:, rows, cols].copy()
+            data[:, ~inside[rows, cols]] = np.nan
+            sidecar = sidecar_for(patch, MODALITY, bands, decision, extra)
+            entry = _entry(unit_id, patch, bands, extra, record, decision)
+            entry["files"] = write_patch(unit_dir, patch, MODALITY, data, bands, sidecar, config.output.compress)
             entries.append(entry)
             if on_patch is not None:
                 on_patch(entry["patch_id"], entry["files"][MODALITY])

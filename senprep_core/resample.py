@@ -68,11 +68,19 @@ def bilinear(source: np.ndarray, rows: AxisMap, cols: AxisMap) -> np.ndarray:
     no data when its nearest source pixel is.
     """
     valid = np.isfinite(source)
+    if valid.all():  # common case: weights are separable, no renormalisation per pixel
+        out = _axis(_axis(source.astype(np.float32, copy=False), cols, -1), rows, -2)
+        den = np.outer(rows.w_lower + rows.w_upper, cols.w_lower + cols.w_upper)
+        outside = (rows.nearest < 0)[:, None] | (cols.nearest < 0)[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out /= den
+        out[..., outside] = np.nan
+        return out.astype(np.float32, copy=False)
     values = np.where(valid, source, 0.0).astype(np.float32)
     num = _axis(_axis(values, cols, -1), rows, -2)
-    den = _axis(_axis(valid.astype(np.float32), cols, -1), rows, -2)
+    den3 = _axis(_axis(valid.astype(np.float32), cols, -1), rows, -2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / den, np.nan).astype(np.float32)
+        result = np.where(den3 > 0, num / den3, np.nan).astype(np.float32)
     near_valid = nearest(valid, rows, cols, fill=False)
-    out[~near_valid] = np.nan
-    return out
+    result[~near_valid] = np.nan
+    return result
