@@ -13,8 +13,9 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from senprep_core.bands import SCL_CLASSES
-from senprep_core.errors import MetadataError, UnknownBandError
+from senprep_core.errors import UnknownBandError
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.xmlsafe import parse_xml
 
 #: SCL classes counted as cloud: medium probability, high probability, thin cirrus.
 CLOUD_CLASSES: tuple[int, ...] = (8, 9, 10)
@@ -94,13 +95,7 @@ def gml_cloud_masks(
     masks = {"opaque_clouds": np.zeros(grid.shape, dtype=bool), "cirrus_clouds": np.zeros(grid.shape, dtype=bool)}
     if not data or not data.strip():
         return masks
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise MetadataError(
-            f"{label} is not well-formed XML ({exc}); the product is damaged, download it again"
-        ) from exc
+    root = parse_xml(data, label)
     polygons: dict[str, list[Polygon]] = {"opaque_clouds": [], "cirrus_clouds": []}
     srs_epsg = epsg
     for el in root.iter(etree.Element):

@@ -26,6 +26,7 @@ from senprep_core.bands import S2_REFLECTANCE
 from senprep_core.errors import MetadataError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.productfs import ProductLocation
+from senprep_core.xmlsafe import parse_xml
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ _MASKS = {
     "snw_20m.jp2": "snwprb_20m",
     "snw_60m.jp2": "snwprb_60m",
 }
-_PARSER_KW: dict[str, Any] = {"resolve_entities": False, "no_network": True, "huge_tree": False}
 
 
 @dataclass(frozen=True)
@@ -126,19 +126,6 @@ class S2Metadata:
 
 
 # ---------------------------------------------------------------- XML helpers
-
-
-def _parse_xml(data: bytes, label: str) -> etree._Element:
-    parser = etree.XMLParser(**_PARSER_KW)
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise MetadataError(
-            f"{label} is not well-formed XML ({exc}); the product is damaged, download it again"
-        ) from exc
-    if root is None:
-        raise MetadataError(f"{label} is empty; the product is damaged, download it again")
-    return root
 
 
 def _all(root: etree._Element | None, tag: str) -> list[etree._Element]:
@@ -292,7 +279,7 @@ def _pick(members: list[str], names: tuple[str, ...]) -> str | None:
 def _load(loc: ProductLocation, member: str | None) -> etree._Element | None:
     if member is None:
         return None
-    return _parse_xml(loc.read_bytes(member), f"{loc.path}/{member}")
+    return parse_xml(loc.read_bytes(member), f"{loc.path}/{member}")
 
 
 def _level(product: etree._Element | None, tile: etree._Element | None, *names: str) -> str | None:
