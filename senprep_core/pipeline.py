@@ -113,6 +113,10 @@ def _check_mode(config: Config) -> None:
             "this senprep version processes Sentinel-2 only (the native Sentinel-1 chain is not in it yet); "
             "use mode 's2_only' (legacy callback 'S2_only')",
         )
+    if config.output.layout != "default":
+        raise ConfigError("output.layout", config.output.layout, "this version writes the 'default' layout only")
+    if config.output.zarr:
+        raise ConfigError("output.zarr", True, "this version writes COG patches and STAC only; set zarr: false")
 
 
 def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str, ...]:

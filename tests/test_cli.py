@@ -98,3 +98,17 @@ def test_inspect_parses_every_real_s2_product(capsys: pytest.CaptureFixture[str]
 def test_inspect_missing_product_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tmp_path / "S2A_MSIL2A_nothing.SAFE")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("output", "key"), [({"layout": "legacy"}, "output.layout"), ({"zarr": True}, "output.zarr")])
+def test_output_options_not_in_this_version_are_refused(
+    output: dict[str, Any], key: str, tmp_path: Path, demo_products: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from senprep_core.config import parse_config
+
+    config = parse_config(demo_config_dict()).to_dict()
+    config["output"] = {**config.get("output", {}), **output}
+    path = _write(tmp_path / "c.json", config)
+    outdir = tmp_path / "out"
+    assert main(["run", "--config", str(path), "--outdir", str(outdir), "--source", f"local:{demo_products}"]) == 2
+    assert key in capsys.readouterr().err and not outdir.exists()
