@@ -109,13 +109,19 @@ def _baseline_tag(info: ProductInfo) -> str:
     return f"N{info.baseline}"
 
 
+def _psd_root(ns: str, tag: str) -> etree._Element:
+    """The root element of an ESA PSD metadata file: namespaced tag and schema location."""
+    root = etree.Element(f"{{{ns}}}{tag}", nsmap={"n1": ns, "xsi": XSI})
+    root.set(f"{{{XSI}}}schemaLocation", ns)
+    return root
+
+
 def product_metadata(info: ProductInfo) -> bytes:
     """MTD_MSIL2A.xml or MTD_MSIL1C.xml."""
     l2a = info.level == "L2A"
     kind = "Level-2A" if l2a else "Level-1C"
     ns = f"{PSD}User_Product_{kind}.xsd"
-    root = etree.Element(f"{{{ns}}}{kind}_User_Product", nsmap={"n1": ns, "xsi": XSI})
-    root.set(f"{{{XSI}}}schemaLocation", ns)
+    root = _psd_root(ns, f"{kind}_User_Product")
     general = _sub(root, f"{{{ns}}}General_Info")
     pinfo = _sub(general, "Product_Info")
     _sub(pinfo, "PRODUCT_START_TIME", _t(info.sensing_time))
@@ -249,8 +255,7 @@ def tile_metadata(info: ProductInfo) -> bytes:
     l2a = info.level == "L2A"
     kind = "Level-2A" if l2a else "Level-1C"
     ns = f"{PSD}S2_PDI_{kind}_Tile_Metadata.xsd"
-    root = etree.Element(f"{{{ns}}}{kind}_Tile_ID", nsmap={"n1": ns, "xsi": XSI})
-    root.set(f"{{{XSI}}}schemaLocation", ns)
+    root = _psd_root(ns, f"{kind}_Tile_ID")
     general = _sub(root, f"{{{ns}}}General_Info")
     if l2a:
         l1c_id = info.tile_identifier.replace("MSI_L2A_TL", "MSI_L1C_TL")
