@@ -135,7 +135,7 @@ class OutputOptions:
     layout: str = "default"
     stac: bool = True
     zarr: bool = False
-    compress: str = "deflate"
+    compress: str = "zstd"
     min_valid_fraction: float = 0.5
     max_patch_cloud: float | None = None
 

@@ -161,7 +161,7 @@ def parse_modern(data: Mapping[str, Any], base_dir: Path | None) -> Config:
         layout=check_choice(out.get("layout", "default"), "output.layout", LAYOUTS),
         stac=check_bool(out.get("stac", True), "output.stac"),
         zarr=check_bool(out.get("zarr", False), "output.zarr"),
-        compress=check_choice(out.get("compress", "deflate"), "output.compress", COMPRESSIONS),
+        compress=check_choice(out.get("compress", "zstd"), "output.compress", COMPRESSIONS),
         min_valid_fraction=check_fraction(out.get("min_valid_fraction", 0.5), "output.min_valid_fraction"),
         max_patch_cloud=None if max_patch is None else check_fraction(max_patch, "output.max_patch_cloud"),
     )

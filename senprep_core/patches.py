@@ -88,7 +88,7 @@ def write_patch(
     data: np.ndarray,
     bands: Sequence[str],
     sidecar: dict[str, Any],
-    compress: str = "deflate",
+    compress: str = "zstd",
 ) -> dict[str, str]:
     """Write one patch's COG and JSON sidecar; return their paths relative to the run folder."""
     tif = unit_dir / f"{patch.patch_id}_{modality}.tif"

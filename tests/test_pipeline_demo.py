@@ -56,7 +56,7 @@ def test_patch_grid_matches_config_grid(demo_run: Path) -> None:
             assert t.f == pytest.approx(grid.top - w["row_off"] * grid.resolution, abs=1e-6)
             assert list(src.descriptions) == list(config.bands_s2)
             assert np.isnan(src.nodata)
-            assert src.profile["compress"] == "deflate"
+            assert src.profile["compress"] == "zstd"
 
 
 def test_patch_pixels_equal_ground_truth(demo_run: Path) -> None:

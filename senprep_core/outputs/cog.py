@@ -19,7 +19,7 @@ def write_cog(
     grid: TargetGrid,
     band_names: Sequence[str],
     tags: Mapping[str, str] | None = None,
-    compress: str = "deflate",
+    compress: str = "zstd",
 ) -> None:
     """Write ``data`` (bands, rows, cols; float32 with NaN as no-data) as a COG on ``grid``.
 
