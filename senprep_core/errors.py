@@ -77,6 +77,28 @@ class CancelledError(SenprepError):
     exit_code = 130
 
 
+class DEMError(SenprepError, ValueError):
+    """A DEM cannot be used: missing, unreadable, or not covering the ROI (plus margin)."""
+
+
+class GeoidError(SenprepError, OSError):
+    """A geoid grid needed to turn DEM heights into ellipsoidal heights is not available."""
+
+    exit_code = 2
+
+
+class OrbitError(SenprepError, ValueError):
+    """An orbit file is malformed or does not cover the product's acquisition time."""
+
+
+class OutsideSceneError(NoDataInROIError):
+    """The ROI does not overlap the product's image."""
+
+
+class SnapError(SenprepError, RuntimeError):
+    """ESA SNAP's gpt is missing or its graph failed."""
+
+
 def exit_code_for(error: BaseException) -> int:
     """The CLI exit code for an error: 2 for bad input, 1 otherwise."""
     if isinstance(error, SenprepError):
