@@ -36,7 +36,8 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
 from senprep_core.outputs.report import RunReport, UnitResult
 from senprep_core.outputs.stac import write_catalog
-from senprep_core.process_s2 import discard_unfinished, process_s2_unit
+from senprep_core.process_s2 import process_s2_unit
+from senprep_core.units import discard_unfinished
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,10 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import write_json_atomic
 
 ITEMS_DIR = "items"
+_MISSION_FIELDS: dict[str, dict[str, Any]] = {
+    "S1": {"constellation": "sentinel-1", "instruments": ["c-sar"]},
+    "S2": {"constellation": "sentinel-2", "instruments": ["msi"]},
+}
 
 
 def grid_footprint_lonlat(grid: TargetGrid) -> Polygon:
@@ -39,8 +43,7 @@ def patch_item(entry: dict[str, Any], outdir: Path) -> pystac.Item:
         "senprep:valid_fraction": entry["valid_fraction"],
         "senprep:product_ids": entry["product_ids"],
         "platform": entry.get("platform"),
-        "constellation": "sentinel-2",
-        "instruments": ["msi"],
+        **_MISSION_FIELDS[entry.get("modality", "S2")],
     }
     item = pystac.Item(
         id=f"{entry['unit_id']}_{entry['patch_id']}",
