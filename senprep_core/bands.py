@@ -104,7 +104,7 @@ _S2_ALIASES: dict[str, str] = {
 }
 
 S1_POLARISATIONS = ("VV", "VH", "HH", "HV")
-S1_CALIBRATIONS = ("sigma0", "gamma0", "beta0")
+S1_CALIBRATIONS = ("sigma0", "gamma0", "beta0", "gamma0T")  # gamma0T: terrain-flattened (Small 2011)
 S1_EXTRA = {"collocation_flags": "1 where both S1 and S2 hold data", "local_incidence_angle": "degrees",
             "layover_shadow": "1 where layover or shadow"}  # fmt: skip
 
@@ -148,9 +148,10 @@ def canonical_s1_band(name: str, key: str = "bands_S1") -> str:
         return "collocation_flags"
     if base.lower() in S1_EXTRA:
         return base.lower()
-    m = re.fullmatch(r"(?i)(sigma0|gamma0|beta0)_(vv|vh|hh|hv)(_db)?", base)
+    m = re.fullmatch(r"(?i)(sigma0|gamma0t|gamma0|beta0)_(vv|vh|hh|hv)(_db)?", base)
     if m:
-        canonical = f"{m.group(1).lower()}_{m.group(2).upper()}"
+        calibration = "gamma0T" if m.group(1).lower() == "gamma0t" else m.group(1).lower()
+        canonical = f"{calibration}_{m.group(2).upper()}"
         return canonical + ("_dB" if m.group(3) else "")
     examples = ", ".join(f"{c}_{p}" for c in S1_CALIBRATIONS for p in ("VV", "VH"))
     raise UnknownBandError(

@@ -160,15 +160,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.product)
     info = parse_product_name(path.name)
     if info is not None and info.family == "S1":
-        data: dict[str, Any] = {
-            "product_id": path.name.removesuffix(".zip").removesuffix(".SAFE"),
-            "family": "S1",
-            "mission": info.mission,
-            "product_type": info.product_type,
-            "sensing_time": info.start.isoformat(),
-            "relative_orbit": info.relative_orbit,
-            "note": "full Sentinel-1 metadata arrives with the Sentinel-1 chain",
-        }
+        from senprep_core.s1.metadata import read_s1_metadata
+
+        data: dict[str, Any] = {"family": "S1", **read_s1_metadata(path).to_dict()}
     else:
         data = read_s2_metadata(path).to_dict()
     if args.json:

@@ -32,6 +32,7 @@ import numpy as np
 import shapely
 
 from senprep_core.config_io import read_config_data, write_config_data
+from senprep_core.config_s1 import S1Options
 from senprep_core.config_values import (
     check_bands,
     check_choice,
@@ -174,6 +175,7 @@ class Config:
     pair_direction: str = "closest"
     sources: tuple[str, ...] = ()
     output: OutputOptions = field(default_factory=OutputOptions)
+    s1: S1Options = field(default_factory=S1Options)
     legacy_form: bool = False
 
     def __post_init__(self) -> None:
@@ -249,7 +251,7 @@ class Config:
                 "cloud_mask_filtering": self.cloud_mask_filtering,
                 "resampling": self.reflectance_resampling,
             },
-            "sentinel1": {"product_type": self.s1_product_type, "bands": list(self.bands_s1)},
+            "sentinel1": {"product_type": self.s1_product_type, "bands": list(self.bands_s1), **self.s1.to_dict()},
             "pairing": {"max_days": _plain_number(self.max_time_difference_days), "direction": self.pair_direction},
             "output": {
                 "layout": self.output.layout,
@@ -287,6 +289,7 @@ class Config:
             "s1_product_type": self.s1_product_type,
             "bands_s2": list(self.bands_s2),
             "bands_s1": list(self.bands_s1),
+            "s1": self.s1.to_dict() if self.mode.needs_s1 else None,
             "cloud_cover": [float(v) for v in self.cloud_cover],
             "cloud_mask_filtering": self.cloud_mask_filtering,
             "max_roi_cloud": self.max_roi_cloud,

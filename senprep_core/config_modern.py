@@ -24,6 +24,7 @@ from senprep_core.config import (
     OutputOptions,
     parse_window,
 )
+from senprep_core.config_s1 import S1_OPTION_KEYS, parse_s1_options
 from senprep_core.config_values import (
     canonical_bands,
     check_bands,
@@ -51,7 +52,7 @@ MODERN_KEYS = ("name", "roi", "roi_file", "dates", "mode", "grid", "patches", "s
 GRID_KEYS = ("resolution", "epsg")
 PATCH_KEYS = ("size", "overlap", "edge")
 S2_KEYS = ("level", "bands", "cloud_cover", "max_roi_cloud", "cloud_mask_filtering", "resampling")
-S1_KEYS = ("product_type", "bands")
+S1_KEYS = ("product_type", "bands", *S1_OPTION_KEYS)
 PAIRING_KEYS = ("max_days", "direction")
 OUTPUT_KEYS = ("layout", "stac", "zarr", "compress", "min_valid_fraction", "max_patch_cloud")
 
@@ -185,5 +186,6 @@ def parse_modern(data: Mapping[str, Any], base_dir: Path | None) -> Config:
         pair_direction=check_choice(pairing.get("direction", "closest"), "pairing.direction", PAIR_DIRECTIONS),
         sources=tuple(_resolve_source(s, base_dir, "sources") for s in sources),
         output=output,
+        s1=parse_s1_options(s1, base_dir),
         legacy_form=False,
     )

@@ -106,13 +106,16 @@ class RunResult:
         return 1 if (self.failed or self.plan.problems) else 0
 
 
+SINGLE_MODES = {Mode.S2_ONLY: "s2", Mode.S1_ONLY: "s1"}
+
+
 def _check_mode(config: Config) -> None:
-    if config.mode is not Mode.S2_ONLY:
+    if config.mode not in SINGLE_MODES:
         raise ConfigError(
             "mode",
             config.mode.value,
-            "this senprep version processes Sentinel-2 only (the native Sentinel-1 chain is not in it yet); "
-            "use mode 's2_only' (legacy callback 'S2_only')",
+            "this senprep version processes one mission per run (pairing and time series are not in it yet); "
+            "use mode 's2_only' or 's1_only' (legacy callbacks 'S2_only' / 'S1_only')",
         )
     if config.output.layout != "default":
         raise ConfigError("output.layout", config.output.layout, "this version writes the 'default' layout only")
@@ -130,7 +133,10 @@ def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str,
 
 def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductRecord], list[ProductProblem]]:
     """Products matching the config in the first provider that has any (ordered fallback)."""
-    product_types = ("S2MSI2A",) if config.s2_level == "L2A" else ("S2MSI1C",)
+    if config.mode is Mode.S1_ONLY:
+        product_types: tuple[str, ...] = (config.s1_product_type,)
+    else:
+        product_types = ("S2MSI2A",) if config.s2_level == "L2A" else ("S2MSI1C",)
     query = SearchQuery(config.roi.geometry, config.date_windows, product_types, config.cloud_cover)
     problems: list[ProductProblem] = []
     for provider in providers:
@@ -149,7 +155,8 @@ def make_plan(
     chosen = resolve_sources(config, sources) if providers is None else tuple(p.name for p in providers)
     providers = list(providers) if providers is not None else [open_provider(s) for s in chosen]
     products, problems = search(config, providers)
-    units = tuple(WorkUnit(p.product_id, "s2", (p,)) for p in products)
+    kind = SINGLE_MODES[config.mode]
+    units = tuple(WorkUnit(p.product_id, kind, (p,)) for p in products)
     return Plan(config, config.grid(), len(config.patches()), units, tuple(problems), chosen)
 
 
@@ -157,6 +164,10 @@ def _run_unit(unit: WorkUnit, config: Config, outdir: Path, rebuild: bool) -> Un
     """Run one unit and turn any failure into a recorded result (also used in worker processes)."""
     t0 = time.perf_counter()
     try:
+        if unit.kind == "s1":
+            from senprep_core.process_s1 import process_s1_unit
+
+            return process_s1_unit(unit.unit_id, unit.products[0], config, outdir, rebuild)
         return process_s2_unit(unit.unit_id, unit.products[0], config, outdir, rebuild)
     except Exception as exc:  # one failed product must never stop the others
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
@@ -227,7 +238,9 @@ def run(
         for entry in result.patch_entries if result.status == "done" else ():
             callback(
                 PatchWritten(
-                    unit_id=result.unit_id, patch_id=entry["patch_id"], path=str(outdir / entry["files"]["S2"])
+                    unit_id=result.unit_id,
+                    patch_id=entry["patch_id"],
+                    path=str(outdir / entry["files"][entry.get("modality", "S2")]),
                 )
             )
         callback(

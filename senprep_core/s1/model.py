@@ -58,8 +58,9 @@ class CoordinateConversion:
     """Slant-range / ground-range polynomial records along azimuth (GRD ``coordinateConversionList``).
 
     Record ``k`` holds for azimuth time ``azimuth_time[k]`` (seconds since epoch):
-    ``slant_range = sum(srgr[k, i] * (ground_range - gr0[k]) ** i)`` and
-    ``ground_range = sum(grsr[k, i] * (slant_range - sr0[k]) ** i)``, metres. Use the record
+    ``ground_range = sum(srgr[k, i] * (slant_range - sr0[k]) ** i)`` and
+    ``slant_range = sum(grsr[k, i] * (ground_range - gr0[k]) ** i)``, metres (ESA's naming: srgr
+    converts slant range to ground range). Use the record
     nearest in azimuth time (interpolating between records is wrong by up to 1.6 px).
     """
 

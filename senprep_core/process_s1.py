@@ -1,0 +1,243 @@
+"""One Sentinel-1 work unit: GRD -> noise removal, calibration, speckle filter, terrain correction -> patches."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from senprep_core.catalog.records import ProductRecord
+from senprep_core.config import Config
+from senprep_core.errors import CorruptProductError, MetadataError, OutsideSceneError
+from senprep_core.geo.grid import PixelWindow, TargetGrid
+from senprep_core.outputs.report import UnitResult
+from senprep_core.s1.dem import DemOnGrid, load_dem, parse_dem_source
+from senprep_core.s1.flattening import beta_area, facet_areas, flatten_gamma0, splat_areas
+from senprep_core.s1.geometry import RadarGeometry, geodetic_to_ecef
+from senprep_core.s1.measurement import read_dn
+from senprep_core.s1.metadata import read_s1_metadata
+from senprep_core.s1.model import S1Image, S1Metadata
+from senprep_core.s1.orbit import Orbit
+from senprep_core.s1.orbit_files import select_orbit
+from senprep_core.s1.positions import RadarPositions, lattice_indices, lonlat_of, radar_positions, upsample_lattice
+from senprep_core.s1.radiometry import (
+    calibrate,
+    needs_border_noise_removal,
+    remove_border_noise,
+    remove_thermal_noise,
+    to_db,
+)
+from senprep_core.s1.speckle import SpeckleFilter, apply_speckle_filter
+from senprep_core.s1.terrain import S1BandRequest, block_window, local_incidence, parse_s1_bands, sample, to_enu
+from senprep_core.units import BlockData, PatchCallback, RoiStats, run_unit
+
+log = logging.getLogger(__name__)
+MODALITY = "S1"
+FACET_BUFFER = 12  # grid pixels of DEM facets around a block whose areas reach its radar window (gamma0T)
+DEM_MARGIN = FACET_BUFFER + 2  # grid pixels of DEM kept around the ROI grid
+
+
+class S1Source:
+    """Terrain-corrects an S1 GRD's configured bands onto blocks of the target grid."""
+
+    modality = MODALITY
+
+    def __init__(self, record: ProductRecord, unit_id: str, config: Config) -> None:
+        self.config = config
+        self.options = config.s1
+        self.meta: S1Metadata = read_s1_metadata(record.href)
+        self.requests: list[S1BandRequest] = parse_s1_bands(config.bands_s1)
+        self.bands = [r.name for r in self.requests]
+        pols = [r.polarisation for r in self.requests if r.polarisation is not None]
+        self.polarisations = list(dict.fromkeys(pols)) or [self.meta.polarisations[0]]
+        for pol in self.polarisations:
+            if pol not in self.meta.images:
+                raise CorruptProductError(
+                    f"{self.meta.product_id} has no {pol} image (it holds {', '.join(self.meta.polarisations)}); "
+                    f"drop the {pol} bands from sentinel1.bands or choose products with {pol}"
+                )
+            if self.meta.images[pol].calibration is None:
+                raise MetadataError(
+                    f"{self.meta.product_id} lacks annotation/calibration/calibration-*-{pol.lower()}-*.xml; "
+                    "re-download the complete product"
+                )
+        self.reference = self.meta.image(self.polarisations[0])
+        orbit_folder = Path(self.options.orbit_folder) if self.options.orbit_folder else None
+        self.orbit = select_orbit(self.meta, self.reference, orbit_folder)
+        self.geometry = RadarGeometry(self.reference, Orbit(self.orbit))
+        self.speckle = SpeckleFilter(**self.options.speckle_params())
+        self.grid = config.grid()
+        self.dem: DemOnGrid = load_dem(
+            parse_dem_source(self.options.dem), self.grid, margin_px=DEM_MARGIN, geoid=self.options.geoid
+        )
+        self._check_overlap()
+        self.extra = self._sidecar_extra(record, unit_id)
+
+    # ----- UnitSource ---------------------------------------------------------------------
+
+    def roi_stats(self) -> RoiStats | None:
+        return None  # taken from the blocks as they are processed
+
+    def rejection(self, stats: RoiStats) -> str | None:
+        if stats.valid_fraction == 0:
+            return "no valid pixel of the product inside the ROI"
+        return None
+
+    def read_block(self, grid: TargetGrid) -> BlockData:
+        heights = self._heights(grid, extra=1)
+        inner = heights[1:-1, 1:-1]
+        positions = radar_positions(grid, inner, self.geometry.radar_coordinates)
+        data = np.full((len(self.requests), grid.height, grid.width), np.nan, dtype=np.float32)
+        window = block_window(positions, self.speckle.margin, self.meta, self.polarisations[0])
+        if window is not None:
+            layers = self._backscatter(grid, positions, window)
+            for i, req in enumerate(self.requests):
+                if req.is_backscatter:
+                    data[i] = layers[req.name]
+        if any(not r.is_backscatter for r in self.requests):
+            lia, layover, shadow = self._geometry_layers(grid, heights)
+            for i, req in enumerate(self.requests):
+                if req.name == "local_incidence_angle":
+                    data[i] = lia
+                elif req.name == "layover_shadow":
+                    data[i] = layover.astype(np.float32) + 2 * shadow.astype(np.float32)
+        backscatter = [i for i, r in enumerate(self.requests) if r.is_backscatter]
+        valid = np.asarray(np.isfinite(data[backscatter]).all(axis=0) if backscatter else np.isfinite(positions.line))
+        if window is None:
+            valid[:] = False
+        for i, req in enumerate(self.requests):
+            if not req.is_backscatter:
+                data[i][~valid] = np.nan
+        return BlockData(data, valid, None)
+
+    # ----- steps ----------------------------------------------------------------------------
+
+    def _heights(self, grid: TargetGrid, extra: int) -> np.ndarray:
+        want = self.dem.grid.window_of(grid.buffered(extra))
+        inside = want.intersection(PixelWindow(0, 0, self.dem.grid.height, self.dem.grid.width))
+        out = np.full((want.height, want.width), np.nan, dtype=np.float64)
+        if inside is not None:
+            rows, cols = inside.shifted(-want.row_off, -want.col_off).slices()
+            out[rows, cols] = self.dem.heights[inside.slices()]
+        return out
+
+    def _backscatter(self, grid: TargetGrid, positions: RadarPositions, window: PixelWindow) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        a_gamma = self._gamma_area(grid, window) if any(r.calibration == "gamma0T" for r in self.requests) else None
+        for pol in self.polarisations:
+            image = self.meta.image(pol)
+            power = self._power(image, window)
+            for req in self.requests:
+                if req.polarisation != pol or req.calibration is None:
+                    continue
+                target = "beta0" if req.calibration == "gamma0T" else req.calibration
+                intensity = calibrate(power, image.calibration, window, target)  # type: ignore[arg-type]
+                if a_gamma is not None and req.calibration == "gamma0T":
+                    intensity = flatten_gamma0(intensity, a_gamma, beta_area(image, window))
+                if self.speckle.name != "none":
+                    intensity = apply_speckle_filter(intensity, self.speckle)
+                values = sample(intensity, positions, window, self.options.resampling)
+                out[req.name] = to_db(values, self.options.db_floor) if req.db else values
+        return out
+
+    def _power(self, image: S1Image, window: PixelWindow) -> np.ndarray:
+        dn = read_dn(self.meta, image.polarisation, window)
+        nodata = dn <= 0
+        if self.options.noise_removal and image.noise is not None:
+            power = remove_thermal_noise(dn, image.noise, window, self.options.negative_power)
+        else:
+            power = dn.astype(np.float32) ** 2
+        if needs_border_noise_removal(self.meta.ipf_version):
+            power = remove_border_noise(power, window, image.samples, self.meta.ipf_version, image_lines=image.lines)
+        power = power.astype(np.float32, copy=False)
+        power[nodata] = np.nan
+        return power
+
+    def _look_enu(self, grid: TargetGrid, heights: np.ndarray) -> np.ndarray:
+        """Unit vectors from each pixel centre towards the satellite, in east/north/up.
+
+        The look direction changes slowly: it is solved on the positions lattice and interpolated.
+        """
+        rows, cols = lattice_indices(grid.height), lattice_indices(grid.width)
+        lon, lat = lonlat_of(grid)
+        sub = np.ix_(rows.astype(int), cols.astype(int))
+        h = np.nan_to_num(heights[sub])
+        xyz = np.stack(geodetic_to_ecef(lat[sub], lon[sub], h), axis=-1)
+        look = np.moveaxis(self.geometry.look_vectors(xyz), -1, 0)
+        look = np.stack([upsample_lattice(c, rows, cols, grid) for c in look])
+        return to_enu(look, lat, lon)
+
+    def _gamma_area(self, grid: TargetGrid, window: PixelWindow) -> np.ndarray:
+        """The gamma0 reference area of each radar pixel of ``window`` from the DEM facets around ``grid``."""
+        facets = grid.buffered(FACET_BUFFER)
+        heights = self._heights(facets, extra=1)
+        inner = heights[1:-1, 1:-1]
+        positions = radar_positions(facets, inner, self.geometry.radar_coordinates)
+        areas = facet_areas(facets.resolution, heights, self._look_enu(facets, inner))
+        return splat_areas(positions, areas, window)
+
+    def _geometry_layers(self, grid: TargetGrid, heights: np.ndarray) -> tuple[np.ndarray, ...]:
+        look_enu = self._look_enu(grid, heights[1:-1, 1:-1])
+        lia, layover, shadow = local_incidence(grid, heights, look_enu)
+        bad = ~np.isfinite(lia)
+        lia[bad] = np.nan
+        return lia, layover & ~bad, shadow & ~bad
+
+    def _check_overlap(self) -> None:
+        """Fail early, with a clear message, when the ROI grid misses the image."""
+        coarse = self.grid
+        heights = self._heights(coarse, extra=0)
+        positions = radar_positions(coarse, heights, self.geometry.radar_coordinates, step=64)
+        if positions.radar_bounds(0, self.reference.lines, self.reference.samples) is None:
+            raise OutsideSceneError(
+                f"the ROI does not overlap the image of {self.meta.product_id} "
+                f"(footprint {self.meta.footprint_wkt}); choose products covering the ROI"
+            )
+
+    def _sidecar_extra(self, record: ProductRecord, unit_id: str) -> dict[str, Any]:
+        meta = self.meta
+        return {
+            "unit_id": unit_id,
+            "product_ids": [record.product_id],
+            "platform": {"S1A": "sentinel-1a", "S1B": "sentinel-1b", "S1C": "sentinel-1c"}.get(
+                meta.mission, meta.mission
+            ),
+            "sensing_time": meta.start_time.isoformat().replace("+00:00", "Z"),
+            "sar": {
+                "instrument_mode": meta.mode,
+                "product_type": meta.product_type,
+                "polarizations": list(meta.polarisations),
+                "orbit_direction": meta.orbit_direction.lower(),
+                "relative_orbit": meta.relative_orbit,
+                "ipf_version": meta.ipf_version,
+            },
+            "processing": {
+                "chain": "senprep native: noise removal, calibration, speckle filter, range-Doppler terrain correction",
+                "orbit": self.orbit.source,
+                "dem": self.dem.source,
+                "dem_flat": self.dem.flat,
+                "geoid": self.dem.geoid,
+                "thermal_noise_removed": bool(self.options.noise_removal),
+                "negative_power": self.options.negative_power,
+                "border_noise_removed": needs_border_noise_removal(meta.ipf_version),
+                "speckle_filter": self.options.speckle_params(),
+                "resampling": self.options.resampling,
+                "db_floor": self.options.db_floor,
+            },
+            "config_fingerprint": self.config.fingerprint(),
+            "roi_name": self.config.name,
+        }
+
+
+def process_s1_unit(
+    unit_id: str,
+    record: ProductRecord,
+    config: Config,
+    outdir: Path,
+    rebuild: bool = False,
+    on_patch: PatchCallback | None = None,
+) -> UnitResult:
+    """Process one S1 GRD into patches (see :func:`senprep_core.units.run_unit`)."""
+    return run_unit(unit_id, record, config, outdir, lambda: S1Source(record, unit_id, config), rebuild, on_patch)
