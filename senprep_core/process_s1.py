@@ -31,7 +31,7 @@ from senprep_core.s1.radiometry import (
 )
 from senprep_core.s1.speckle import SpeckleFilter, apply_speckle_filter
 from senprep_core.s1.terrain import S1BandRequest, block_window, local_incidence, parse_s1_bands, sample, to_enu
-from senprep_core.units import BlockData, PatchCallback, RoiStats, run_unit
+from senprep_core.units import BlockData, PatchCallback, RoiStats, UnitSource, run_unit
 
 log = logging.getLogger(__name__)
 MODALITY = "S1"
@@ -240,4 +240,12 @@ def process_s1_unit(
     on_patch: PatchCallback | None = None,
 ) -> UnitResult:
     """Process one S1 GRD into patches (see :func:`senprep_core.units.run_unit`)."""
-    return run_unit(unit_id, record, config, outdir, lambda: S1Source(record, unit_id, config), rebuild, on_patch)
+
+    def open_source() -> UnitSource:
+        if config.s1.backend == "snap":
+            from senprep_core.s1.snap_source import SnapS1Source
+
+            return SnapS1Source(record, unit_id, config)
+        return S1Source(record, unit_id, config)
+
+    return run_unit(unit_id, record, config, outdir, open_source, rebuild, on_patch)
