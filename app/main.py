@@ -20,12 +20,18 @@ pn.extension(sizing_mode="stretch_width")
 
 
 def true_colour_png(path: str, size: int = 160) -> bytes:
-    """A small true-colour PNG of an S2 patch (B04/B03/B02 when present, else the first band)."""
+    """A small PNG of a patch: true colour for S2 (B04/B03/B02), else the first band stretched 2-98 %."""
     with rasterio.open(path) as src:
         names = list(src.descriptions)
-        wanted = [names.index(b) + 1 for b in ("B04", "B03", "B02") if b in names] or [1, 1, 1]
-        rgb = src.read(wanted, out_shape=(len(wanted), size, size)).astype("float32")
-    rgb = np.nan_to_num(np.clip(rgb / 0.3, 0, 1)) * 255
+        wanted = [names.index(b) + 1 for b in ("B04", "B03", "B02") if b in names]
+        rgb = src.read(wanted or [1, 1, 1], out_shape=(len(wanted) or 3, size, size)).astype("float32")
+    if wanted:
+        rgb = np.clip(rgb / 0.3, 0, 1)
+    else:  # backscatter (often dB) or another single layer
+        finite = rgb[np.isfinite(rgb)]
+        low, high = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+        rgb = np.clip((rgb - low) / max(float(high - low), 1e-6), 0, 1)
+    rgb = np.nan_to_num(rgb) * 255
     image = Image.fromarray(np.moveaxis(rgb.astype("uint8"), 0, -1))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -38,7 +44,9 @@ def build_app(job: DemoJob | None = None) -> pn.template.FastListTemplate:
     run_button = pn.widgets.Button(name="Run demo", button_type="primary")
     cancel_button = pn.widgets.Button(name="Cancel", button_type="warning")
     progress = pn.indicators.Progress(value=0, max=1, bar_color="primary")
-    status = pn.pane.Markdown("Press **Run demo** to generate synthetic Sentinel-2 products and cut patches.")
+    status = pn.pane.Markdown(
+        "Press **Run demo** to generate synthetic Sentinel-2 and Sentinel-1 products and cut patches."
+    )
     gallery = pn.GridBox(ncols=4)
     shown: set[str] = set()
 

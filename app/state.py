@@ -25,6 +25,7 @@ class DemoJob(param.Parameterized):
         super().__init__(**params)
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._done_before = 0
 
     @property
     def running(self) -> bool:
@@ -37,6 +38,7 @@ class DemoJob(param.Parameterized):
         self._cancel.clear()
         with param.edit_constant(self):
             self.status, self.units_done, self.patches, self.log, self.error = "starting", 0, [], [], ""
+            self.units_total = 0
         self._thread = threading.Thread(target=self._work, name="senprep-demo", daemon=True)
         self._thread.start()
         return True
@@ -46,20 +48,21 @@ class DemoJob(param.Parameterized):
 
     def _on_event(self, event: Event) -> None:
         with param.edit_constant(self):
-            if isinstance(event, RunStarted):
-                self.units_total, self.status = event.n_units, "running"
+            if isinstance(event, RunStarted):  # the demo has one run per mission: units add up
+                self._done_before = self.units_done
+                self.units_total, self.status = self.units_total + event.n_units, "running"
             elif isinstance(event, PatchWritten):
                 self.patches = [*self.patches, event.path]
             elif isinstance(event, UnitFinished):
                 self.log = [*self.log, f"{event.unit_id}: {event.status} ({event.patches_written} patches)"]
             elif isinstance(event, StageProgress) and event.stage == "process":
-                self.units_done = event.done
+                self.units_done = self._done_before + event.done
             elif isinstance(event, RunFinished):
                 self.status = event.status
 
     def _work(self) -> None:
         from senprep_core.config import parse_config
-        from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder, demo_config_dict
+        from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder, demo_runs
         from senprep_core.errors import SenprepError
         from senprep_core.pipeline import run
 
@@ -68,8 +71,11 @@ class DemoJob(param.Parameterized):
                 self.status = "generating demo products"
             folder = default_demo_folder()
             build_demo_catalog(folder)
-            config = parse_config(demo_config_dict())
-            run(config, Path(self.outdir), sources=[f"local:{folder}"], callback=self._on_event, cancel=self._cancel)
+            for name, data in demo_runs(folder):
+                if self._cancel.is_set():
+                    break
+                run(parse_config(data), Path(self.outdir) / name, sources=[f"local:{folder}"],
+                    callback=self._on_event, cancel=self._cancel)  # fmt: skip
         except SenprepError as exc:
             with param.edit_constant(self):
                 self.status, self.error = "failed", str(exc)

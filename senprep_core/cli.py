@@ -178,13 +178,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from senprep_core.config import parse_config
-    from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder, demo_config_dict
+    from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder, demo_runs
 
     folder = Path(args.products) if args.products else default_demo_folder()
     build_demo_catalog(folder)
-    config = parse_config(demo_config_dict())
     printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
-    return _execute(config, Path(args.outdir), [f"local:{folder}"], args.rebuild, args.njobs, printer, args.quiet)
+    codes = []
+    for name, data in demo_runs(folder):
+        outdir = Path(args.outdir) / name
+        codes.append(_execute(parse_config(data), outdir, [f"local:{folder}"], args.rebuild, args.njobs, printer,
+                              args.quiet))  # fmt: skip
+        if codes[-1] == 130:
+            break
+    return max(codes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,8 +34,8 @@ def test_demo_job_runs_in_background_and_lists_patches(tmp_path: Path, monkeypat
     assert job.start() is False  # one job per session at a time
     _wait(job)
     assert job.status == "complete", job.error
-    assert job.units_done == job.units_total == 3
-    assert len(job.patches) == 12 and all(Path(p).exists() for p in job.patches)
+    assert job.units_done == job.units_total == 5  # 3 S2 L2A + 2 S1 GRD
+    assert len(job.patches) == 20 and all(Path(p).exists() for p in job.patches)
 
 
 def _free_port() -> int:
@@ -99,7 +99,7 @@ def test_browser_runs_demo_and_shows_patches(served_app: str, tmp_path: Path) ->
             # Playwright locators pierce the shadow DOM Panel's components render into
             status = page.get_by_text(re.compile(r"Status:.*complete"))
             expect(status).to_be_visible(timeout=120_000)
-            expect(status).to_contain_text("12 patches")
+            expect(status).to_contain_text("20 patches")
             expect(page.locator("img")).to_have_count(12, timeout=30_000)
             page.screenshot(path=str(screenshot_dir / "app-demo.png"), full_page=True)
         finally:

@@ -313,7 +313,7 @@ def test_demo_catalog_cached(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     paths = build_demo_catalog(tmp_path)
     assert time.perf_counter() - t0 < 20
-    assert len(paths) == 4 and sum(p.suffix == ".zip" for p in paths) == 1
+    assert len(paths) == 6 and sum(p.suffix == ".zip" for p in paths) == 2  # 4 S2 and 2 S1, one of each zipped
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     t0 = time.perf_counter()
     assert build_demo_catalog(tmp_path) == paths

@@ -1,4 +1,4 @@
-"""The demo catalog: four small synthetic products over Glasgow, Scotland, and a matching config.
+"""The demo catalog: small synthetic S2 and S1 products over Glasgow, Scotland, a DEM, and matching configs.
 
 Tile: MGRS ``30UVG`` (UTM zone 30 north, EPSG:32630), the real Sentinel-2 tile that holds Glasgow;
 the demo "tile" is a 12 km x 12 km (1200 x 1200 pixels at 10 m) piece of it with its upper-left
@@ -103,8 +103,40 @@ def build_demo_catalog(folder: Path) -> list[Path]:
     for spec in demo_specs():
         as_zip = spec.level == "L2A" and spec.baseline == "04.00"
         paths.append(make_s2_product(spec, folder, as_zip=as_zip))
+    from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
+
+    s1_specs = demo_s1_specs()
+    for s1_spec in s1_specs:
+        paths.append(make_s1_product(s1_spec, folder))
+    dem = folder / DEMO_DEM
+    if not dem.exists():
+        s1_ground_truth(s1_specs[0]).write_dem(dem)
     log.info("demo catalog ready in %s (%d products)", folder, len(paths))
     return paths
+
+
+DEMO_DEM = "demo-dem.tif"
+
+
+def demo_s1_config_dict(folder: Path) -> dict[str, Any]:
+    """A modern-form S1 configuration for the demo products in ``folder`` (uses the demo DEM there)."""
+    return {
+        "name": "demo-s1",
+        "roi": DEMO_ROI_GEOJSON,
+        "dates": [list(DEMO_DATES)],
+        "mode": "s1_only",
+        "patches": {"size": [128, 128], "overlap": [0, 0], "edge": "shift"},
+        "sentinel1": {
+            "bands": ["sigma0_VV_dB", "sigma0_VH_dB", "local_incidence_angle"],
+            "dem": str(Path(folder) / DEMO_DEM),
+            "speckle_filter": "lee_sigma",
+        },
+    }
+
+
+def demo_runs(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The demo's runs as (sub-folder name, config dict): Sentinel-2 (legacy form), then Sentinel-1."""
+    return [("s2", demo_config_dict()), ("s1", demo_s1_config_dict(folder))]
 
 
 def default_demo_folder() -> Path:

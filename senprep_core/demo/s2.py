@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import shutil
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +39,7 @@ import numpy as np
 from senprep_core.bands import S2_BANDS, S2_REFLECTANCE, SCL_CLASSES, canonical_s2_band
 from senprep_core.demo import s2_scene as sc
 from senprep_core.demo import s2_xml
+from senprep_core.demo.publish import publish_product
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 
@@ -412,16 +410,6 @@ def _datastrip_identifier(spec: S2DemoSpec) -> str:
     )
 
 
-def _zip_folder(folder: Path, target: Path, date: datetime) -> None:
-    stamp = (max(date.year, 1980), date.month, date.day, date.hour, date.minute, date.second)
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zinfo = zipfile.ZipInfo(f"{folder.name}/{path.relative_to(folder).as_posix()}", date_time=stamp)
-                zinfo.external_attr = 0o644 << 16
-                zf.writestr(zinfo, path.read_bytes())
-
-
 def make_s2_product(spec: S2DemoSpec, outdir: Path, as_zip: bool = False) -> Path:
     """Write the product of ``spec`` into ``outdir``; return the ``.SAFE`` folder or the ``.zip``.
 
@@ -429,43 +417,7 @@ def make_s2_product(spec: S2DemoSpec, outdir: Path, as_zip: bool = False) -> Pat
     path already exists nothing is written. Work happens under ``<name>.tmp-<pid>`` and is renamed
     when complete, so an interrupted run never leaves a partial product under the final name.
     """
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    name = spec.product_id + (".zip" if as_zip else ".SAFE")
-    final = outdir / name
-    if final.exists():
-        log.debug("demo product %s exists, skipping", final)
-        return final
-    tmp = outdir / f"{name}.tmp-{os.getpid()}"
-    _remove(tmp)
-    log.info("generating demo product %s", name)
-    try:
-        if as_zip:
-            staging = tmp.with_name(tmp.name + ".d")
-            _remove(staging)
-            try:
-                _build_safe(spec, staging / f"{spec.product_id}.SAFE")
-                _zip_folder(staging / f"{spec.product_id}.SAFE", tmp, spec.sensing_time)
-            finally:
-                _remove(staging)
-        else:
-            _build_safe(spec, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():
-                raise
-            log.debug("another process finished %s first", final)
-    finally:
-        _remove(tmp)
-    return final
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
+    return publish_product(outdir, spec.product_id, lambda safe: _build_safe(spec, safe), as_zip, spec.sensing_time)
 
 
 # ---------------------------------------------------------------- ground truth

@@ -365,6 +365,7 @@ def _azimuth_block(vec: etree._Element, label: str) -> AzimuthNoiseBlock:
         last_pixel=_int(vec, "lastRangeSample", label),
         lines=lines,
         values=values,
+        swath=(vec.findtext("swath") or "").strip().upper(),
     )
     if block.last_line < block.first_line or block.last_pixel < block.first_pixel:
         raise MetadataError(f"{label}: a noiseAzimuthVector has inverted line/pixel bounds; {_DAMAGED}")

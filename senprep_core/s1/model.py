@@ -99,6 +99,7 @@ class AzimuthNoiseBlock:
     last_pixel: int
     lines: np.ndarray
     values: np.ndarray
+    swath: str = ""  # e.g. "IW1"; the azimuth vectors of an IW GRD come one per sub-swath
 
 
 @dataclass(frozen=True)
