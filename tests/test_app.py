@@ -99,8 +99,8 @@ def test_browser_runs_demo_and_shows_patches(served_app: str, tmp_path: Path) ->
             # Playwright locators pierce the shadow DOM Panel's components render into
             status = page.get_by_text(re.compile(r"Status:.*complete"))
             expect(status).to_be_visible(timeout=120_000)
-            expect(status).to_contain_text("20 patches")
-            expect(page.locator("img")).to_have_count(12, timeout=30_000)
+            expect(status).to_contain_text("20 patches", timeout=60_000)
+            expect(page.locator("img")).to_have_count(20, timeout=30_000)  # 12 S2 and 8 S1 thumbnails
             page.screenshot(path=str(screenshot_dir / "app-demo.png"), full_page=True)
         finally:
             browser.close()

@@ -14,6 +14,8 @@ import pystac
 
 from senprep_core.cli import main
 
+RUNS = ("s2", "s1")  # senprep demo writes one run per mission
+
 
 def _outputs(outdir: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in outdir.rglob("*") if p.is_file() and p.name != "run.json"}
@@ -31,8 +33,9 @@ def test_second_run_rewrites_nothing_and_rebuild_rewrites(demo_products: Path, t
     time.sleep(0.05)
     assert _demo(outdir, demo_products) == 0
     assert _outputs(outdir) == first
-    report = json.loads((outdir / "run.json").read_text())
-    assert report["counts"]["skipped"] == len(report["units"]) and report["counts"]["done"] == 0
+    for run_name in RUNS:
+        report = json.loads((outdir / run_name / "run.json").read_text())
+        assert report["counts"]["skipped"] == len(report["units"]) > 0 and report["counts"]["done"] == 0
 
     assert _demo(outdir, demo_products, "--rebuild", "true") == 0
     rebuilt = _outputs(outdir)
@@ -47,30 +50,34 @@ def test_killed_run_resumes_to_a_complete_valid_output(demo_products: Path, tmp_
            "--quiet"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(outdir.glob("patches/*/*.tif")):
+    first_run = outdir / "s2"
+    while time.time() < deadline and not list(first_run.glob("patches/*/*.tif")):
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert list(outdir.glob("patches/*/*.tif")), "the run ended before it could be killed mid-way"
+    assert list(first_run.glob("patches/*/*.tif")), "the run ended before it could be killed mid-way"
     assert (
-        not (outdir / "catalog.json").exists() or json.loads((outdir / "run.json").read_text())["status"] != "complete"
+        not (first_run / "catalog.json").exists()
+        or json.loads((first_run / "run.json").read_text())["status"] != "complete"
     )
 
     assert _demo(outdir, demo_products) == 0
     assert not [p for p in outdir.rglob("*") if ".tmp-" in p.name]
-    report = json.loads((outdir / "run.json").read_text())
-    assert report["status"] == "complete"
-    catalog = pystac.Catalog.from_file(str(outdir / "catalog.json"))
-    items = list(catalog.get_items(recursive=True))
-    tifs = sorted(outdir.glob("patches/*/*_S2.tif"))
-    in_manifests = sum(len(json.loads(m.read_text())["patches"]) for m in outdir.glob("patches/*/unit.json"))
-    assert len(items) == len(tifs) == in_manifests > 0
+    for run_name, modality in zip(RUNS, ("S2", "S1"), strict=True):
+        run_dir = outdir / run_name
+        report = json.loads((run_dir / "run.json").read_text())
+        assert report["status"] == "complete"
+        catalog = pystac.Catalog.from_file(str(run_dir / "catalog.json"))
+        items = list(catalog.get_items(recursive=True))
+        tifs = sorted(run_dir.glob(f"patches/*/*_{modality}.tif"))
+        in_manifests = sum(len(json.loads(m.read_text())["patches"]) for m in run_dir.glob("patches/*/unit.json"))
+        assert len(items) == len(tifs) == in_manifests > 0
 
 
 def test_stale_temp_files_are_removed(demo_products: Path, tmp_path: Path) -> None:
     outdir = tmp_path / "run"
     assert _demo(outdir, demo_products) == 0
-    stale = next(outdir.glob("patches/*")) / "r000_c000_S2.tmp-12345.tif"
+    stale = next((outdir / "s2").glob("patches/*")) / "r000_c000_S2.tmp-12345.tif"
     stale.write_bytes(b"half a file")
     assert _demo(outdir, demo_products) == 0
     assert not stale.exists()
