@@ -1,4 +1,4 @@
-"""The ``senprep`` command: run, search, inspect, demo.
+"""The ``senprep`` command: run, plan, search, status, inspect, demo.
 
 The legacy flags (``--config``, ``--outdir``, ``--credentials``, ``--njobs``, ``--rebuild true|false``)
 keep their meaning. Exit codes: 0 ok, 1 some products failed, 2 bad input, 130 cancelled.
@@ -95,22 +95,31 @@ def _check_credentials(path: str | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     _check_credentials(args.credentials)
-    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
-    return _execute(config, Path(args.outdir), args.source, args.rebuild, args.njobs, printer, args.quiet)
+    return _execute(config, Path(args.outdir), args.source, args)
 
 
-def _execute(config: Any, outdir: Path, sources: list[str] | None, rebuild: bool, njobs: int, printer: EventPrinter,
-             quiet: bool) -> int:  # fmt: skip
+def _executor(args: argparse.Namespace) -> Any:
+    from senprep_core.executors import make_executor
+
+    return make_executor(args.njobs, args.scheduler, args.dask_workers)
+
+
+def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argparse.Namespace) -> int:
     from senprep_core.pipeline import run
 
+    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
     cancel = threading.Event()
     try:
-        result = run(config, outdir, sources=sources, rebuild=rebuild, njobs=njobs, callback=printer, cancel=cancel)
+        result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=cancel,
+                     executor=_executor(args))  # fmt: skip
     except KeyboardInterrupt:
         cancel.set()
         print("cancelled", file=sys.stderr)
         return 130
-    if not quiet:
+    if result.status == "cancelled":
+        print(f"cancelled: the units that finished are kept in {outdir}; run again to complete it", file=sys.stderr)
+        return 130
+    if not args.quiet:
         counts = json.loads((outdir / "run.json").read_text())["counts"]
         print(
             f"{result.status}: {counts['done']} products processed, {counts['skipped']} already complete, "
@@ -182,15 +191,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     folder = Path(args.products) if args.products else default_demo_folder()
     build_demo_catalog(folder)
-    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
     codes = []
     for name, data in demo_runs(folder):
-        outdir = Path(args.outdir) / name
-        codes.append(_execute(parse_config(data), outdir, [f"local:{folder}"], args.rebuild, args.njobs, printer,
-                              args.quiet))  # fmt: skip
+        codes.append(_execute(parse_config(data), Path(args.outdir) / name, [f"local:{folder}"], args))
         if codes[-1] == 130:
             break
     return max(codes)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from senprep_core.pipeline import make_plan
+
+    plan = make_plan(_load(args.config), args.source)
+    data = plan.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    print(f"{data['name']}: mode {data['mode']}, {len(data['units'])} units x {data['patches_per_unit']} patches")
+    for unit in data["units"]:
+        print(f"  {unit['kind']}  {unit['unit_id']}")
+    for problem in data["unreadable_products"]:
+        print(f"  unreadable: {problem['name']}: {problem['message']}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from senprep_core.outputs.report import summarise_run
+
+    summary = summarise_run(Path(args.outdir))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    counts = summary["counts"]
+    print(f"{summary['name']}: {summary['status']} ({summary['outdir']})")
+    print("  " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    for unit in summary["failed"]:
+        print(f"  failed: {unit['unit_id']}: {unit.get('error_type')}: {unit.get('error_message')}")
+    if summary["to_redo"]:
+        print(f"  a re-run redoes {len(summary['to_redo'])} units: {', '.join(summary['to_redo'])}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common_run(p: argparse.ArgumentParser) -> None:
         p.add_argument("--njobs", type=int, default=1, help="products processed in parallel (processes)")
+        p.add_argument("--scheduler", help="run the units on this Dask scheduler (tcp://host:8786)")
+        p.add_argument("--dask-workers", type=int, help="run the units on a local Dask cluster of N workers")
         p.add_argument("--rebuild", type=_bool, nargs="?", const=True, default=False,
                        help="true: redo outputs that are already complete (default false)")  # fmt: skip
         p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
@@ -214,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--credentials", help="credentials JSON (legacy; used by remote sources)")
     common_run(p_run)
     p_run.set_defaults(func=cmd_run)
+
+    p_plan = sub.add_parser("plan", help="print the work units a run would process")
+    p_plan.add_argument("--config", required=True)
+    p_plan.add_argument("--source", action="append")
+    p_plan.add_argument("--json", action="store_true")
+    p_plan.set_defaults(func=cmd_plan)
+
+    p_status = sub.add_parser("status", help="summarise a run folder (run.json)")
+    p_status.add_argument("outdir")
+    p_status.add_argument("--json", action="store_true")
+    p_status.set_defaults(func=cmd_status)
 
     p_search = sub.add_parser("search", help="list the products a run would use")
     p_search.add_argument("--config", required=True)

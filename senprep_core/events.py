@@ -6,6 +6,7 @@ The library never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -48,6 +49,7 @@ class StageProgress(Event):
 class UnitStarted(Event):
     unit_id: str
     description: str
+    worker: str = ""  # where it runs: Dask worker address or host:pid
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,21 @@ class RunFinished(Event):
 
 
 EventCallback = Callable[[Event], None]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (RunStarted, StageProgress, UnitStarted, UnitFinished, PatchWritten, Message, RunFinished)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from :meth:`Event.to_dict` (how events travel from worker processes and Dask workers)."""
+    kind = data.get("event")
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {kind!r}")
+    cls = EVENT_TYPES[kind]
+    names = {f.name for f in dataclasses.fields(cls)}  # transports may add keys (Dask adds "worker")
+    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def no_op(_event: Event) -> None:

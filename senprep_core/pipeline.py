@@ -8,12 +8,14 @@ written last), so a re-run skips complete units and redoes the rest.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.config import Config, Mode
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.events import (
+    Event,
     EventCallback,
     Message,
     PatchWritten,
@@ -32,6 +35,7 @@ from senprep_core.events import (
     UnitStarted,
     no_op,
 )
+from senprep_core.executors import Emit, Executor, make_executor
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
 from senprep_core.outputs.report import RunReport, UnitResult
@@ -160,19 +164,24 @@ def make_plan(
     return Plan(config, config.grid(), len(config.patches()), units, tuple(problems), chosen)
 
 
-def _run_unit(unit: WorkUnit, config: Config, outdir: Path, rebuild: bool) -> UnitResult:
-    """Run one unit and turn any failure into a recorded result (also used in worker processes)."""
+def execute_unit(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: bool) -> UnitResult:
+    """Run one unit and turn any failure into a recorded result (runs in this process, a worker process
+    or on a Dask worker; ``emit`` carries its progress events back to the caller)."""
     t0 = time.perf_counter()
+    emit(UnitStarted(unit_id=unit.unit_id, description=unit.describe(), worker=_worker_name()))
+
+    def on_patch(patch_id: str, rel_path: str) -> None:
+        emit(PatchWritten(unit_id=unit.unit_id, patch_id=patch_id, path=str(outdir / rel_path)))
+
     try:
         if unit.kind == "s1":
             from senprep_core.process_s1 import process_s1_unit
 
-            return process_s1_unit(unit.unit_id, unit.products[0], config, outdir, rebuild)
-        return process_s2_unit(unit.unit_id, unit.products[0], config, outdir, rebuild)
+            return process_s1_unit(unit.unit_id, unit.products[0], config, outdir, rebuild, on_patch)
+        return process_s2_unit(unit.unit_id, unit.products[0], config, outdir, rebuild, on_patch)
     except Exception as exc:  # one failed product must never stop the others
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
-        expected = isinstance(exc, SenprepError)
-        if not expected:
+        if not isinstance(exc, SenprepError):
             log.exception("unexpected failure in unit %s", unit.unit_id)
         discard_unfinished(outdir, unit.unit_id)
         return UnitResult(
@@ -183,6 +192,16 @@ def _run_unit(unit: WorkUnit, config: Config, outdir: Path, rebuild: bool) -> Un
             error_message=str(exc),
             traceback=tb,
         )
+
+
+def _worker_name() -> str:
+    """Where a unit runs: the Dask worker address, else host and process id."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _prepare_outdir(outdir: Path) -> None:
@@ -212,6 +231,7 @@ def run(
     callback: EventCallback = no_op,
     cancel: threading.Event | None = None,
     providers: Sequence[Provider] | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Plan and run ``config`` into ``outdir``; returns a :class:`RunResult` (never raises for a failed product).
 
@@ -230,19 +250,22 @@ def run(
     report.save()
     results: list[UnitResult] = []
     cancel = cancel or threading.Event()
+    running: dict[str, float] = {}
+    attempts: dict[str, int] = {}
+
+    def dispatch(event: Event) -> None:
+        if isinstance(event, UnitStarted):
+            running[event.unit_id] = event.time
+            attempts[event.unit_id] = attempts.get(event.unit_id, 0) + 1
+        callback(event)
 
     def finished(result: UnitResult) -> None:
+        running.pop(result.unit_id, None)
+        if attempts.get(result.unit_id, 1) > 1:
+            result = replace(result, retries=attempts[result.unit_id] - 1)
         results.append(result)
         report.record(result)
         report.save()
-        for entry in result.patch_entries if result.status == "done" else ():
-            callback(
-                PatchWritten(
-                    unit_id=result.unit_id,
-                    patch_id=entry["patch_id"],
-                    path=str(outdir / entry["files"][entry.get("modality", "S2")]),
-                )
-            )
         callback(
             UnitFinished(
                 unit_id=result.unit_id,
@@ -255,32 +278,21 @@ def run(
         )
         callback(StageProgress(stage="process", done=len(results), total=len(plan.units)))
 
-    pending = list(plan.units)
-    if njobs <= 1:
-        for unit in pending:
-            if cancel.is_set():
-                break
-            callback(UnitStarted(unit_id=unit.unit_id, description=unit.describe()))
-            finished(_run_unit(unit, config, outdir, rebuild))
-    else:
-        with ProcessPoolExecutor(max_workers=njobs) as pool:
-            futures: dict[Future[UnitResult], WorkUnit] = {}
-            for unit in pending:
-                callback(UnitStarted(unit_id=unit.unit_id, description=unit.describe()))
-                futures[pool.submit(_run_unit, unit, config, outdir, rebuild)] = unit
-            while futures:
-                done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    futures.pop(fut)
-                    finished(fut.result())
-                if cancel.is_set():
-                    for fut in futures:
-                        fut.cancel()
-                    break
+    task = partial(execute_unit, config=config, outdir=outdir, rebuild=rebuild)
+    runner = executor or make_executor(njobs)
+    try:
+        for result in runner.map_units(plan.units, task, dispatch, cancel):
+            finished(result)
+    except KeyboardInterrupt:
+        cancel.set()
+    for unit_id in list(running):  # stopped mid-way: nothing half-written stays
+        discard_unfinished(outdir, unit_id)
+    if cancel.is_set():
+        remove_stale_temps(outdir)
     seen = {r.unit_id for r in results}
     for unit in plan.units:
         if unit.unit_id not in seen:
-            report.record(UnitResult(unit.unit_id, "cancelled", reason="run cancelled before this unit ran"))
+            report.record(UnitResult(unit.unit_id, "cancelled", reason="run cancelled before this unit finished"))
     entries = [e for r in results if r.status in ("done", "skipped") for e in r.patch_entries]
     if config.output.stac and not cancel.is_set():
         callback(StageProgress(stage="catalog", done=0, total=1))

@@ -28,6 +28,7 @@ class UnitResult:
     traceback: str | None = None
     roi_valid_fraction: float | None = None
     roi_cloud_fraction: float | None = None
+    retries: int | None = None  # times the unit was started again after a lost worker
     patch_entries: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,3 +80,27 @@ class RunReport:
 
     def save(self) -> None:
         write_json_atomic(self.outdir / "run.json", self.to_dict())
+
+
+def summarise_run(outdir: Path) -> dict[str, Any]:
+    """What ``senprep status`` shows: status, counts, failures and the units a re-run would redo."""
+    import json
+
+    from senprep_core.errors import OutputError
+
+    path = Path(outdir) / "run.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{path} is missing or unreadable ({exc}); give the folder of a senprep run") from exc
+    units = {u["unit_id"]: u for u in data.get("units", [])}
+    planned = [u["unit_id"] for u in data.get("plan", {}).get("units", [])]
+    to_redo = [u for u in planned if units.get(u, {}).get("status") not in ("done", "skipped", "rejected")]
+    return {
+        "name": data.get("name"),
+        "outdir": str(outdir),
+        "status": data.get("status"),
+        "counts": data.get("counts", {}),
+        "failed": [u for u in units.values() if u.get("status") == "failed"],
+        "to_redo": to_redo,
+    }
