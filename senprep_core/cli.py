@@ -95,7 +95,11 @@ def _check_credentials(path: str | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     _check_credentials(args.credentials)
-    return _execute(config, Path(args.outdir), args.source, args)
+    executor = _executor(args)
+    try:
+        return _execute(config, Path(args.outdir), args.source, args, executor)
+    finally:
+        executor.close()
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -104,14 +108,14 @@ def _executor(args: argparse.Namespace) -> Any:
     return make_executor(args.njobs, args.scheduler, args.dask_workers)
 
 
-def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argparse.Namespace) -> int:
+def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argparse.Namespace, executor: Any) -> int:
     from senprep_core.pipeline import run
 
     printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
     cancel = threading.Event()
     try:
         result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=cancel,
-                     executor=_executor(args))  # fmt: skip
+                     executor=executor)  # fmt: skip
     except KeyboardInterrupt:
         cancel.set()
         print("cancelled", file=sys.stderr)
@@ -192,10 +196,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.products) if args.products else default_demo_folder()
     build_demo_catalog(folder)
     codes = []
-    for name, data in demo_runs(folder):
-        codes.append(_execute(parse_config(data), Path(args.outdir) / name, [f"local:{folder}"], args))
-        if codes[-1] == 130:
-            break
+    executor = _executor(args)  # one pool or Dask client serves both runs
+    try:
+        for name, data in demo_runs(folder):
+            codes.append(_execute(parse_config(data), Path(args.outdir) / name, [f"local:{folder}"], args, executor))
+            if codes[-1] == 130:
+                break
+    finally:
+        executor.close()
     return max(codes)
 
 

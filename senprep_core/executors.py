@@ -38,6 +38,9 @@ class Executor(Protocol):
         self, units: Sequence[Any], task: Callable[[Any, Emit], Any], dispatch: Emit, cancel: threading.Event
     ) -> Iterator[Any]: ...
 
+    def close(self) -> None:
+        """Release worker processes / the Dask client (an executor serves several runs until closed)."""
+
 
 class SerialExecutor:
     """One unit after the other in the calling thread (events are dispatched directly)."""
@@ -51,6 +54,9 @@ class SerialExecutor:
             if cancel.is_set():
                 return
             yield task(unit, dispatch)
+
+    def close(self) -> None:
+        return None
 
 
 # ----- local processes -------------------------------------------------------------------------
@@ -96,7 +102,11 @@ def memory_capped_workers(requested: int, per_unit: int = UNIT_MEMORY_BYTES) -> 
 
 
 class ProcessExecutor:
-    """Units in parallel worker processes (``--njobs N``), capped by available memory."""
+    """Units in parallel worker processes (``--njobs N``), capped by available memory.
+
+    Workers come from a fork server that has imported senprep once, so they start fast; the
+    pool is kept for later runs until :meth:`close` (or discarded when a run is interrupted).
+    """
 
     name = "processes"
 
@@ -104,35 +114,58 @@ class ProcessExecutor:
         if workers < 1:
             raise ConfigError("njobs", workers, "give a number of worker processes >= 1")
         self.workers = memory_capped_workers(workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._events: Any = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["senprep_core.pipeline"])
+            self._events = context.Queue()
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_init_worker, initargs=(self._events,)
+            )
+        return self._pool
 
     def map_units(
         self, units: Sequence[Any], task: Callable[[Any, Emit], Any], dispatch: Emit, cancel: threading.Event
     ) -> Iterator[Any]:
-        context = multiprocessing.get_context("spawn")
-        events = context.Queue()
-        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker, initargs=(events,))
+        pool = self._start()
         futures: dict[Future[Any], Any] = {pool.submit(task, unit, _QueueEmit()): unit for unit in units}
-        finished = False
         try:
             while futures and not cancel.is_set():
                 done, _ = wait(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                _drain(events, dispatch)
+                _drain(self._events, dispatch)
                 for future in done:
                     futures.pop(future)
                     yield future.result()
-            _drain(events, dispatch)
-            finished = not futures
+            _drain(self._events, dispatch)
         finally:
-            if finished:
-                pool.shutdown(wait=True)
-            else:  # cancelled, interrupted or abandoned: stop now, running units included
-                processes = list(getattr(pool, "_processes", {}).values())
-                pool.shutdown(wait=False, cancel_futures=True)
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.join(timeout=2)
-            events.close()
+            if futures:  # cancelled, interrupted or abandoned: stop now, running units included
+                self._kill()
+
+    def _kill(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=2)
+        self._close_queue()
+
+    def _close_queue(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._close_queue()
 
 
 # ----- Dask ----------------------------------------------------------------------------------------
@@ -160,8 +193,23 @@ class DaskExecutor:
             raise ConfigError("dask_workers", n_workers, "give a scheduler address or a number of workers >= 1")
         self.address = address
         self.n_workers = n_workers
+        self._client_obj: Any = None
 
     def _client(self) -> Any:
+        if self._client_obj is None:
+            self._client_obj = self._connect()
+        return self._client_obj
+
+    def close(self) -> None:
+        client, self._client_obj = self._client_obj, None
+        if client is None:
+            return
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and self.address is None:
+            cluster.close()
+
+    def _connect(self) -> Any:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
@@ -209,10 +257,6 @@ class DaskExecutor:
             if pending:
                 client.cancel(list(pending))
             client.unsubscribe_topic(topic)
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None and self.address is None:
-                cluster.close()
 
 
 def make_executor(njobs: int = 1, scheduler: str | None = None, dask_workers: int | None = None) -> Executor:

@@ -285,6 +285,9 @@ def run(
             finished(result)
     except KeyboardInterrupt:
         cancel.set()
+    finally:
+        if executor is None:  # made here: release its workers; a caller's executor stays for its next runs
+            runner.close()
     for unit_id in list(running):  # stopped mid-way: nothing half-written stays
         discard_unfinished(outdir, unit_id)
     if cancel.is_set():

@@ -1,0 +1,165 @@
+"""Scale-out on this machine: the same 16 demo units (8 S1 GRDs, 8 S2 L2A) serially, with --njobs 2 and on Dask.
+
+Each executor runs both plans in a fresh child process; the Dask case starts a local cluster of
+2 single-threaded worker processes. Reported: wall time, speed-up over serial, and peak RSS of the
+driver and (for processes / Dask) of each worker. GDAL's JPEG2000 decoder is multi-threaded, so the
+serial S2 run already uses part of the second core; the S1 chain is single-threaded numpy.
+Results: benchmarks/results/scaleout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work" / "scaleout"
+RESULTS = HERE / "results"
+N = 8
+
+
+def products() -> Path:
+    """8 S2 L2A and 8 S1 GRD demo products over the demo ROI (generated once, cached)."""
+    from senprep_core.demo.catalog import DEMO_DEM, demo_specs
+    from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
+    from senprep_core.demo.s2 import make_s2_product
+
+    folder = WORK / "products"
+    s2 = next(s for s in demo_specs() if s.level == "L2A" and s.baseline == "05.00")
+    s1 = demo_s1_specs()[0]
+    for i in range(N):
+        make_s2_product(replace(s2, sensing_time=s2.sensing_time - timedelta(days=20 * i), seed=200 + i), folder)
+        make_s1_product(replace(s1, start_time=s1.start_time + timedelta(days=12 * i), seed=300 + i), folder)
+    if not (folder / DEMO_DEM).exists():
+        s1_ground_truth(s1).write_dem(folder / DEMO_DEM)
+    return folder
+
+
+def roi() -> dict:
+    """A 6 km x 6 km square around the demo ROI's centre (inside the S2 demo tile and the S1 scenes)."""
+    from pyproj import Transformer
+
+    from senprep_core.demo.catalog import DEMO_EPSG, DEMO_ROI_BOUNDS_UTM
+
+    left, bottom, right, top = DEMO_ROI_BOUNDS_UTM
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    to_ll = Transformer.from_crs(DEMO_EPSG, 4326, always_xy=True).transform
+    corners = [(cx - 3000, cy - 3000), (cx + 3000, cy - 3000), (cx + 3000, cy + 3000), (cx - 3000, cy + 3000)]
+    ring = [list(to_ll(x, y)) for x, y in [*corners, corners[0]]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def configs(folder: Path) -> list[dict]:
+    from senprep_core.demo.catalog import demo_s1_config_dict
+
+    s2 = {
+        "name": "scale-s2",
+        "roi": roi(),
+        "dates": [["2020-01-01", "2024-12-31"]],
+        "mode": "s2_only",
+        "patches": {"size": [64, 64], "overlap": [0, 0]},
+        "sentinel2": {"bands": ["B02", "B03", "B04", "B05", "B08", "B11", "B12", "SCL"]},
+        "output": {"min_valid_fraction": 0.0},
+    }
+    s1 = demo_s1_config_dict(folder) | {"name": "scale-s1", "roi": roi(), "dates": [["2020-01-01", "2024-12-31"]]}
+    return [s2, s1]
+
+
+def measure(kind: str) -> None:
+    from senprep_core.config import parse_config
+    from senprep_core.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+    from senprep_core.pipeline import run
+
+    folder = products()
+    executor = {"serial": SerialExecutor, "processes": lambda: ProcessExecutor(2),
+                "dask": lambda: DaskExecutor(None, 2)}[kind]()  # fmt: skip
+    out = WORK / f"out-{kind}"
+    shutil.rmtree(out, ignore_errors=True)
+    worker_rss: list[float] = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:  # peak RSS of any descendant process (worker processes, Dask nannies/workers)
+        import psutil
+
+        me = psutil.Process()
+        while not stop.wait(0.2):
+            for proc in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    worker_rss[0] = max(worker_rss[0], proc.memory_info().rss / 2**20)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    units = 0
+    for data in configs(folder):
+        result = run(parse_config(data), out / data["name"], sources=[f"local:{folder}"], executor=executor)
+        if result.status != "complete":
+            raise SystemExit(f"{kind}: run {data['name']} ended {result.status}")
+        units += len(result.results)
+    seconds = time.perf_counter() - t0
+    executor.close()
+    stop.set()
+    print(json.dumps({"seconds": seconds, "units": units,
+                      "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "worker_peak_rss_mb": worker_rss[0] if kind != "serial" else None}))  # fmt: skip
+
+
+def child(kind: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return json.loads(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    if args.child:
+        measure(args.child)
+        return
+    products()
+    best: dict[str, dict] = {}
+    for _ in range(args.repeat):
+        for kind in ("serial", "processes", "dask"):
+            r = child(kind)
+            if kind not in best or r["seconds"] < best[kind]["seconds"]:
+                best[kind] = r
+    serial = best["serial"]["seconds"]
+    rows = [
+        {
+            "executor": kind,
+            "seconds": round(r["seconds"], 2),
+            "speedup": round(serial / r["seconds"], 2),
+            "units": r["units"],
+            "driver_peak_rss_mb": round(r["driver_peak_rss_mb"], 1),
+            "worker_peak_rss_mb": None if r["worker_peak_rss_mb"] is None else round(r["worker_peak_rss_mb"], 1),
+        }
+        for kind, r in best.items()
+    ]
+    result = {
+        "benchmark": "scaleout",
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "when": datetime.now().isoformat(timespec="seconds"),
+        "workload": f"{N} S2 L2A + {N} S1 GRD demo products over the demo ROI (two runs per executor)",
+        "target": "speed-up >= 1.7 for --njobs 2 and Dask with 2 workers",
+        "rows": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scaleout.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
