@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MODALITY = "S1"
 FACET_BUFFER = 12  # grid pixels of DEM facets around a block whose areas reach its radar window (gamma0T)
 DEM_MARGIN = FACET_BUFFER + 2  # grid pixels of DEM kept around the ROI grid
+WHOLE_DEM_PIXELS = 36_000_000  # larger grids (e.g. a whole scene) load the DEM block by block
 
 
 class S1Source:
@@ -69,9 +70,14 @@ class S1Source:
         self.geometry = RadarGeometry(self.reference, Orbit(self.orbit))
         self.speckle = SpeckleFilter(**self.options.speckle_params())
         self.grid = config.grid()
+        self.dem_source = parse_dem_source(self.options.dem)
+        # small grids: the DEM once for the whole grid; large ones (up to a whole scene): per block
+        whole = self.grid.width * self.grid.height <= WHOLE_DEM_PIXELS
         self.dem: DemOnGrid = load_dem(
-            parse_dem_source(self.options.dem), self.grid, margin_px=DEM_MARGIN, geoid=self.options.geoid
-        )
+            self.dem_source, self.grid if whole else self.grid.subgrid(PixelWindow(0, 0, 64, 64)),
+            margin_px=DEM_MARGIN, geoid=self.options.geoid,
+        )  # fmt: skip
+        self._whole_dem = whole
         self._check_overlap()
         self.extra = self._sidecar_extra(record, unit_id)
 
@@ -115,12 +121,18 @@ class S1Source:
     # ----- steps ----------------------------------------------------------------------------
 
     def _heights(self, grid: TargetGrid, extra: int) -> np.ndarray:
-        want = self.dem.grid.window_of(grid.buffered(extra))
-        inside = want.intersection(PixelWindow(0, 0, self.dem.grid.height, self.dem.grid.width))
+        dem = self.dem
+        if not self._whole_dem and dem.grid.window_of(grid.buffered(extra)).intersection(
+            PixelWindow(0, 0, dem.grid.height, dem.grid.width)
+        ) != dem.grid.window_of(grid.buffered(extra)):
+            margin = max(extra, DEM_MARGIN)
+            dem = self.dem = load_dem(self.dem_source, grid, margin_px=margin, geoid=self.options.geoid)
+        want = dem.grid.window_of(grid.buffered(extra))
+        inside = want.intersection(PixelWindow(0, 0, dem.grid.height, dem.grid.width))
         out = np.full((want.height, want.width), np.nan, dtype=np.float64)
         if inside is not None:
             rows, cols = inside.shifted(-want.row_off, -want.col_off).slices()
-            out[rows, cols] = self.dem.heights[inside.slices()]
+            out[rows, cols] = dem.heights[inside.slices()]
         return out
 
     def _backscatter(self, grid: TargetGrid, positions: RadarPositions, window: PixelWindow) -> dict[str, np.ndarray]:
@@ -186,15 +198,28 @@ class S1Source:
         return lia, layover & ~bad, shadow & ~bad
 
     def _check_overlap(self) -> None:
-        """Fail early, with a clear message, when the ROI grid misses the image."""
-        coarse = self.grid
-        heights = self._heights(coarse, extra=0)
-        positions = radar_positions(coarse, heights, self.geometry.radar_coordinates, step=64)
+        """Fail early, with a clear message, when the ROI grid misses the image (checked on a sparse lattice)."""
+        grid = self.grid
+        step = max(1, min(grid.width, grid.height) // 32)
+        sparse = TargetGrid(grid.epsg, grid.resolution * step, grid.left, grid.top,
+                            max(1, grid.width // step), max(1, grid.height // step))  # fmt: skip
+        heights = self._sparse_heights(sparse)
+        positions = radar_positions(sparse, heights, self.geometry.radar_coordinates, exact=True)
         if positions.radar_bounds(0, self.reference.lines, self.reference.samples) is None:
             raise OutsideSceneError(
                 f"the ROI does not overlap the image of {self.meta.product_id} "
                 f"(footprint {self.meta.footprint_wkt}); choose products covering the ROI"
             )
+
+    def _sparse_heights(self, sparse: TargetGrid) -> np.ndarray:
+        """Heights at the centres of a coarse grid: from the loaded DEM, or its mean when it is not loaded there."""
+        if not self._whole_dem:
+            finite = self.dem.heights[np.isfinite(self.dem.heights)]
+            return np.full(sparse.shape, float(finite.mean()) if finite.size else 0.0)
+        xs, ys = sparse.pixel_centres()
+        cols = np.clip(((xs - self.dem.grid.left) / self.dem.grid.resolution).astype(int), 0, self.dem.grid.width - 1)
+        rows = np.clip(((self.dem.grid.top - ys) / self.dem.grid.resolution).astype(int), 0, self.dem.grid.height - 1)
+        return self.dem.heights[np.ix_(rows, cols)].astype(np.float64)
 
     def _sidecar_extra(self, record: ProductRecord, unit_id: str) -> dict[str, Any]:
         meta = self.meta
