@@ -94,7 +94,7 @@ class S1Source:
     def read_block(self, grid: TargetGrid) -> BlockData:
         heights = self._heights(grid, extra=1)
         inner = heights[1:-1, 1:-1]
-        positions = radar_positions(grid, inner, self.geometry.radar_coordinates)
+        positions = self.positions(grid, inner)
         data = np.full((len(self.requests), grid.height, grid.width), np.nan, dtype=np.float32)
         window = block_window(positions, self.speckle.margin, self.meta, self.polarisations[0])
         if window is not None:
@@ -119,6 +119,11 @@ class S1Source:
         return BlockData(data, valid, None)
 
     # ----- steps ----------------------------------------------------------------------------
+
+    def positions(self, grid: TargetGrid, heights: np.ndarray, exact: bool = False) -> RadarPositions:
+        """GRD (line, pixel) of the grid's pixel centres at ``heights`` (see :func:`radar_positions`)."""
+        g = self.geometry
+        return radar_positions(grid, heights, g.range_time, exact=exact, to_image=g.image_coordinates)
 
     def _heights(self, grid: TargetGrid, extra: int) -> np.ndarray:
         dem = self.dem
@@ -186,7 +191,7 @@ class S1Source:
         facets = grid.buffered(FACET_BUFFER)
         heights = self._heights(facets, extra=1)
         inner = heights[1:-1, 1:-1]
-        positions = radar_positions(facets, inner, self.geometry.radar_coordinates)
+        positions = self.positions(facets, inner)
         areas = facet_areas(facets.resolution, heights, self._look_enu(facets, inner))
         return splat_areas(positions, areas, window)
 
@@ -204,7 +209,7 @@ class S1Source:
         sparse = TargetGrid(grid.epsg, grid.resolution * step, grid.left, grid.top,
                             max(1, grid.width // step), max(1, grid.height // step))  # fmt: skip
         heights = self._sparse_heights(sparse)
-        positions = radar_positions(sparse, heights, self.geometry.radar_coordinates, exact=True)
+        positions = self.positions(sparse, heights, exact=True)
         if positions.radar_bounds(0, self.reference.lines, self.reference.samples) is None:
             raise OutsideSceneError(
                 f"the ROI does not overlap the image of {self.meta.product_id} "

@@ -40,8 +40,8 @@ def test_egm96_shifts_range_by_the_undulation_over_tan_incidence() -> None:
     h_plain = without._heights(grid, extra=0)
     undulation = h_geoid - h_plain
     assert 46.0 < float(np.mean(undulation)) < 50.0  # EGM96 near Rome is about +48 m
-    pos_geoid = radar_positions(grid, h_geoid, with_geoid.geometry.radar_coordinates)
-    pos_plain = radar_positions(grid, h_plain, without.geometry.radar_coordinates)
+    pos_geoid = with_geoid.positions(grid, h_geoid)
+    pos_plain = without.positions(grid, h_plain)
     shift = pos_geoid.pixel - pos_plain.pixel
     lon, lat = lonlat_of(grid)
     theta = np.radians(with_geoid.geometry.incidence_angle(lat[::50, ::50], lon[::50, ::50], h_plain[::50, ::50]))
@@ -55,10 +55,21 @@ def test_egm96_shifts_range_by_the_undulation_over_tan_incidence() -> None:
 def test_grid_lies_inside_the_image() -> None:
     source = _source("auto")
     grid = source.grid
-    pos = radar_positions(grid, source._heights(grid, extra=0), source.geometry.radar_coordinates)
+    pos = source.positions(grid, source._heights(grid, extra=0))
     image = source.reference
     assert np.isfinite(pos.line).all()
     assert pos.line.min() > 0 and pos.line.max() < image.lines
     assert pos.pixel.min() > 0 and pos.pixel.max() < image.samples
     # 10 m grid over ~10 m GRD pixels: the ROI spans roughly as many radar pixels as grid pixels
     assert pos.pixel.max() - pos.pixel.min() == pytest.approx(grid.width * 10.0 / image.range_pixel_spacing, rel=0.35)
+
+
+def test_positions_lattice_matches_the_exact_solution_over_3000_m_of_relief() -> None:
+    source = _source("auto")
+    grid = source.grid
+    yy, xx = np.mgrid[0 : grid.height, 0 : grid.width]
+    heights = 1500.0 + 1500.0 * np.sin(xx / 97.0) * np.cos(yy / 61.0)  # 0 .. 3000 m, steep in places
+    fast = source.positions(grid, heights)
+    exact = radar_positions(grid, heights, source.geometry.radar_coordinates, exact=True)  # no interpolation
+    assert np.abs(fast.line - exact.line).max() < 0.01
+    assert np.abs(fast.pixel - exact.pixel).max() < 0.01

@@ -227,10 +227,28 @@ class RadarGeometry:
         c = self._conversion
         slant_range, t = np.broadcast_arrays(np.asarray(slant_range, np.float64), np.asarray(t, np.float64))
         k = self.conversion_record(t)
+        first, last = (int(k.min()), int(k.max())) if k.size else (0, -1)
+        if last - first < 8:  # few records (a block of an image): scalar coefficients, no gathers
+            if first == last:
+                return self._ground_of_record(first, slant_range)
+            ground = np.empty_like(slant_range)
+            for record in range(first, last + 1):
+                sel = k == record
+                ground[sel] = self._ground_of_record(record, slant_range[sel])
+            return ground
         ground = _polyval(c.srgr, k, slant_range - c.sr0[k])
         for _ in range(GROUND_RANGE_ITERATIONS):
             x = ground - c.gr0[k]
             ground = ground - (_polyval(c.grsr, k, x) - slant_range) / _polyval(self._grsr_slope, k, x)
+        return ground
+
+    def _ground_of_record(self, record: int, slant_range: np.ndarray) -> np.ndarray:
+        c = self._conversion
+        ground = np.polynomial.polynomial.polyval(slant_range - c.sr0[record], c.srgr[record])
+        for _ in range(GROUND_RANGE_ITERATIONS):
+            x = ground - c.gr0[record]
+            value = np.polynomial.polynomial.polyval(x, c.grsr[record]) - slant_range
+            ground = ground - value / np.polynomial.polynomial.polyval(x, self._grsr_slope[record])
         return ground
 
     def ground_to_slant_range(self, ground_range: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -338,17 +356,30 @@ class RadarGeometry:
         to_sat = satellite - xyz
         slant = np.linalg.norm(to_sat, axis=-1)
         look = to_sat / slant[..., None]
-        t_line = t_zd + self.bistatic_shift(2.0 * slant / SPEED_OF_LIGHT)
-        ground = self.slant_to_ground_range(slant, np.where(np.isfinite(t_line), t_line, 0.0))
-        pixel = np.where(np.isfinite(t_line), ground / self.image.range_pixel_spacing, np.nan)
+        line, pixel = self.image_coordinates(t_zd, slant)
         return RadarSolution(
-            line=self.time_to_line(t_line),
+            line=line,
             pixel=pixel,
             azimuth_time=t_zd,
             slant_range=slant,
             satellite=satellite,
             look=look,
         )
+
+    def image_coordinates(self, t_zd: np.ndarray, slant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(line, pixel) of zero-Doppler times and one-way slant ranges (bistatic shift, nearest record)."""
+        t_line = t_zd + self.bistatic_shift(2.0 * slant / SPEED_OF_LIGHT)
+        ground = self.slant_to_ground_range(slant, np.where(np.isfinite(t_line), t_line, 0.0))
+        pixel = np.where(np.isfinite(t_line), ground / self.image.range_pixel_spacing, np.nan)
+        return self.time_to_line(t_line), pixel
+
+    def range_time(
+        self, lat: np.ndarray | float, lon: np.ndarray | float, h: np.ndarray | float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Zero-Doppler time and one-way slant range of geodetic points: smooth functions of position,
+        unlike (line, pixel), which jump where the slant/ground-range record changes."""
+        solution = self.solve(lat, lon, h)
+        return solution.azimuth_time, solution.slant_range
 
     def solve(self, lat: np.ndarray | float, lon: np.ndarray | float, h: np.ndarray | float) -> RadarSolution:
         """Full radar solution of geodetic points (degrees, ellipsoidal metres)."""

@@ -1,8 +1,8 @@
 """Where each target-grid pixel lies in a GRD image: (line, pixel) from the grid, the DEM and the geometry.
 
 Range-Doppler positions are smooth in map x/y and nearly linear in height, so they are solved
-exactly on a coarse lattice (every ``step`` pixels, at a few height levels spanning the block's
-DEM) and interpolated: bilinear across the map, linear between height levels. The test suite
+exactly on a coarse lattice (every ``step`` pixels, at three heights spanning the block's DEM) and
+interpolated: bilinear across the map, quadratic in height. The test suite
 checks this against the per-pixel solution (well under 0.01 px).
 """
 
@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyproj import Transformer
-from scipy.ndimage import map_coordinates
 
 from senprep_core.geo.grid import TargetGrid
 
 # (lat, lon, h) -> (line, pixel): the range-Doppler solution of one image
 Locator = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# (zero-Doppler time, slant range) -> (line, pixel)
+ImageMapping = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 LATTICE_STEP = 16  # pixels between exactly solved points
-HEIGHT_STEP = 250.0  # metres between height levels
 
 
 @dataclass(frozen=True)
@@ -49,54 +49,56 @@ class RadarPositions:
 def lonlat_of(grid: TargetGrid, step: int = LATTICE_STEP) -> tuple[np.ndarray, np.ndarray]:
     """Longitude and latitude of every pixel centre (exact on a lattice, bilinear in between)."""
     rows, cols = lattice_indices(grid.height, step), lattice_indices(grid.width, step)
+    lon, lat = _lattice_lonlat(grid, rows, cols)
+    return upsample_lattice(lon, rows, cols, grid), upsample_lattice(lat, rows, cols, grid)
+
+
+def _lattice_lonlat(grid: TargetGrid, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xs = grid.left + (cols + 0.5) * grid.resolution
     ys = grid.top - (rows + 0.5) * grid.resolution
     to_ll = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
     lon, lat = to_ll.transform(*np.meshgrid(xs, ys))
-    return upsample_lattice(np.asarray(lon), rows, cols, grid), upsample_lattice(np.asarray(lat), rows, cols, grid)
+    return np.asarray(lon), np.asarray(lat)
 
 
 def radar_positions(
-    grid: TargetGrid, heights: np.ndarray, locate: Locator, step: int = LATTICE_STEP, exact: bool = False
+    grid: TargetGrid,
+    heights: np.ndarray,
+    locate: Locator,
+    step: int = LATTICE_STEP,
+    exact: bool = False,
+    to_image: ImageMapping | None = None,
 ) -> RadarPositions:
     """(line, pixel) of each pixel centre of ``grid`` at ellipsoidal ``heights`` (same shape as the grid).
 
+    ``locate`` maps (lat, lon, h) to two smooth coordinates: (line, pixel) directly, or, with
+    ``to_image``, (zero-Doppler time, slant range), which ``to_image`` turns into (line, pixel)
+    per pixel (GRD pixels jump where the slant/ground-range record changes, so that step must
+    not be interpolated). They are solved exactly on the lattice at three heights spanning the
+    block's heights; per node, a quadratic in height through them; bilinear between nodes.
     ``exact=True`` solves every pixel (slow; for checks).
     """
     if heights.shape != grid.shape:
         raise ValueError(f"heights {heights.shape} do not match the grid {grid.shape}")
     if exact:
         lon, lat = lonlat_of(grid, 1)
-        line, pixel = locate(lat.ravel(), lon.ravel(), heights.astype(np.float64).ravel())
-        return RadarPositions(grid, line.reshape(grid.shape), pixel.reshape(grid.shape))
+        a, b = locate(lat.ravel(), lon.ravel(), heights.astype(np.float64).ravel())
+        line, pixel = to_image(a, b) if to_image is not None else (a, b)
+        return RadarPositions(grid, np.asarray(line).reshape(grid.shape), np.asarray(pixel).reshape(grid.shape))
     rows, cols = lattice_indices(grid.height, step), lattice_indices(grid.width, step)
-    xs = grid.left + (cols + 0.5) * grid.resolution
-    ys = grid.top - (rows + 0.5) * grid.resolution
-    to_ll = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    lon, lat = (np.asarray(a) for a in to_ll.transform(*np.meshgrid(xs, ys)))
+    lon, lat = (a.ravel() for a in _lattice_lonlat(grid, rows, cols))
     finite = heights[np.isfinite(heights)]
     h_min, h_max = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    n_levels = max(2, int(np.ceil((h_max - h_min) / HEIGHT_STEP)) + 1)
-    levels = np.linspace(h_min, h_max if h_max > h_min else h_min + 1.0, n_levels)
-    coarse_line = np.empty((n_levels, *lon.shape))
-    coarse_pixel = np.empty((n_levels, *lon.shape))
-    for k, h in enumerate(levels):
-        ln, px = locate(lat.ravel(), lon.ravel(), np.full(lat.size, h))
-        coarse_line[k] = ln.reshape(lon.shape)
-        coarse_pixel[k] = px.reshape(lon.shape)
-    # fractional level index of each pixel's height, then per-level bilinear maps blended linearly
-    f = np.clip((heights - levels[0]) / (levels[1] - levels[0]), 0, n_levels - 1)
-    f = np.where(np.isfinite(f), f, 0.0)
-    k0 = np.minimum(np.floor(f).astype(np.int64), n_levels - 2)
-    w1 = (f - k0).astype(np.float64)
-    line = np.zeros(grid.shape)
-    pixel = np.zeros(grid.shape)
-    for k in range(n_levels):
-        weight = np.where(k0 == k, 1.0 - w1, 0.0) + np.where(k0 + 1 == k, w1, 0.0)
-        if not weight.any():
-            continue
-        line += weight * upsample_lattice(coarse_line[k], rows, cols, grid)
-        pixel += weight * upsample_lattice(coarse_pixel[k], rows, cols, grid)
+    centre, half = (h_min + h_max) / 2, max((h_max - h_min) / 2, 1.0)
+    solved = [locate(lat, lon, np.full(lat.size, centre + k * half)) for k in (-1, 0, 1)]
+    t = np.nan_to_num((heights - centre) / half)
+    out = []
+    for which in (0, 1):  # line, pixel
+        low, mid, high = (solved[k][which].reshape(rows.size, cols.size) for k in range(3))
+        coefficients = (mid, (high - low) / 2, (high + low) / 2 - mid)
+        a0, a1, a2 = (upsample_lattice(c, rows, cols, grid) for c in coefficients)
+        out.append(a0 + t * (a1 + t * a2))
+    line, pixel = to_image(out[0], out[1]) if to_image is not None else (out[0], out[1])
     bad = ~np.isfinite(heights)
     line[bad] = np.nan
     pixel[bad] = np.nan
@@ -111,11 +113,26 @@ def lattice_indices(n: int, step: int = LATTICE_STEP) -> np.ndarray:
     return idx
 
 
+def _interpolation_matrix(n: int, nodes: np.ndarray) -> np.ndarray:
+    """(n, len(nodes)) weights of linear interpolation from lattice nodes to 0..n-1."""
+    position = np.interp(np.arange(n), nodes, np.arange(nodes.size))
+    lower = np.minimum(np.floor(position).astype(np.int64), max(nodes.size - 2, 0))
+    frac = position - lower
+    matrix = np.zeros((n, nodes.size))
+    matrix[np.arange(n), lower] = 1.0 - frac
+    if nodes.size > 1:
+        matrix[np.arange(n), lower + 1] += frac
+    return matrix
+
+
 def upsample_lattice(coarse: np.ndarray, rows: np.ndarray, cols: np.ndarray, grid: TargetGrid) -> np.ndarray:
-    """Bilinear interpolation of lattice values to every pixel of the grid."""
+    """Bilinear interpolation of lattice values to every pixel of the grid (separable; NaN nodes stay no data)."""
     if coarse.shape == grid.shape:
         return coarse
-    r = np.interp(np.arange(grid.height), rows, np.arange(rows.size))
-    c = np.interp(np.arange(grid.width), cols, np.arange(cols.size))
-    rr, cc = np.meshgrid(r, c, indexing="ij")
-    return map_coordinates(coarse, [rr, cc], order=1, mode="nearest")
+    r = _interpolation_matrix(grid.height, rows)
+    c = _interpolation_matrix(grid.width, cols)
+    valid = np.isfinite(coarse)
+    out = r @ np.where(valid, coarse, 0.0) @ c.T
+    if not valid.all():
+        out[(r @ valid.astype(np.float64) @ c.T) < 1.0 - 1e-9] = np.nan
+    return out
