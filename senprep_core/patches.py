@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,29 +29,27 @@ class Block:
 
 
 def plan_blocks(patches: Sequence[Patch], max_pixels: int = BLOCK_PIXELS) -> list[Block]:
-    """Group patches (row-major) into blocks of whole patch rows under ``max_pixels`` each."""
-    rows: dict[int, list[Patch]] = {}
-    for p in patches:
-        rows.setdefault(p.row, []).append(p)
-    blocks: list[Block] = []
-    current: list[Patch] = []
+    """Group patches into square-ish blocks of n x n patches (at most ``max_pixels`` each), row-major.
 
-    def span(ps: list[Patch]) -> PixelWindow:
+    Square blocks keep each block's footprint compact in every geometry: a block of whole patch
+    rows across a wide grid would map onto a long skewed strip of a radar image (and a huge
+    image window), where a square maps onto a compact one.
+    """
+    if not patches:
+        return []
+    height, width = patches[0].window.height, patches[0].window.width
+    n = max(1, math.isqrt(max(1, max_pixels // max(1, height * width))))
+    groups: dict[tuple[int, int], list[Patch]] = {}
+    for p in patches:
+        groups.setdefault((p.row // n, p.col // n), []).append(p)
+    blocks = []
+    for key in sorted(groups):
+        ps = groups[key]
         r0 = min(p.window.row_off for p in ps)
         c0 = min(p.window.col_off for p in ps)
         r1 = max(p.window.row_stop for p in ps)
         c1 = max(p.window.col_stop for p in ps)
-        return PixelWindow(r0, c0, r1 - r0, c1 - c0)
-
-    for row in sorted(rows):
-        candidate = current + rows[row]
-        w = span(candidate)
-        if current and w.height * w.width > max_pixels:
-            blocks.append(Block(span(current), tuple(current)))
-            candidate = rows[row]
-        current = candidate
-    if current:
-        blocks.append(Block(span(current), tuple(current)))
+        blocks.append(Block(PixelWindow(r0, c0, r1 - r0, c1 - c0), tuple(ps)))
     return blocks
 
 
