@@ -126,7 +126,7 @@ class S1Source:
         return radar_positions(grid, heights, g.range_time, exact=exact, to_image=g.image_coordinates)
 
     def _heights(self, grid: TargetGrid, extra: int) -> np.ndarray:
-        if self.dem_source.kind == "flat":  # no reprojection (and no repeated warning) for a constant height
+        if self.dem_source.kind == "flat" and self.dem.geoid == "none":  # constant: no reprojection, one warning
             return np.full((grid.height + 2 * extra, grid.width + 2 * extra), self.dem_source.height)
         dem = self.dem
         if not self._whole_dem and dem.grid.window_of(grid.buffered(extra)).intersection(
