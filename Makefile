@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_s2_roi.py
+	$(BIN)/python benchmarks/bench_s1_grd.py
 
 demo: $(STAMP)
 	$(BIN)/senprep demo --outdir senprep-demo
