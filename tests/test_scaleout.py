@@ -184,7 +184,8 @@ def test_killed_worker_units_are_retried_elsewhere(products: Path, serial_run: P
         assert not [p for p in outdir.rglob("*") if ".tmp-" in p.name]
         assert _files(outdir) == _files(serial_run)  # nothing duplicated, nothing corrupt
         report = json.loads((outdir / "run.json").read_text())
-        assert all(u["status"] == "done" for u in report["units"])
+        # a unit whose worker died after its manifest was written is found complete when retried
+        assert all(u["status"] in ("done", "skipped") for u in report["units"])
         retried = [r for r in result.results if r.retries]
         assert retried, "the killed worker's unit should have been started again"
     finally:
