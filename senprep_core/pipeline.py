@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -40,8 +40,8 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
 from senprep_core.outputs.report import RunReport, UnitResult
 from senprep_core.outputs.stac import write_catalog
-from senprep_core.process_s2 import process_s2_unit
-from senprep_core.units import discard_unfinished
+from senprep_core.process_s2 import S2Source
+from senprep_core.units import UnitSource, discard_unfinished, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +174,14 @@ def execute_unit(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebui
         emit(PatchWritten(unit_id=unit.unit_id, patch_id=patch_id, path=str(outdir / rel_path)))
 
     try:
+        record = unit.products[0]
+        opener: Callable[[ProductRecord, str, Config], UnitSource] = S2Source
         if unit.kind == "s1":
-            from senprep_core.process_s1 import process_s1_unit
+            from senprep_core.process_s1 import open_s1_source
 
-            return process_s1_unit(unit.unit_id, unit.products[0], config, outdir, rebuild, on_patch)
-        return process_s2_unit(unit.unit_id, unit.products[0], config, outdir, rebuild, on_patch)
+            opener = open_s1_source
+        return run_unit(unit.unit_id, record, config, outdir, lambda: opener(record, unit.unit_id, config), rebuild,
+                        on_patch)  # fmt: skip
     except Exception as exc:  # one failed product must never stop the others
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
         if not isinstance(exc, SenprepError):

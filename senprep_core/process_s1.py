@@ -12,7 +12,6 @@ from senprep_core.catalog.records import ProductRecord
 from senprep_core.config import Config
 from senprep_core.errors import CorruptProductError, MetadataError, OutsideSceneError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.report import UnitResult
 from senprep_core.s1.dem import DemOnGrid, load_dem, parse_dem_source
 from senprep_core.s1.flattening import beta_area, facet_areas, flatten_gamma0, splat_areas
 from senprep_core.s1.geometry import RadarGeometry, geodetic_to_ecef
@@ -31,7 +30,7 @@ from senprep_core.s1.radiometry import (
 )
 from senprep_core.s1.speckle import SpeckleFilter, apply_speckle_filter
 from senprep_core.s1.terrain import S1BandRequest, block_window, local_incidence, parse_s1_bands, sample, to_enu
-from senprep_core.units import BlockData, PatchCallback, RoiStats, UnitSource, run_unit
+from senprep_core.units import BlockData, RoiStats, UnitSource
 
 log = logging.getLogger(__name__)
 MODALITY = "S1"
@@ -263,21 +262,10 @@ class S1Source:
         }
 
 
-def process_s1_unit(
-    unit_id: str,
-    record: ProductRecord,
-    config: Config,
-    outdir: Path,
-    rebuild: bool = False,
-    on_patch: PatchCallback | None = None,
-) -> UnitResult:
-    """Process one S1 GRD into patches (see :func:`senprep_core.units.run_unit`)."""
+def open_s1_source(record: ProductRecord, unit_id: str, config: Config) -> UnitSource:
+    """The S1 unit source of the configured backend: the native chain, or ESA SNAP's gpt."""
+    if config.s1.backend == "snap":
+        from senprep_core.s1.snap_source import SnapS1Source
 
-    def open_source() -> UnitSource:
-        if config.s1.backend == "snap":
-            from senprep_core.s1.snap_source import SnapS1Source
-
-            return SnapS1Source(record, unit_id, config)
-        return S1Source(record, unit_id, config)
-
-    return run_unit(unit_id, record, config, outdir, open_source, rebuild, on_patch)
+        return SnapS1Source(record, unit_id, config)
+    return S1Source(record, unit_id, config)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.config import Config
 from senprep_core.geo.grid import TargetGrid
-from senprep_core.outputs.report import UnitResult
 from senprep_core.s2.masks import roi_fractions
 from senprep_core.s2.metadata import S2Metadata, read_s2_metadata
 from senprep_core.s2.reader import read_s2_window
-from senprep_core.units import BlockData, PatchCallback, RoiStats, run_unit
+from senprep_core.units import BlockData, RoiStats
 
 log = logging.getLogger(__name__)
 MODALITY = "S2"
@@ -48,18 +46,6 @@ class S2Source:
         if limit is not None and stats.cloud_fraction is not None and 100 * stats.cloud_fraction > limit:
             return f"ROI cloud {100 * stats.cloud_fraction:.1f} % > {limit:g} %"
         return None
-
-
-def process_s2_unit(
-    unit_id: str,
-    record: ProductRecord,
-    config: Config,
-    outdir: Path,
-    rebuild: bool = False,
-    on_patch: PatchCallback | None = None,
-) -> UnitResult:
-    """Process one S2 product into patches (see :func:`senprep_core.units.run_unit`)."""
-    return run_unit(unit_id, record, config, outdir, lambda: S2Source(record, unit_id, config), rebuild, on_patch)
 
 
 def _sidecar_extra(
