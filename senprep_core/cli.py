@@ -265,22 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     common_run(p_run)
     p_run.set_defaults(func=cmd_run)
 
-    p_plan = sub.add_parser("plan", help="print the work units a run would process")
-    p_plan.add_argument("--config", required=True)
-    p_plan.add_argument("--source", action="append")
-    p_plan.add_argument("--json", action="store_true")
-    p_plan.set_defaults(func=cmd_plan)
+    def config_query(name: str, help_text: str, func: Any) -> None:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", required=True)
+        p.add_argument("--source", action="append")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+
+    config_query("plan", "print the work units a run would process", cmd_plan)
+    config_query("search", "list the products a run would use", cmd_search)
 
     p_status = sub.add_parser("status", help="summarise a run folder (run.json)")
     p_status.add_argument("outdir")
     p_status.add_argument("--json", action="store_true")
     p_status.set_defaults(func=cmd_status)
-
-    p_search = sub.add_parser("search", help="list the products a run would use")
-    p_search.add_argument("--config", required=True)
-    p_search.add_argument("--source", action="append")
-    p_search.add_argument("--json", action="store_true")
-    p_search.set_defaults(func=cmd_search)
 
     p_inspect = sub.add_parser("inspect", help="print a product's parsed metadata")
     p_inspect.add_argument("product", help=".SAFE folder, .zip or tile folder")
