@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,19 @@ def _executor(args: argparse.Namespace) -> Any:
     return make_executor(args.njobs, args.scheduler, args.dask_workers)
 
 
+def _interrupted(cancel: threading.Event, signum: int, frame: Any) -> None:
+    """Ctrl-C: remember the cancel request (it survives an interrupt swallowed by a library), then interrupt."""
+    cancel.set()
+    raise KeyboardInterrupt
+
+
 def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argparse.Namespace, executor: Any) -> int:
     from senprep_core.pipeline import run
 
     printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
     cancel = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, partial(_interrupted, cancel)) if in_main else None
     try:
         result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=cancel,
                      executor=executor)  # fmt: skip
@@ -121,6 +130,9 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
         cancel.set()
         print("cancelled", file=sys.stderr)
         return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
     if result.status == "cancelled":
         print(f"cancelled: the units that finished are kept in {outdir}; run again to complete it", file=sys.stderr)
         return 130

@@ -50,10 +50,15 @@ class SerialExecutor:
     def map_units(
         self, units: Sequence[Any], task: Callable[[Any, Emit], Any], dispatch: Emit, cancel: threading.Event
     ) -> Iterator[Any]:
+        def checked(event: Event) -> None:
+            dispatch(event)
+            if cancel.is_set():  # an interrupt swallowed on its way (e.g. inside a C callback) still stops the unit
+                raise KeyboardInterrupt
+
         for unit in units:
             if cancel.is_set():
                 return
-            yield task(unit, dispatch)
+            yield task(unit, checked)
 
     def close(self) -> None:
         return None

@@ -282,3 +282,24 @@ def test_cancel_from_the_api_stops_new_work(products: Path, tmp_path: Path) -> N
     assert len(result.results) == 1
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert sum(u["status"] == "cancelled" for u in report["units"]) == N_PRODUCTS - 1
+
+
+def test_cancel_mid_unit_stops_the_serial_run_at_the_next_patch(products: Path, tmp_path: Path) -> None:
+    """A Ctrl-C swallowed on its way (e.g. inside a library callback) still stops the run: the CLI's handler sets
+    the cancel event before raising, and the serial executor checks it after every event."""
+    cancel = threading.Event()
+    patches: list[str] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PatchWritten):
+            patches.append(event.unit_id)
+            cancel.set()
+
+    outdir = tmp_path / "out"
+    result = run(parse_config(_config_dict()), outdir, sources=[f"local:{products}"], cancel=cancel,
+                 callback=on_event)  # fmt: skip
+    assert result.status == "cancelled" and result.exit_code == 130
+    assert len(patches) == 1 and not result.results  # stopped right after the first patch of the first unit
+    assert not [p for p in outdir.rglob("*") if p.is_file() and "patches" in p.parts]  # its partial unit is gone
+    report = json.loads((outdir / "run.json").read_text())
+    assert all(u["status"] == "cancelled" for u in report["units"])
