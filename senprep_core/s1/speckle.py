@@ -42,9 +42,15 @@ input (:attr:`SpeckleFilter.looks`), ``Cu² = 1/L`` the squared speckle coeffici
     4. ``x = Lee MMSE of z`` with the mean and variance of the selected pixels and ``η²`` in
        place of ``Cu²``. Without any selected pixel ``x = x0``.
 ``gamma_map`` (Lopes et al. 1990)
-    ``Ci ≤ Cu``: ``x = m``; ``Ci ≥ Cmax = √2 Cu``: ``x = z``; otherwise the maximum a posteriori
+    ``Ci² ≤ T``: ``x = m``; ``Ci ≥ Cmax = √2 Cu``: ``x = z``; otherwise the maximum a posteriori
     estimate for Gamma-distributed reflectivity, ``α = (1 + Cu²) / (Ci² - Cu²)``,
-    ``x = (B m + sqrt(m² B² + 4 α L z m)) / (2 α)`` with ``B = α - L - 1``.
+    ``x = (B m + sqrt(m² B² + 4 α L z m)) / (2 α)`` with ``B = α - L - 1``. The homogeneity
+    test ``T`` is the one-sided 97.5 % significance level of ``Ci²`` on pure L-look speckle in an
+    ``n``-pixel window, ``T = Cu² (1 + 1.96 sqrt(2 (1 + Cu²) / n))`` (the delta-method standard
+    error of ``v / m²`` for Gamma(L) samples; :func:`gamma_map_homogeneity_limit`), capped below
+    ``Cmax²``. Lopes' original test ``Ci ≤ Cu`` sends about half of a homogeneous area to the MAP
+    branch only because the window statistics are noisy, and the posterior mode lies below the
+    mean: that costs 4.6 % of the mean on single-look data (1.8 % at L = 4.4).
 ``frost`` (Frost et al. 1982)
     ``x = Σ w z / Σ w`` over the window with ``w = exp(-K Ci² d)``, ``d`` the distance to the
     centre in pixels and ``K`` the damping factor. Because ``Ci² ≈ 1`` on single-look data, the
@@ -59,7 +65,7 @@ data's L), mean ratio / ENL gain::
     lee           1.000 / 20      1.000 / 16
     lee_sigma     0.985 / 17      0.997 / 15
     refined_lee   0.985 / 17      0.997 / 15
-    gamma_map     0.953 / 10      0.982 / 12   (posterior mode: below the mean)
+    gamma_map     0.994 / 12.8    0.997 / 16
     frost         1.000 / 2.8     1.000 / 21   (K = 2; 9.6 on L = 1 with K = 1)
 
 Lee Sigma and refined Lee lose ~1.5 % of the mean on single-look data because their pixel
@@ -321,6 +327,21 @@ def _lee(block: _Block, spec: SpeckleFilter) -> np.ndarray:
     return _mmse(block.shifted(block.values), mean, var, 1.0 / spec.looks)
 
 
+GAMMA_MAP_SIGNIFICANCE_Z = 1.96  # one-sided 97.5 % quantile of the standard normal
+
+
+def gamma_map_homogeneity_limit(looks: float, n: int) -> float:
+    """Largest ``Ci²`` that Gamma-MAP still treats as pure speckle in an ``n``-pixel window.
+
+    On homogeneous L-look intensity the window's ``v / m²`` has mean ``Cu² = 1/L`` and, to first
+    order, standard deviation ``Cu² sqrt(2 (1 + Cu²) / n)``; the limit is its one-sided 97.5 %
+    level, kept below the filter's upper threshold ``2 Cu²``.
+    """
+    cu2 = 1.0 / looks
+    spread = math.sqrt(2.0 * (1.0 + cu2) / n)
+    return min(cu2 * (1.0 + GAMMA_MAP_SIGNIFICANCE_Z * spread), 2.0 * cu2)
+
+
 def _gamma_map(block: _Block, spec: SpeckleFilter) -> np.ndarray:
     looks = spec.looks
     cu2 = 1.0 / looks
@@ -330,7 +351,8 @@ def _gamma_map(block: _Block, spec: SpeckleFilter) -> np.ndarray:
     positive = mean > 0.0
     ci2 = np.zeros_like(mean)
     np.divide(var, mean * mean, out=ci2, where=positive)
-    middle = positive & (ci2 > cu2) & (ci2 < 2.0 * cu2)
+    homogeneous = gamma_map_homogeneity_limit(looks, spec.window * spec.window)
+    middle = positive & (ci2 > homogeneous) & (ci2 < 2.0 * cu2)
     alpha = (1.0 + cu2) / (ci2[middle] - cu2)
     b = alpha - looks - 1.0
     m, zz = mean[middle], z[middle]
