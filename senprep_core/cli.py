@@ -1,4 +1,4 @@
-"""The ``senprep`` command: run, plan, search, status, inspect, demo.
+"""The ``senprep`` command: run, plan, search, status, export, inspect, demo.
 
 The legacy flags (``--config``, ``--outdir``, ``--credentials``, ``--njobs``, ``--rebuild true|false``)
 keep their meaning. Exit codes: 0 ok, 1 some products failed, 2 bad input, 130 cancelled.
@@ -253,6 +253,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from senprep_core.outputs.export import export_zip
+
+    print(export_zip(Path(args.outdir), Path(args.output) if args.output else None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(prog="senprep", description="Sentinel-1/2 analysis-ready patches.")
@@ -291,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_status.add_argument("outdir")
     p_status.add_argument("--json", action="store_true")
     p_status.set_defaults(func=cmd_status)
+
+    p_export = sub.add_parser("export", help="pack a run folder into one archive for sharing")
+    p_export.add_argument("outdir")
+    p_export.add_argument("--zip", action="store_true", required=True, help="write a zip archive (the only format)")
+    p_export.add_argument("--output", help="archive path (default: OUTDIR.zip next to the run folder)")
+    p_export.set_defaults(func=cmd_export)
 
     p_inspect = sub.add_parser("inspect", help="print a product's parsed metadata")
     p_inspect.add_argument("product", help=".SAFE folder, .zip or tile folder")

@@ -122,7 +122,7 @@ LAYOUTS = ("default", "legacy")
 COMPRESSIONS = ("deflate", "lzw", "zstd", "none")
 RESAMPLINGS = ("bilinear", "cubic")
 S2_LEVELS = ("L2A", "L1C")
-PAIR_DIRECTIONS = ("closest", "before")
+PAIR_DIRECTIONS = ("closest", "before", "after")
 
 
 @dataclass(frozen=True)

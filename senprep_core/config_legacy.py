@@ -230,6 +230,8 @@ def legacy_dict(config: Config) -> dict[str, Any]:
                    if getattr(config.output, f.name) != getattr(OutputOptions(), f.name)}  # fmt: skip
         raise _not_legacy("output", changed, "output options")
     direction = config.pair_direction if config.mode.is_pairing else "closest"
+    if direction == "after":
+        raise _not_legacy("pairing.direction", direction, "pairing with a later partner only (direction after)")
     callback = _CALLBACK_NAMES.get((config.mode.value, direction))
     if callback is None:
         raise _not_legacy("mode", config.mode.value, f"mode {config.mode.value}")

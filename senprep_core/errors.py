@@ -2,7 +2,7 @@
 
 Each class also inherits the matching builtin so callers that catch ``ValueError``
 or ``FileNotFoundError`` keep working. Messages say what was wrong and how to fix it.
-The CLI maps these classes to exit codes in one table (:data:`EXIT_CODES`).
+Each class carries its CLI exit code (``exit_code``); :func:`exit_code_for` reads it.
 """
 
 from __future__ import annotations
@@ -69,6 +69,10 @@ class OutputError(SenprepError, OSError):
     """An output cannot be written (permissions, disk full, existing non-senprep folder)."""
 
     exit_code = 2
+
+
+class ExportError(OutputError):
+    """A run folder cannot be exported: it is not a senprep run, or the archive cannot be written."""
 
 
 class CancelledError(SenprepError):

@@ -171,6 +171,17 @@ def test_modern_config_without_extras_converts_to_legacy() -> None:
     assert parse_config(legacy) == dataclasses.replace(config, legacy_form=True)
 
 
+def test_pairing_direction_after_is_accepted_but_has_no_legacy_form() -> None:
+    data = modern_data(mode="s2_with_closest_s1", sentinel1={"bands": ["sigma0_VV"]}, pairing={"direction": "after"})
+    config = parse_config(data)
+    assert config.pair_direction == "after"
+    assert parse_config(config.to_dict()) == config
+    assert config.fingerprint() != dataclasses.replace(config, pair_direction="before").fingerprint()
+    with pytest.raises(ConfigError, match="legacy form") as info:
+        config.to_legacy_dict()
+    assert info.value.key == "pairing.direction"
+
+
 @pytest.mark.parametrize(
     ("changes", "key"),
     [
@@ -497,7 +508,8 @@ INVALID: list[tuple[str, dict[str, Any], str, str, type[ConfigError]]] = [
     ("modern-layout", modern_data(output={"layout": "flat"}), "output.layout", "flat", ConfigError),
     ("modern-stac-not-bool", modern_data(output={"stac": "yes"}), "output.stac", "yes", ConfigError),
     ("modern-max-days", modern_data(pairing={"max_days": 0}), "pairing.max_days", "0", ConfigError),
-    ("modern-direction", modern_data(pairing={"direction": "after"}), "pairing.direction", "after", ConfigError),
+    ("modern-direction", modern_data(pairing={"direction": "sideways"}), "pairing.direction", "sideways",
+     ConfigError),
     ("modern-s1-needs-bands", modern_data(mode="s1_only"), "sentinel1.bands", "[]", ConfigError),
     ("modern-no-roi", {k: v for k, v in modern_data().items() if k != "roi"}, "roi", "None", ConfigError),
     ("modern-no-name", {k: v for k, v in modern_data().items() if k != "name"}, "name", "None", ConfigError),
