@@ -8,6 +8,7 @@ written last), so a re-run skips complete units and redoes the rest.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -15,13 +16,14 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from senprep_core.catalog import Provider, SearchQuery, open_provider
 from senprep_core.catalog.records import ProductProblem, ProductRecord
-from senprep_core.config import Config, Mode
+from senprep_core.config import Config, DateWindow, Mode
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.events import (
     Event,
@@ -135,20 +137,39 @@ def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str,
     return chosen
 
 
+def search_queries(config: Config) -> list[SearchQuery]:
+    """One query per mission the mode reads. In a pairing mode the secondary mission's windows are
+    widened by the pairing tolerance, so a partner just outside a window is still found."""
+    pad = timedelta(days=math.ceil(config.max_time_difference_days))
+    queries = []
+    if config.mode.needs_s2:
+        windows = config.date_windows
+        if config.mode is Mode.S1_WITH_CLOSEST_S2:
+            windows = tuple(DateWindow(w.start - pad, w.end + pad) for w in windows)
+        s2_type = "S2MSI2A" if config.s2_level == "L2A" else "S2MSI1C"
+        queries.append(SearchQuery(config.roi.geometry, windows, (s2_type,), config.cloud_cover))
+    if config.mode.needs_s1:
+        windows = config.date_windows
+        if config.mode is Mode.S2_WITH_CLOSEST_S1:
+            windows = tuple(DateWindow(w.start - pad, w.end + pad) for w in windows)
+        queries.append(SearchQuery(config.roi.geometry, windows, (config.s1_product_type,)))
+    return queries
+
+
 def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductRecord], list[ProductProblem]]:
-    """Products matching the config in the first provider that has any (ordered fallback)."""
-    if config.mode is Mode.S1_ONLY:
-        product_types: tuple[str, ...] = (config.s1_product_type,)
-    else:
-        product_types = ("S2MSI2A",) if config.s2_level == "L2A" else ("S2MSI1C",)
-    query = SearchQuery(config.roi.geometry, config.date_windows, product_types, config.cloud_cover)
+    """Products matching the config: for each mission the mode reads, those of the first provider that
+    has any (ordered fallback); sorted by time then id."""
     problems: list[ProductProblem] = []
-    for provider in providers:
-        result = provider.search(query)
-        problems.extend(result.problems)
-        if result.products:
-            return list(result.products), problems
-    return [], problems
+    found: list[ProductRecord] = []
+    for query in search_queries(config):
+        for provider in providers:
+            result = provider.search(query)
+            problems.extend(p for p in result.problems if p not in problems)
+            if result.products:
+                found.extend(result.products)
+                break
+    found.sort(key=lambda r: (r.sensing_time, r.product_id))
+    return found, problems
 
 
 def make_plan(

@@ -1,0 +1,202 @@
+"""One background pipeline job per browser session: progress, ETA, live log, counts, cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import param
+
+from senprep_core.config import Config
+from senprep_core.errors import SenprepError
+from senprep_core.events import (
+    Event,
+    Message,
+    PatchWritten,
+    RunFinished,
+    RunStarted,
+    StageProgress,
+    UnitFinished,
+    UnitStarted,
+)
+
+MAX_LOG_LINES = 400
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One pipeline run of a job: its config, output folder and sources."""
+
+    config: Config
+    outdir: Path
+    sources: tuple[str, ...]
+
+
+class JobState(param.Parameterized):
+    """Runs a sequence of pipeline runs in a background thread and publishes their progress.
+
+    At most one job is active at a time; :meth:`start` refuses a second one.
+    """
+
+    status = param.String(default="idle", constant=True, doc="idle, preparing, running, then the run's status")
+    stages = param.Dict(default={}, constant=True, doc="stage name -> (done, total)")
+    units_total = param.Integer(default=0, constant=True)
+    units_done = param.Integer(default=0, constant=True)
+    units_failed = param.Integer(default=0, constant=True)
+    current_unit = param.String(default="", constant=True)
+    patches_written = param.Integer(default=0, constant=True)
+    patches_skipped = param.Integer(default=0, constant=True)
+    patches = param.List(default=[], constant=True, doc="paths of the patches written by this job")
+    log = param.List(default=[], constant=True, doc="the live log (newest last)")
+    failures = param.List(default=[], constant=True, doc="'unit: error' for each failed unit")
+    outdirs = param.List(default=[], constant=True)
+    error = param.String(default="", constant=True, doc="why the job stopped before running")
+    started_at = param.Number(default=None, allow_None=True, constant=True)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._done_before = 0
+        self.on_patch: Callable[[str], None] | None = None
+        #: called with a unit's patch folder when it finishes done or already complete (skipped)
+        self.on_unit: Callable[[Path], None] | None = None
+        self._outdir: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def fraction(self) -> float:
+        """Overall progress 0..1 (units finished over units planned)."""
+        return self.units_done / self.units_total if self.units_total else 0.0
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Time left, from the pace of the units finished so far (None before the first one)."""
+        if not self.running or self.started_at is None or not self.units_done or not self.units_total:
+            return None
+        elapsed = (now or time.time()) - self.started_at
+        return max(0.0, elapsed / self.units_done * (self.units_total - self.units_done))
+
+    def start(self, runs: Sequence[RunRequest], prepare: Callable[[], None] | None = None) -> bool:
+        """Start the runs in the background (``prepare`` runs first in that thread, e.g. building the
+        demo catalogue). Returns False when a job is already running."""
+        with self._lock:
+            if self.running:
+                return False
+            self._cancel.clear()
+            with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
+                self.status, self.stages, self.units_total, self.units_done, self.units_failed = (
+                    "preparing",
+                    {},
+                    0,
+                    0,
+                    0,
+                )
+                self.current_unit, self.patches_written, self.patches_skipped = "", 0, 0
+                self.patches, self.log, self.failures, self.error = [], [], [], ""
+                self.outdirs = [str(r.outdir) for r in runs]
+                self.started_at = time.time()
+            self._done_before = 0
+            self._thread = threading.Thread(
+                target=self._work, args=(list(runs), prepare), name="senprep-job", daemon=True
+            )
+            self._thread.start()
+            return True
+
+    def cancel(self) -> None:
+        """Ask the job to stop: no new unit starts, the running one is stopped and its files removed."""
+        self._cancel.set()
+
+    def wait(self, timeout: float = 300.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _say(self, line: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self.log = [*self.log[-(MAX_LOG_LINES - 1) :], f"{stamp} {line}"]
+
+    def on_event(self, event: Event) -> None:
+        """Fold one pipeline event into the state (called from the job's thread)."""
+        with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
+            if isinstance(event, RunStarted):  # a job may hold several runs: units add up
+                self._done_before = self.units_done
+                self.units_total, self.status = self.units_total + event.n_units, "running"
+                self._say(f"run {event.run_id}: {event.n_units} units -> {event.outdir}")
+            elif isinstance(event, UnitStarted):
+                self.current_unit = event.unit_id
+            elif isinstance(event, PatchWritten):
+                self.patches = [*self.patches, event.path]
+                self.patches_written += 1
+            elif isinstance(event, UnitFinished):
+                self.patches_skipped += event.patches_skipped
+                if event.status == "failed":
+                    self.units_failed += 1
+                    self.failures = [*self.failures, f"{event.unit_id}: {event.error}"]
+                detail = f" ({event.error})" if event.error else ""
+                self._say(f"{event.unit_id}: {event.status}, {event.patches_written} patches{detail}")
+            elif isinstance(event, StageProgress):
+                self.stages = {**self.stages, event.stage: (event.done, event.total)}
+                if event.stage == "process":
+                    self.units_done = self._done_before + event.done
+            elif isinstance(event, Message):
+                self._say(f"{event.level}: {event.text}")
+            elif isinstance(event, RunFinished):
+                self._say(f"run {event.run_id} {event.status} in {event.seconds:.1f} s")
+        if isinstance(event, PatchWritten) and self.on_patch is not None:
+            self.on_patch(event.path)
+        unit_folder = self._unit_folder(event)
+        if unit_folder is not None and self.on_unit is not None:
+            self.on_unit(unit_folder)
+
+    def _unit_folder(self, event: Event) -> Path | None:
+        """The patch folder of a unit that finished with its patches on disk (written now or before)."""
+        if isinstance(event, UnitFinished) and event.status in ("done", "skipped") and self._outdir is not None:
+            return self._outdir / "patches" / event.unit_id
+        return None
+
+    def _work(self, runs: list[RunRequest], prepare: Callable[[], None] | None) -> None:
+        from senprep_core.pipeline import run
+
+        statuses = []
+        try:
+            if prepare is not None:
+                prepare()
+            for request in runs:
+                if self._cancel.is_set():
+                    break
+                self._outdir = request.outdir
+                result = run(
+                    request.config,
+                    request.outdir,
+                    sources=list(request.sources),
+                    callback=self.on_event,
+                    cancel=self._cancel,
+                )
+                statuses.append(result.status)
+        except SenprepError as exc:
+            with param.edit_constant(self):
+                self.status, self.error = "failed", str(exc)
+                self._say(f"error: {exc}")
+            return
+        except Exception as exc:  # the app must show any failure, not lose it in a thread
+            with param.edit_constant(self):
+                self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+                self._say(f"error: {type(exc).__name__}: {exc}")
+            return
+        with param.edit_constant(self):
+            self.current_unit = ""
+            if self._cancel.is_set():
+                self.status = "cancelled"
+            elif all(s == "complete" for s in statuses):
+                self.status = "complete"
+            elif all(s == "failed" for s in statuses):
+                self.status = "failed"
+            else:
+                self.status = "partial"

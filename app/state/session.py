@@ -1,0 +1,244 @@
+"""One user's session: ROI, options, search preview, background job and gallery, wired together.
+
+Sessions live in a registry keyed by a session id the page keeps in its URL, so reloading the
+page reattaches to the same state (and its running job) instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import param
+from pyproj import Transformer
+
+from app.state.gallery import GalleryState
+from app.state.job import JobState, RunRequest
+from app.state.options import RunOptions
+from app.state.roi import RoiState
+from app.state.search import SearchState
+from senprep_core.config import Config, is_legacy_form, parse_config
+from senprep_core.config_io import read_config_data
+from senprep_core.errors import SenprepError
+
+#: Most patch outlines drawn as the layout overlay (beyond that the map only shows the grid's outline).
+MAX_LAYOUT_OUTLINES = 2000
+
+
+def demo_folder() -> Path:
+    from senprep_core.demo.catalog import default_demo_folder
+
+    return default_demo_folder()
+
+
+def _build_demo() -> None:
+    from senprep_core.demo.catalog import build_demo_catalog
+
+    build_demo_catalog(demo_folder())
+
+
+class AppState(param.Parameterized):
+    """Everything a session edits and runs; views only read and call these methods."""
+
+    roi = param.ClassSelector(class_=RoiState)
+    options = param.ClassSelector(class_=RunOptions)
+    search = param.ClassSelector(class_=SearchState)
+    job = param.ClassSelector(class_=JobState)
+    gallery = param.ClassSelector(class_=GalleryState)
+    message = param.String(default="", doc="the last error or notice for the user")
+
+    def __init__(self, **params: Any) -> None:
+        params.setdefault("roi", RoiState())
+        params.setdefault("options", RunOptions())
+        params.setdefault("search", SearchState())
+        params.setdefault("job", JobState())
+        params.setdefault("gallery", GalleryState())
+        super().__init__(**params)
+        self.job.on_patch = self.gallery.add
+        self.job.on_unit = self.gallery.load_unit
+
+    @classmethod
+    def with_demo_defaults(cls, **params: Any) -> AppState:
+        """A session preset on the embedded demo: its ROI, dates and Sentinel-2 bands."""
+        from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict
+
+        state = cls(**params)
+        state.roi.set_geometry(parse_config(demo_config_dict()).roi.geometry)
+        demo = parse_config({**demo_config_dict(), "geojson": DEMO_ROI_GEOJSON})
+        state.options.apply_config(demo)
+        state.options.param.update(run_name="app-demo", source="demo")
+        return state
+
+    # ----- building the config ---------------------------------------------------------------------
+
+    def config(self) -> Config | None:
+        """The validated config of the current ROI and options; None (with ``message`` set) if invalid."""
+        if self.roi.geojson is None:
+            self.message = "Draw, paste or upload an ROI first."
+            return None
+        try:
+            config = self.options.build_config(self.roi.geojson, demo_folder())
+        except SenprepError as exc:
+            self.message = str(exc)
+            return None
+        self.message = ""
+        return config
+
+    def patch_outlines(self) -> list[list[tuple[float, float]]]:
+        """The patch layout over the ROI as lon/lat rectangles (empty when the config is invalid)."""
+        try:
+            config = self.options.build_config(self.roi.geojson, demo_folder()) if self.roi.geojson else None
+        except SenprepError:
+            return []
+        if config is None:
+            return []
+        patches = config.patches()[:MAX_LAYOUT_OUTLINES]
+        if not patches:
+            return []
+        to_lonlat = Transformer.from_crs(config.target_epsg(), 4326, always_xy=True)
+        outlines = []
+        for patch in patches:
+            b = patch.grid.bounds
+            xs = [b.left, b.right, b.right, b.left, b.left]
+            ys = [b.bottom, b.bottom, b.top, b.top, b.bottom]
+            lons, lats = to_lonlat.transform(xs, ys)
+            outlines.append(list(zip(lons, lats, strict=True)))
+        return outlines
+
+    # ----- actions ------------------------------------------------------------------------------
+
+    def start_search(self) -> bool:
+        """Search the chosen source in the background."""
+        config = self.config()
+        if config is None:
+            return False
+        return self.search.start(config, [self.options.source_spec()])
+
+    def start_run(self) -> bool:
+        """Run the pipeline in this session's background job (refused while one runs)."""
+        if self.job.running:
+            self.message = "A run is already going on in this session: wait for it or cancel it."
+            return False
+        config = self.config()
+        if config is None:
+            return False
+        outdir = Path(self.options.outdir).expanduser() / config.name
+        prepare = _build_demo if self.options.source == "demo" else None
+        self.gallery.clear()
+        return self.job.start([RunRequest(config, outdir, (self.options.source_spec(),))], prepare=prepare)
+
+    def cancel_run(self) -> None:
+        self.job.cancel()
+
+    def load_config_text(self, text: str) -> bool:
+        """Load a legacy or modern config (JSON or YAML text): its ROI and all its options."""
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+            config = parse_config(data)
+        except (SenprepError, ValueError, yaml.YAMLError) as exc:
+            self.message = f"cannot load that config: {exc}"
+            return False
+        self._apply(config)
+        form = "legacy" if isinstance(data, dict) and is_legacy_form(data) else "modern"
+        self.message = f"Loaded the {form} config '{config.name}'."
+        return True
+
+    def load_config_file(self, path: str | Path) -> bool:
+        try:
+            data = read_config_data(Path(path))
+            config = parse_config(data, base_dir=Path(path).resolve().parent)
+        except (SenprepError, OSError, ValueError) as exc:
+            self.message = f"cannot load {path}: {exc}"
+            return False
+        self._apply(config)
+        return True
+
+    def _apply(self, config: Config) -> None:
+        self.roi.set_geometry(config.roi.geometry)
+        self.options.apply_config(config)
+
+    def save_config(self, path: str | Path, form: str = "modern") -> bool:
+        """Save the session as a config file the CLI runs (``senprep run --config``)."""
+        if self.roi.geojson is None:
+            self.message = "Set an ROI before saving the config."
+            return False
+        try:
+            from senprep_core.config import save_config
+
+            save_config(
+                self._for_form(self.options.build_config(self.roi.geojson, demo_folder()), form), Path(path), form=form
+            )
+        except SenprepError as exc:
+            self.message = str(exc)
+            return False
+        self.message = f"Saved the {form} config to {path}."
+        return True
+
+    @staticmethod
+    def _for_form(config: Config, form: str) -> Config:
+        """The legacy form has no sources (the 2022 tool took them from its command line)."""
+        return replace(config, sources=()) if form == "legacy" else config
+
+    def config_text(self, form: str = "modern") -> str:
+        """The config as JSON text (for a download button); '' with ``message`` set when invalid."""
+        import json
+
+        config = self.config()
+        if config is None:
+            return ""
+        try:
+            data = self._for_form(config, form).to_legacy_dict() if form == "legacy" else config.to_dict()
+        except SenprepError as exc:
+            self.message = str(exc)
+            return ""
+        return json.dumps(data, indent=2)
+
+
+class SessionRegistry:
+    """The app's sessions by id. A session whose page is gone for ``grace`` seconds is dropped and
+    its job cancelled; a page reloaded within that time gets its session back."""
+
+    def __init__(self, grace: float = 120.0) -> None:
+        self.grace = grace
+        self._sessions: dict[str, AppState] = {}
+        self._pages: dict[str, int] = {}
+        self._left: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def attach(self, session_id: str | None) -> tuple[str, AppState]:
+        """The session for ``session_id`` (a new demo-preset one when unknown or None)."""
+        with self._lock:
+            self._expire()
+            if not session_id or session_id not in self._sessions:
+                session_id = session_id if session_id and len(session_id) <= 64 else uuid.uuid4().hex[:16]
+                self._sessions[session_id] = AppState.with_demo_defaults()
+            self._pages[session_id] = self._pages.get(session_id, 0) + 1
+            self._left.pop(session_id, None)
+            return session_id, self._sessions[session_id]
+
+    def detach(self, session_id: str) -> None:
+        """A page of the session closed (reload, tab closed)."""
+        with self._lock:
+            self._pages[session_id] = max(0, self._pages.get(session_id, 1) - 1)
+            if self._pages[session_id] == 0:
+                self._left[session_id] = time.monotonic()
+            self._expire()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for session_id, left in list(self._left.items()):
+            if now - left >= self.grace:
+                state = self._sessions.pop(session_id, None)
+                self._left.pop(session_id, None)
+                self._pages.pop(session_id, None)
+                if state is not None:
+                    state.job.cancel()
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,1 @@
+"""Thin Panel views over :mod:`app.state`."""

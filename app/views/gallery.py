@@ -1,0 +1,124 @@
+"""Patch gallery: thumbnails as patches are written, filters, pages, a large view with the sidecar, and a
+zip of the run."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+
+from app.render import thumbnail_png
+from app.state.gallery import ALL
+from app.state.session import AppState
+
+THUMB = 128
+LARGE = 384
+
+
+class GalleryView(pn.viewable.Viewer):
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        g = self.state.gallery
+        self.date = pn.widgets.Select(name="Date", options=[ALL], value=ALL, width=130)
+        self.unit = pn.widgets.Select(name="Product / pair", options=[ALL], value=ALL, width=260)
+        self.modality = pn.widgets.Select.from_param(g.param.modality, name="Mission", width=90)
+        self.cloud = pn.widgets.FloatSlider.from_param(g.param.max_cloud, name="Max patch cloud %", step=5, width=180)
+        self.masks = pn.widgets.Checkbox(name="mask overlay", value=True, width=110)
+        self.date.param.watch(lambda e: setattr(g, "date", e.new), "value")
+        self.unit.param.watch(lambda e: setattr(g, "unit", e.new), "value")
+        self.masks.param.watch(lambda _e: self._render(force=True), "value")
+        self.previous = pn.widgets.Button(name="◀", width=40)
+        self.next = pn.widgets.Button(name="▶", width=40)
+        self.previous.on_click(lambda _e: self._turn(-1))
+        self.next.on_click(lambda _e: self._turn(1))
+        self.page_label = pn.pane.Markdown("", margin=(5, 10))
+        self.grid = pn.GridBox(ncols=6, sizing_mode="stretch_width")
+        self.large = pn.pane.PNG(None, width=LARGE, height=LARGE, visible=False)
+        self.meta = pn.pane.JSON({}, depth=2, height=LARGE, sizing_mode="stretch_width", visible=False)
+        self.large_title = pn.pane.Markdown("", margin=(0, 10))
+        self.download = pn.widgets.FileDownload(
+            callback=self._zip,
+            filename="senprep-run.zip",
+            label="Download the run (zip)",
+            button_type="light",
+            width=220,
+        )
+        self._thumbs: dict[tuple[str, bool], bytes] = {}
+        self._seen: Any = None
+        for name in ("date", "unit", "modality", "max_cloud", "page", "page_size"):
+            g.param.watch(lambda _e: self._render(), name)
+
+    def _turn(self, step: int) -> None:
+        g = self.state.gallery
+        g.page = min(max(0, g.page + step), g.n_pages - 1)
+
+    def _thumb(self, path: str, size: int) -> bytes:
+        key = (f"{path}@{size}", self.masks.value)
+        if key not in self._thumbs:
+            self._thumbs[key] = thumbnail_png(path, size, self.masks.value)
+        return self._thumbs[key]
+
+    def _open_clicked(self, path: str, _event: object) -> None:
+        self._open(path)
+
+    def _open(self, path: str) -> None:
+        meta = self.state.gallery.select(path)
+        info = self.state.gallery.selected_item() or {}
+        self.large.object = self._thumb(path, LARGE)
+        self.meta.object = meta
+        self.large_title.object = f"**{info.get('modality', '')} {info.get('date', '')}** · `{info.get('unit_id', '')}`"
+        self.large_title.object += f" · {info.get('patch_id', '')} (outlined on the map)"
+        self.large.visible = self.meta.visible = True
+
+    def _card(self, item: dict[str, Any]) -> pn.Column:
+        cloud = "" if item["cloud"] is None else f" · cloud {100 * float(item['cloud']):.0f}%"
+        button = pn.widgets.Button(name="Open", width=60, height=26, margin=(0, 5), button_type="light")
+        button.on_click(partial(self._open_clicked, item["path"]))
+        caption = pn.pane.Markdown(
+            f"{item['modality']} {item['date']} {item['patch_id']}{cloud}", styles={"font-size": "11px"}, margin=(0, 5)
+        )
+        return pn.Column(
+            pn.pane.PNG(self._thumb(item["path"], THUMB), width=THUMB, height=THUMB), caption, button, width=THUMB + 20
+        )
+
+    def _render(self, force: bool = False) -> None:
+        g = self.state.gallery
+        key = (len(g.items), g.date, g.unit, g.modality, g.max_cloud, g.page, g.page_size)
+        if key == self._seen and not force:
+            return
+        self._seen = key
+        dates, units = [ALL, *g.dates()], [ALL, *g.units()]
+        if self.date.options != dates:
+            self.date.options = dates
+        if self.unit.options != units:
+            self.unit.options = units
+        page_items = g.page_items()
+        self.grid.objects = [self._card(item) for item in page_items]
+        total = len(g.filtered())
+        self.page_label.object = f"page {min(g.page + 1, g.n_pages)} / {g.n_pages} · {total} patches"
+
+    def refresh(self) -> None:
+        self._render()
+
+    def _zip(self) -> Any:
+        from senprep_core.outputs.export import export_zip
+
+        outdirs = [Path(d) for d in self.state.job.outdirs if (Path(d) / "run.json").exists()]
+        if not outdirs:
+            self.state.message = "No finished run to download yet."
+            return None
+        dest = Path(tempfile.mkdtemp(prefix="senprep-zip-")) / f"{outdirs[0].name}.zip"
+        self.download.filename = dest.name
+        return str(export_zip(outdirs[0], dest))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        filters = pn.Row(self.date, self.unit, self.modality, self.cloud, self.masks)
+        pager = pn.Row(self.previous, self.page_label, self.next, self.download)
+        large = pn.Row(self.large, self.meta, sizing_mode="stretch_width")
+        return pn.Column(filters, pager, self.grid, self.large_title, large, sizing_mode="stretch_width")

@@ -1,0 +1,227 @@
+"""The map (GeoViews/Bokeh): draw or edit the ROI, patch layout, product footprints, selected patch."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import geoviews as gv
+import holoviews as hv
+import panel as pn
+import param
+from pyproj import Transformer
+
+from app.state.session import AppState
+
+_TO_MERC = Transformer.from_crs(4326, 3857, always_xy=True)
+_TO_LONLAT = Transformer.from_crs(3857, 4326, always_xy=True)
+MISSION_COLOURS = {
+    "S1A": "#1f77b4",
+    "S1B": "#17becf",
+    "S1C": "#9467bd",
+    "S2A": "#2ca02c",
+    "S2B": "#bcbd22",
+    "S2C": "#8c564b",
+}
+_BASEMAP: dict[str, bool] = {}
+_BASEMAP_LOCK = threading.Lock()
+
+
+def basemap_online(timeout: float = 1.5) -> bool:
+    """Whether map tiles can be fetched (checked once per process; ``SENPREP_BASEMAP=on|off`` decides)."""
+    setting = os.environ.get("SENPREP_BASEMAP", "").lower()
+    if setting in ("on", "off"):
+        return setting == "on"
+    with _BASEMAP_LOCK:
+        if "online" not in _BASEMAP:
+            import requests
+
+            try:
+                ok = requests.head("https://tile.openstreetmap.org/0/0/0.png", timeout=timeout).status_code < 400
+            except requests.RequestException:
+                ok = False
+            _BASEMAP["online"] = ok
+        return _BASEMAP["online"]
+
+
+def to_merc(ring: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    xs, ys = _TO_MERC.transform([p[0] for p in ring], [p[1] for p in ring])
+    return list(xs), list(ys)
+
+
+def to_lonlat(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    lons, lats = _TO_LONLAT.transform(list(xs), list(ys))
+    return list(lons), list(lats)
+
+
+class _Layers(param.Parameterized):
+    """Revision counters the map's dynamic layers follow (bumped by :meth:`MapView.refresh`)."""
+
+    roi = param.Integer(default=0)
+    layout = param.Integer(default=0)
+    footprints = param.Integer(default=0)
+    selected = param.Integer(default=0)
+
+
+class MapView(pn.viewable.Viewer):
+    """Draw a box (Box tool, shift-drag) or a polygon (Polygon tool: click corners, double-click to end)."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._layers = _Layers()
+        self._seen: dict[str, Any] = {}
+        self._from_drawing = False
+        self.pane = pn.pane.HoloViews(self._build(), sizing_mode="stretch_width", min_height=420)
+        self.info = pn.pane.Markdown("", margin=(0, 10))
+        self.refresh()
+
+    # ----- drawing ------------------------------------------------------------------------------
+
+    def _roi_ring_merc(self) -> tuple[list[float], list[float]] | None:
+        rings = self.state.roi.outline()
+        return to_merc(rings[0]) if rings else None
+
+    def _build(self) -> Any:
+        ring = self._roi_ring_merc()
+        start = [{"x": ring[0], "y": ring[1]}] if ring else []
+        self._poly_source = hv.Polygons(start).opts(fill_alpha=0.15, color="#3060d0", line_width=2)
+        self._box_source = hv.Rectangles([]).opts(fill_alpha=0.1, color="#3060d0")
+        self._poly_stream = hv.streams.PolyDraw(
+            source=self._poly_source, num_objects=1, drag=False, show_vertices=True, styles={"fill_color": ["#3060d0"]}
+        )
+        self._edit_stream = hv.streams.PolyEdit(source=self._poly_source, shared=True)
+        self._box_stream = hv.streams.BoxEdit(source=self._box_source, num_objects=1)
+        self._poly_stream.add_subscriber(self._on_polygon)
+        self._edit_stream.add_subscriber(self._on_polygon)
+        self._box_stream.add_subscriber(self._on_box)
+        follow = [hv.streams.Params(self._layers, [name]) for name in ("layout", "footprints", "selected")]
+        layout = hv.DynamicMap(self._layout_layer, streams=[follow[0]])
+        footprints = hv.DynamicMap(self._footprint_layer, streams=[follow[1]])
+        selected = hv.DynamicMap(self._selected_layer, streams=[follow[2]])
+        layers: list[Any] = []
+        if basemap_online():
+            layers.append(gv.tile_sources.OSM())
+        overlay = footprints * layout * self._box_source * self._poly_source * selected
+        if layers:
+            overlay = layers[0] * overlay
+        x0, y0, x1, y1 = self._view_extent()
+        return overlay.opts(
+            hv.opts.Overlay(
+                xlim=(x0, x1),
+                ylim=(y0, y1),
+                responsive=True,
+                min_height=420,
+                xaxis=None,
+                yaxis=None,
+                bgcolor="#eef1f4",
+                active_tools=["wheel_zoom"],
+                title="",
+            ),
+        )
+
+    def _view_extent(self) -> tuple[float, float, float, float]:
+        bounds = self.state.roi.bounds()
+        if bounds is None:
+            x, y = _TO_MERC.transform([-25.0, 45.0], [34.0, 71.0])  # Europe
+            return x[0], y[0], x[1], y[1]
+        xs, ys = _TO_MERC.transform([bounds[0], bounds[2]], [bounds[1], bounds[3]])
+        pad = max(xs[1] - xs[0], ys[1] - ys[0]) * 0.6 + 500.0
+        return xs[0] - pad, ys[0] - pad, xs[1] + pad, ys[1] + pad
+
+    def _on_polygon(self, data: dict[str, Any] | None = None, **_: Any) -> None:
+        data = data or self._poly_stream.data or {}
+        xs_list, ys_list = data.get("xs") or [], data.get("ys") or []
+        if not xs_list or len(xs_list[-1]) < 3:
+            return
+        lons, lats = to_lonlat(xs_list[-1], ys_list[-1])
+        self._from_drawing = True
+        self.state.roi.set_polygon(lons, lats)
+
+    def _on_box(self, data: dict[str, Any] | None = None, **_: Any) -> None:
+        data = data or self._box_stream.data or {}
+        if not data.get("x0"):
+            return
+        (w, e), (s, n) = to_lonlat([data["x0"][-1], data["x1"][-1]], [data["y0"][-1], data["y1"][-1]])
+        self._from_drawing = True
+        self.state.roi.set_box(w, s, e, n)
+
+    # ----- dynamic layers -----------------------------------------------------------------------------
+
+    def _layout_layer(self, layout: int = 0) -> hv.Path:
+        paths = [to_merc(ring) for ring in self.state.patch_outlines()]
+        return hv.Path([{"x": xs, "y": ys} for xs, ys in paths]).opts(color="#d04020", line_width=1, line_dash="dashed")
+
+    def _footprint_layer(self, footprints: int = 0) -> hv.Polygons:
+        paired = self.state.search.paired_ids()
+        data = []
+        for row in self.state.search.rows:
+            for ring in row["footprint"]:
+                xs, ys = to_merc(ring)
+                data.append(
+                    {
+                        "x": xs,
+                        "y": ys,
+                        "product_id": row["product_id"],
+                        "mission": row["mission"],
+                        "date": row["date"],
+                        "cloud": -1.0 if row["cloud"] is None else row["cloud"],
+                        "coverage": -1.0 if row["coverage"] is None else row["coverage"],
+                        "paired": "yes" if row["product_id"] in paired else "no",
+                        "colour": MISSION_COLOURS.get(row["mission"], "#7f7f7f"),
+                    }
+                )
+        vdims = ["product_id", "mission", "date", "cloud", "coverage", "paired", "colour"]
+        hover = [
+            ("product", "@product_id"),
+            ("date", "@date"),
+            ("cloud %", "@cloud"),
+            ("ROI coverage %", "@coverage"),
+            ("paired", "@paired"),
+        ]
+        return hv.Polygons(data, vdims=vdims).opts(
+            color="colour", fill_alpha=0.12, line_width=1.5, tools=["hover"], hover_tooltips=hover
+        )
+
+    def _selected_layer(self, selected: int = 0) -> hv.Path:
+        item = self.state.gallery.selected_item()
+        rings = [to_merc(item["outline"])] if item and item["outline"] else []
+        return hv.Path([{"x": xs, "y": ys} for xs, ys in rings]).opts(color="#ff00aa", line_width=3)
+
+    # ----- refresh ------------------------------------------------------------------------------
+
+    def _changed(self, key: str, value: Any) -> bool:
+        if self._seen.get(key) == value:
+            return False
+        self._seen[key] = value
+        return True
+
+    def refresh(self) -> None:
+        """Follow the state: redraw what changed (called periodically on the session's event loop)."""
+        roi, options, search = self.state.roi, self.state.options, self.state.search
+        if self._changed("roi", roi.revision):
+            if not self._from_drawing and "built" in self._seen:
+                self.pane.object = self._build()  # an ROI set elsewhere (paste, upload, config) replaces the drawing
+            self._from_drawing = False
+            self._seen["built"] = True
+        layout_key = (roi.revision, options.patch_size, options.overlap, options.resolution)
+        if self._changed("layout", layout_key):
+            self._layers.layout += 1
+        if self._changed("footprints", (search.status, id(search.rows))):
+            self._layers.footprints += 1
+        if self._changed("selected", self.state.gallery.selected):
+            self._layers.selected += 1
+        n = len(self.state.patch_outlines()) if roi.geojson else 0
+        text = (
+            f"**ROI** {roi.area_km2:,.2f} km² · {n} patches of {options.patch_size}² px"
+            if roi.geojson
+            else ("**No ROI yet**: draw a box (Box edit tool, shift + drag) or a polygon, or paste GeoJSON.")
+        )
+        if roi.error:
+            text += f"\n\n<span style='color:#b00020'>ROI rejected: {roi.error}</span>"
+        self.info.object = text
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.pane, self.info, sizing_mode="stretch_width")

@@ -1,0 +1,175 @@
+"""Sidebar widgets: ROI input (paste / upload), date windows, mode, patches, S1/S2 options, source, output,
+and loading / saving configs."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from functools import partial
+from typing import Any
+
+import panel as pn
+import param
+
+from app.state.options import ACCOUNT_SOURCES
+from app.state.session import AppState
+
+
+class RoiInputView(pn.viewable.Viewer):
+    """Paste GeoJSON or a senprep config, or upload a .geojson / .json file, to set the ROI."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.text = pn.widgets.TextAreaInput(
+            name="Paste GeoJSON or a senprep config",
+            height=110,
+            placeholder='{"type": "Polygon", "coordinates": [...]}',
+        )
+        self.apply = pn.widgets.Button(name="Use pasted ROI", button_type="primary")
+        self.upload = pn.widgets.FileInput(accept=".geojson,.json", name="Upload GeoJSON")
+        self.apply.on_click(self._apply)
+        self.upload.param.watch(self._uploaded, "value")
+
+    def _apply(self, _event: object) -> None:
+        self.state.roi.set_text(self.text.value_input or self.text.value or "")
+
+    def _uploaded(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.state.roi.set_text(bytes(event.new).decode("utf-8", errors="replace"))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.text, self.apply, pn.pane.Markdown("or upload a file:", margin=(0, 10)), self.upload)
+
+
+class DateWindowsView(pn.viewable.Viewer):
+    """Several [start, end] windows, each with its own remove button, and an add button."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.rows = pn.Column(sizing_mode="stretch_width")
+        self.add = pn.widgets.Button(name="+ date window", button_type="light")
+        self.add.on_click(lambda _e: self.state.options.add_window())
+        self.state.options.param.watch(lambda _e: self._rebuild(), "date_windows")
+        self._rebuild()
+
+    def _remove(self, index: int, _event: object) -> None:
+        self.state.options.remove_window(index)
+
+    def _rebuild(self) -> None:
+        rows = []
+        windows = self.state.options.date_windows
+        for index, (start, end) in enumerate(windows):
+            first = pn.widgets.DatePicker(name=f"Window {index + 1} start", value=date.fromisoformat(start), width=130)
+            last = pn.widgets.DatePicker(name="end", value=date.fromisoformat(end), width=130)
+            remove = pn.widgets.Button(name="✕", width=40, disabled=len(windows) == 1, margin=(22, 5, 5, 5))
+
+            def changed(_e: Any, i: int = index, a: Any = first, b: Any = last) -> None:
+                if a.value and b.value:
+                    self.state.options.set_window(i, a.value, b.value)
+
+            first.param.watch(changed, "value")
+            last.param.watch(changed, "value")
+            remove.on_click(partial(self._remove, index))
+            rows.append(pn.Row(first, last, remove))
+        self.rows.objects = rows
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.rows, self.add)
+
+
+class OptionsView(pn.viewable.Viewer):
+    """Mode, patches, Sentinel-1 / Sentinel-2 options, source with masked credentials, output folder."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        o = self.state.options.param
+        w = pn.widgets
+        self.mode = w.Select.from_param(o.mode, name="Mode")
+        self.patch_size = w.IntInput.from_param(o.patch_size, name="Patch size (px)", step=16)
+        self.overlap = w.IntInput.from_param(o.overlap, name="Overlap (px)", step=8)
+        self.s2 = pn.Column(
+            w.Select.from_param(o.s2_level, name="S2 level"),
+            w.MultiChoice.from_param(o.s2_bands, name="S2 bands"),
+            w.FloatSlider.from_param(o.cloud_max, name="Max tile cloud %", step=5),
+        )
+        self.s1 = pn.Column(
+            w.CheckButtonGroup.from_param(o.polarisations, name="Polarisations"),
+            w.Select.from_param(o.calibration, name="Calibration"),
+            w.Select.from_param(o.speckle_filter, name="Speckle filter"),
+            w.Checkbox.from_param(o.terrain_flattening, name="Terrain flattening (γ0T)"),
+            w.Checkbox.from_param(o.db, name="dB"),
+            w.MultiChoice.from_param(o.s1_layers, name="Extra layers"),
+            w.TextInput.from_param(o.dem, name="DEM (file or GLO-30 folder)"),
+        )
+        self.source = w.Select.from_param(o.source, name="Source")
+        self.folder = w.TextInput.from_param(o.local_folder, name="Local product folder")
+        self.username = w.TextInput.from_param(o.username, name="Username")
+        self.password = w.PasswordInput.from_param(o.password, name="Password")
+        self.outdir = w.TextInput.from_param(o.outdir, name="Output folder")
+        self.run_name = w.TextInput.from_param(o.run_name, name="Run name")
+        self.state.options.param.watch(lambda _e: self._visibility(), ["mode", "source"])
+        self._visibility()
+
+    def _visibility(self) -> None:
+        options = self.state.options
+        self.s1.visible = options.needs_s1
+        self.s2.visible = options.needs_s2
+        self.folder.visible = options.source == "local"
+        self.username.visible = self.password.visible = options.source in ACCOUNT_SOURCES
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            self.mode,
+            pn.Row(self.patch_size, self.overlap),
+            self.s2,
+            self.s1,
+            self.source,
+            self.folder,
+            self.username,
+            self.password,
+            self.run_name,
+            self.outdir,
+        )
+
+
+class ConfigIOView(pn.viewable.Viewer):
+    """Load a legacy or modern config; download the session's config in either form for the CLI."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.upload = pn.widgets.FileInput(accept=".json,.yaml,.yml", name="Load config")
+        self.upload.param.watch(self._uploaded, "value")
+        self.modern = pn.widgets.FileDownload(
+            callback=lambda: self._download("modern"),
+            filename="senprep.json",
+            label="Save config (modern)",
+            button_type="light",
+        )
+        self.legacy = pn.widgets.FileDownload(
+            callback=lambda: self._download("legacy"),
+            filename="senprep-legacy.json",
+            label="Save config (legacy)",
+            button_type="light",
+        )
+
+    def _uploaded(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.state.load_config_text(bytes(event.new).decode("utf-8", errors="replace"))
+
+    def _download(self, form: str) -> io.StringIO:
+        return io.StringIO(self.state.config_text(form))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.Markdown("Load a config (legacy or modern):", margin=(0, 10)),
+            self.upload,
+            pn.Row(self.modern, self.legacy),
+        )

@@ -1,0 +1,71 @@
+"""Search preview: a Search button that does not block, the products table and the pairs table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+from app.state.session import AppState
+
+COLUMNS = ["product_id", "mission", "level", "date", "cloud", "coverage", "paired", "online"]
+
+
+class PreviewView(pn.viewable.Viewer):
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.button = pn.widgets.Button(name="Search", button_type="primary", width=120)
+        self.button.on_click(self._search)
+        self.status = pn.pane.Markdown("Press **Search** to list the products over the ROI.", margin=(0, 10))
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=COLUMNS),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            height=260,
+            pagination="local",
+            page_size=50,
+            name="products",
+        )
+        self.pairs = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["primary", "secondary", "dt_hours", "reason"]),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            height=200,
+            name="pairs",
+        )
+        self._seen: Any = None
+
+    def _search(self, _event: object) -> None:
+        self.state.start_search()
+
+    def refresh(self) -> None:
+        search = self.state.search
+        self.button.disabled = search.busy
+        key = (search.status, id(search.rows))
+        if key == self._seen:
+            return
+        self._seen = key
+        if search.status == "searching":
+            self.status.object = "Searching…"
+            return
+        if search.status == "failed":
+            self.status.object = f"<span style='color:#b00020'>Search failed: {search.error}</span>"
+            return
+        if search.status != "done":
+            return
+        paired = search.paired_ids()
+        rows = [{**{k: r[k] for k in COLUMNS if k in r}, "paired": r["product_id"] in paired} for r in search.rows]
+        self.table.value = pd.DataFrame(rows, columns=COLUMNS)
+        self.pairs.value = pd.DataFrame(search.pairs, columns=["primary", "secondary", "dt_hours", "reason"])
+        problems = f" · {len(search.problems)} unreadable" if search.problems else ""
+        pairs = f" · {len(search.pairs)} pairs" if search.pairs else ""
+        self.status.object = f"**{len(search.rows)} products found**{pairs}{problems}"
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(self.button, self.status), self.table, self.pairs, sizing_mode="stretch_width")

@@ -1,0 +1,218 @@
+"""The app's state classes drive whole flows with no browser: ROI, options, search, run, gallery, sessions."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.render import patch_rgb, thumbnail_png
+from app.state import AppState, RoiState, SessionRegistry, patch_info
+from senprep_core.config import load_config
+from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict
+
+
+@pytest.fixture()
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppState:
+    monkeypatch.setenv("SENPREP_CACHE", str(tmp_path / "cache"))
+    s = AppState.with_demo_defaults()
+    s.options.outdir = str(tmp_path / "runs")
+    return s
+
+
+def _wait(predicate, seconds: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + seconds
+    while not predicate() and time.time() < deadline:
+        time.sleep(0.02)
+
+
+def test_whole_flow_roi_search_run_gallery(state: AppState) -> None:
+    w, s, e, n = state.roi.bounds()  # type: ignore[misc]
+    assert state.roi.set_box(w + 0.005, s + 0.003, e - 0.005, n - 0.003)  # a box inside the demo ROI
+    state.options.patch_size = 64
+    assert state.start_search()
+    state.search.wait()
+    assert state.search.status == "done", state.search.error
+    assert len(state.search.rows) == 3 and {r["family"] for r in state.search.rows} == {"S2"}
+    row = state.search.rows[0]
+    assert row["footprint"] and 99.0 <= row["coverage"] <= 100.0 and row["cloud"] is not None
+    assert state.start_run()
+    assert not state.start_run()  # one job per session
+    assert "already" in state.message
+    state.job.wait()
+    job = state.job
+    assert job.status == "complete", (job.error, job.log)
+    assert job.units_done == job.units_total == 3 and job.fraction == 1.0
+    assert job.patches_written == len(job.patches) > 0
+    written = job.patches_written
+    assert job.stages["process"] == (3, 3)
+    assert any("complete" in line for line in job.log)
+    gallery = state.gallery
+    assert len(gallery.items) == job.patches_written
+    assert {i["modality"] for i in gallery.items} == {"S2"} and all(len(i["outline"]) == 5 for i in gallery.items)
+    first_date = gallery.dates()[0]
+    gallery.date = first_date
+    assert {i["date"] for i in gallery.filtered()} == {first_date}
+    gallery.date = "all"
+    gallery.page_size = 5
+    assert len(gallery.page_items()) == 5 and gallery.n_pages == -(-len(gallery.items) // 5)
+    meta = gallery.select(gallery.items[0]["path"])
+    assert meta["patch_id"] == gallery.items[0]["patch_id"] and gallery.selected_item() is gallery.items[0]
+    # a second run of the same config finds every unit complete: the gallery still shows its patches
+    assert state.start_run()
+    state.job.wait()
+    assert state.job.status == "complete" and state.job.patches_written == 0
+    assert len(state.gallery.items) == written
+
+
+def test_invalid_roi_keeps_the_previous_one_and_says_why(state: AppState) -> None:
+    before = state.roi.geojson
+    assert not state.roi.set_polygon([0, 1, 0, 1], [0, 1, 1, 0])  # a bow tie
+    assert "crossing" in state.roi.error and state.roi.geojson == before
+    assert not state.roi.set_text("{not json")
+    assert "GeoJSON" in state.roi.error
+    assert not state.roi.set_text(json.dumps({"type": "Point", "coordinates": [0, 0]}))
+    assert not state.roi.set_box(-10, 30, 30, 70)  # far too big for the app
+    assert "km²" in state.roi.error
+    assert state.roi.set_text(json.dumps(DEMO_ROI_GEOJSON)) and state.roi.error == ""
+
+
+def test_roi_from_pasted_configs(state: AppState) -> None:
+    legacy = demo_config_dict()
+    roi = RoiState()
+    assert roi.set_text(json.dumps(legacy)) and roi.area_km2 == pytest.approx(6.25, rel=0.02)
+    modern = {
+        "name": "m",
+        "roi": {"type": "Feature", "geometry": DEMO_ROI_GEOJSON},
+        "dates": ["2021-01-01", "2021-02-01"],
+    }
+    assert roi.set_text(json.dumps(modern))
+    assert not roi.set_text(json.dumps({"name": "x", "dates": ["2021-01-01", "2021-02-01"]}))
+
+
+def test_invalid_dates_and_options_give_an_error_state(state: AppState) -> None:
+    state.options.date_windows = [("2022-05-01", "2022-04-01")]
+    assert state.config() is None and "dates" in state.message
+    assert not state.start_search() and not state.start_run()
+    assert state.search.status == "idle" and state.job.status == "idle"
+    state.options.date_windows = [("2021-05-01", "2022-08-31")]
+    state.options.source = "local"
+    state.options.local_folder = "/nonexistent/products"
+    assert state.start_search()
+    state.search.wait()
+    assert state.search.status == "failed" and "does not exist" in state.search.error
+    state.roi.clear()
+    assert state.config() is None and "ROI" in state.message
+
+
+def test_date_windows_add_remove(state: AppState) -> None:
+    options = state.options
+    options.add_window()
+    assert len(options.date_windows) == 2 and options.date_windows[1][0] == "2022-09-01"
+    options.add_window("2023-01-01", "2023-01-31")
+    options.remove_window(1)
+    assert [w[0] for w in options.date_windows] == ["2021-05-01", "2023-01-01"]
+    options.remove_window(0)
+    options.remove_window(0)  # the last window stays: a run needs dates
+    assert options.date_windows == [("2023-01-01", "2023-01-31")]
+    config = state.config()
+    assert config is not None and [w.label for w in config.date_windows] == ["20230101-20230131"]
+
+
+def test_config_round_trip_both_forms_without_credentials(state: AppState, tmp_path: Path) -> None:
+    state.options.source = "cdse"
+    state.options.username, state.options.password = "someone", "s3cret-pass"
+    state.options.patch_size, state.options.overlap = 96, 16
+    for form in ("modern", "legacy"):
+        path = tmp_path / f"{form}.json"
+        assert state.save_config(path, form=form), state.message
+        text = path.read_text()
+        assert "s3cret-pass" not in text and "someone" not in text
+        assert "s3cret-pass" not in state.config_text(form)
+        config = load_config(path)
+        assert config.patch.size == (96, 96) and config.patch.overlap == (16, 16)
+        other = AppState()
+        assert other.load_config_text(text), other.message
+        assert other.options.patch_size == 96 and other.roi.area_km2 == pytest.approx(state.roi.area_km2, rel=1e-6)
+        assert other.options.s2_bands == state.options.s2_bands
+
+
+def test_s1_options_map_to_bands_and_run_on_the_demo(state: AppState) -> None:
+    options = state.options
+    options.param.update(
+        mode="s1_only",
+        polarisations=["VV"],
+        calibration="gamma0",
+        db=False,
+        terrain_flattening=True,
+        s1_layers=["local_incidence_angle"],
+        speckle_filter="refined_lee",
+    )
+    assert options.s1_bands() == ["gamma0T_VV", "local_incidence_angle"]
+    config = state.config()
+    assert config is not None, state.message
+    assert config.bands_s1 == ("gamma0T_VV", "local_incidence_angle")
+    assert config.s1.speckle_params()["name"] == "refined_lee" and config.s1.dem and config.s1.dem.endswith(".tif")
+    options.param.update(
+        calibration="sigma0", terrain_flattening=False, db=True, polarisations=["VV", "VH"], run_name="s1-app"
+    )
+    assert state.start_run()
+    state.job.wait()
+    assert state.job.status == "complete", (state.job.error, state.job.log)
+    assert {i["modality"] for i in state.gallery.items} == {"S1"}
+    image = patch_rgb(state.gallery.items[0]["path"])  # VV / VH false colour
+    assert image.shape == (128, 128, 3) and image.std() > 5
+
+
+def test_cancel_stops_the_job_and_leaves_no_partial_unit(state: AppState) -> None:
+    state.options.patch_size = 16  # hundreds of small patches: the run lasts long enough to cancel
+    state.options.run_name = "cancel-me"
+    assert state.start_run()
+    _wait(lambda: state.job.patches_written > 0)
+    state.cancel_run()
+    state.job.wait()
+    assert state.job.status == "cancelled"
+    outdir = Path(state.job.outdirs[0])
+    report = json.loads((outdir / "run.json").read_text())
+    assert report["status"] == "cancelled"
+    for unit in (outdir / "patches").iterdir():
+        assert (unit / "unit.json").exists() or not list(unit.iterdir())
+
+
+def test_patch_layout_overlay_follows_size_and_overlap(state: AppState) -> None:
+    assert len(state.patch_outlines()) == 4  # 256 x 256 px at 128
+    state.options.patch_size = 64
+    assert len(state.patch_outlines()) == 16
+    state.options.overlap = 32
+    assert len(state.patch_outlines()) == 49
+    ring = state.patch_outlines()[0]
+    assert len(ring) == 5 and ring[0] == ring[-1]
+
+
+def test_session_registry_reattaches_and_expires() -> None:
+    registry = SessionRegistry(grace=0.2)
+    sid, first = registry.attach(None)
+    assert registry.attach(sid)[1] is first  # a reload gets the same state (and job)
+    other_sid, other = registry.attach(None)
+    assert other is not first and other_sid != sid
+    registry.detach(sid)
+    registry.detach(sid)
+    assert registry.attach(sid)[1] is first  # back within the grace period
+    registry.detach(sid)
+    time.sleep(0.3)
+    registry.detach(other_sid)  # any later call drops sessions gone for longer than the grace period
+    assert registry.attach(sid)[1] is not first
+
+
+def test_thumbnails_true_colour_and_mask_overlay(state: AppState) -> None:
+    assert state.start_run()
+    state.job.wait()
+    info = next(i for i in state.gallery.items if i["cloud"] and i["cloud"] > 0.2)
+    plain, masked = patch_rgb(info["path"], masks=False), patch_rgb(info["path"], masks=True)
+    assert (masked[..., 0] >= plain[..., 0]).all() and (masked != plain).any()
+    assert thumbnail_png(info["path"]).startswith(b"\x89PNG")
+    assert patch_info(Path(info["path"]).with_name("missing.tif")) is None
+    assert np.isfinite(info["valid"])
