@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,11 @@ import param
 from pyproj import Transformer
 
 ALL = "all"
+
+
+@lru_cache(maxsize=16)
+def _to_lonlat(epsg: int) -> Transformer:
+    return Transformer.from_crs(epsg, 4326, always_xy=True)
 
 
 def patch_info(tif: str | Path) -> dict[str, Any] | None:
@@ -25,7 +31,7 @@ def patch_info(tif: str | Path) -> dict[str, Any] | None:
     outline: list[tuple[float, float]] = []
     if grid.get("bounds") and grid.get("epsg"):
         left, bottom, right, top = grid["bounds"]
-        to_lonlat = Transformer.from_crs(int(grid["epsg"]), 4326, always_xy=True)
+        to_lonlat = _to_lonlat(int(grid["epsg"]))
         corners = [(left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)]
         outline = [tuple(round(v, 7) for v in to_lonlat.transform(x, y)) for x, y in corners]  # type: ignore[misc]
     sensing = str(meta.get("sensing_time", ""))
@@ -96,7 +102,7 @@ class GalleryState(param.Parameterized):
         return sorted({i["unit_id"] for i in self.items})
 
     def filtered(self) -> list[dict[str, Any]]:
-        """The patches passing the filters, newest acquisition first, then by unit and patch."""
+        """The patches passing the filters, in the order they were written (so pages stay put during a run)."""
         keep = [
             i
             for i in self.items
@@ -105,7 +111,7 @@ class GalleryState(param.Parameterized):
             and (self.modality == ALL or i["modality"] == self.modality)
             and (i["cloud"] is None or 100.0 * float(i["cloud"]) <= self.max_cloud)
         ]
-        return sorted(keep, key=lambda i: (i["sensing_time"], i["unit_id"], i["patch_id"]), reverse=True)
+        return keep
 
     @property
     def n_pages(self) -> int:

@@ -29,11 +29,16 @@ MAX_LOG_LINES = 400
 
 @dataclass(frozen=True)
 class RunRequest:
-    """One pipeline run of a job: its config, output folder and sources."""
+    """One pipeline run of a job: its config, output folder, sources and worker processes.
+
+    ``workers`` 0 runs the units in the job's own thread; 1 or more runs them in that many worker
+    processes, which keeps the app's event loop free of the pipeline's Python work.
+    """
 
     config: Config
     outdir: Path
     sources: tuple[str, ...]
+    workers: int = 0
 
 
 class JobState(param.Parameterized):
@@ -161,6 +166,15 @@ class JobState(param.Parameterized):
             return self._outdir / "patches" / event.unit_id
         return None
 
+    @staticmethod
+    def _executor(request: RunRequest) -> Any:
+        """Worker processes for the run (None: run() uses the job's thread)."""
+        if request.workers < 1:
+            return None
+        from senprep_core.executors import ProcessExecutor
+
+        return ProcessExecutor(request.workers)
+
     def _work(self, runs: list[RunRequest], prepare: Callable[[], None] | None) -> None:
         from senprep_core.pipeline import run
 
@@ -172,13 +186,13 @@ class JobState(param.Parameterized):
                 if self._cancel.is_set():
                     break
                 self._outdir = request.outdir
-                result = run(
-                    request.config,
-                    request.outdir,
-                    sources=list(request.sources),
-                    callback=self.on_event,
-                    cancel=self._cancel,
-                )
+                executor = self._executor(request)
+                try:
+                    result = run(request.config, request.outdir, sources=list(request.sources),
+                                 callback=self.on_event, cancel=self._cancel, executor=executor)  # fmt: skip
+                finally:
+                    if executor is not None:
+                        executor.close()
                 statuses.append(result.status)
         except SenprepError as exc:
             with param.edit_constant(self):

@@ -64,6 +64,11 @@ class RunOptions(param.Parameterized):
     username = param.String(default="", precedence=-1)
     password = param.String(default="", precedence=-1)
     outdir = param.String(default="senprep-app-runs", doc="folder the runs are written to")
+    workers = param.Integer(
+        default=1,
+        bounds=(0, 64),
+        doc="worker processes (0: in the app's own process; 1 or more keep the app responsive)",
+    )
 
     # ----- date windows ----------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class AppState(param.Parameterized):
         params.setdefault("job", JobState())
         params.setdefault("gallery", GalleryState())
         super().__init__(**params)
+        self._outlines: tuple[Any, list[list[tuple[float, float]]]] | None = None
         self.job.on_patch = self.gallery.add
         self.job.on_unit = self.gallery.load_unit
 
@@ -89,7 +90,17 @@ class AppState(param.Parameterized):
         return config
 
     def patch_outlines(self) -> list[list[tuple[float, float]]]:
-        """The patch layout over the ROI as lon/lat rectangles (empty when the config is invalid)."""
+        """The patch layout over the ROI as lon/lat rectangles (empty when the config is invalid); computed
+        once per ROI and layout."""
+        o = self.options
+        key = (self.roi.revision, o.patch_size, o.overlap, o.resolution, o.mode, tuple(o.date_windows))
+        if self._outlines is not None and self._outlines[0] == key:
+            return self._outlines[1]
+        outlines = self._compute_outlines()
+        self._outlines = (key, outlines)
+        return outlines
+
+    def _compute_outlines(self) -> list[list[tuple[float, float]]]:
         try:
             config = self.options.build_config(self.roi.geojson, demo_folder()) if self.roi.geojson else None
         except SenprepError:
@@ -129,7 +140,8 @@ class AppState(param.Parameterized):
         outdir = Path(self.options.outdir).expanduser() / config.name
         prepare = _build_demo if self.options.source == "demo" else None
         self.gallery.clear()
-        return self.job.start([RunRequest(config, outdir, (self.options.source_spec(),))], prepare=prepare)
+        request = RunRequest(config, outdir, (self.options.source_spec(),), workers=self.options.workers)
+        return self.job.start([request], prepare=prepare)
 
     def cancel_run(self) -> None:
         self.job.cancel()

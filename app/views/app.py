@@ -17,7 +17,7 @@ from app.views.run import RunView
 
 #: Sessions of the served app by id (module state survives across the per-session script runs).
 SESSIONS = SessionRegistry()
-REFRESH_MS = 400
+REFRESH_MS = 250
 
 
 class SenprepApp(pn.viewable.Viewer):

@@ -8,14 +8,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import panel as pn
 import param
 
-from app.render import thumbnail_png
+from app.render import png_bytes, thumbnail_png
 from app.state.gallery import ALL
 from app.state.session import AppState
 
 THUMB = 128
+#: Thumbnails drawn per refresh tick (the rest show a grey placeholder until the next ticks).
+THUMBS_PER_TICK = 8
+PLACEHOLDER = png_bytes(np.full((THUMB, THUMB, 3), 215, dtype=np.uint8))
 LARGE = 384
 
 
@@ -51,6 +55,9 @@ class GalleryView(pn.viewable.Viewer):
         )
         self._thumbs: dict[tuple[str, bool], bytes] = {}
         self._seen: Any = None
+        self._cards: dict[str, pn.Column] = {}
+        self._pictures: dict[str, pn.pane.PNG] = {}
+        self._shown: list[str] = []
         for name in ("date", "unit", "modality", "max_cloud", "page", "page_size"):
             g.param.watch(lambda _e: self._render(), name)
 
@@ -77,19 +84,34 @@ class GalleryView(pn.viewable.Viewer):
         self.large.visible = self.meta.visible = True
 
     def _card(self, item: dict[str, Any]) -> pn.Column:
+        """A thumbnail card, reused while its patch stays on the page; its picture may come a tick later."""
+        path = item["path"]
+        if path in self._cards:
+            return self._cards[path]
         cloud = "" if item["cloud"] is None else f" · cloud {100 * float(item['cloud']):.0f}%"
         button = pn.widgets.Button(name="Open", width=60, height=26, margin=(0, 5), button_type="light")
-        button.on_click(partial(self._open_clicked, item["path"]))
+        button.on_click(partial(self._open_clicked, path))
         caption = pn.pane.Markdown(
             f"{item['modality']} {item['date']} {item['patch_id']}{cloud}", styles={"font-size": "11px"}, margin=(0, 5)
         )
-        return pn.Column(
-            pn.pane.PNG(self._thumb(item["path"], THUMB), width=THUMB, height=THUMB), caption, button, width=THUMB + 20
-        )
+        picture = pn.pane.PNG(PLACEHOLDER, width=THUMB, height=THUMB)
+        self._pictures[path] = picture
+        self._cards[path] = card = pn.Column(picture, caption, button, width=THUMB + 20)
+        return card
+
+    def _fill_pictures(self, budget: int = THUMBS_PER_TICK) -> None:
+        """Draw a few missing thumbnails per refresh, so a page of new patches never blocks the UI."""
+        for path, picture in self._pictures.items():
+            if budget <= 0:
+                return
+            if picture.object is PLACEHOLDER:
+                picture.object = self._thumb(path, THUMB)
+                budget -= 1
 
     def _render(self, force: bool = False) -> None:
         g = self.state.gallery
-        key = (len(g.items), g.date, g.unit, g.modality, g.max_cloud, g.page, g.page_size)
+        view = (g.date, g.unit, g.modality, g.max_cloud, g.page, g.page_size)
+        key = (len(g.items), *view)
         if key == self._seen and not force:
             return
         self._seen = key
@@ -99,12 +121,21 @@ class GalleryView(pn.viewable.Viewer):
         if self.unit.options != units:
             self.unit.options = units
         page_items = g.page_items()
-        self.grid.objects = [self._card(item) for item in page_items]
+        paths = [item["path"] for item in page_items]
+        if force:
+            self._cards, self._pictures, self._shown = {}, {}, []
+        if paths != self._shown:  # new patches land on later pages: a full page is not rebuilt during a run
+            self.grid.objects = [self._card(item) for item in page_items]
+            self._shown = paths
+            self._cards = {p: c for p, c in self._cards.items() if p in set(paths)}
+            self._pictures = {p: pic for p, pic in self._pictures.items() if p in set(paths)}
+            self._fill_pictures()
         total = len(g.filtered())
         self.page_label.object = f"page {min(g.page + 1, g.n_pages)} / {g.n_pages} · {total} patches"
 
     def refresh(self) -> None:
         self._render()
+        self._fill_pictures()
 
     def _zip(self) -> Any:
         from senprep_core.outputs.export import export_zip

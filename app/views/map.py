@@ -151,8 +151,15 @@ class MapView(pn.viewable.Viewer):
     # ----- dynamic layers -----------------------------------------------------------------------------
 
     def _layout_layer(self, layout: int = 0) -> hv.Path:
-        paths = [to_merc(ring) for ring in self.state.patch_outlines()]
-        return hv.Path([{"x": xs, "y": ys} for xs, ys in paths]).opts(color="#d04020", line_width=1, line_dash="dashed")
+        # one path with NaN breaks: HoloViews handles thousands of separate paths slowly
+        xs_all: list[float] = []
+        ys_all: list[float] = []
+        for ring in self.state.patch_outlines():
+            xs, ys = to_merc(ring)
+            xs_all += [*xs, float("nan")]
+            ys_all += [*ys, float("nan")]
+        layer = hv.Path([{"x": xs_all, "y": ys_all}] if xs_all else [])
+        return layer.opts(color="#d04020", line_width=1, line_dash="dashed")
 
     def _footprint_layer(self, footprints: int = 0) -> hv.Polygons:
         paired = self.state.search.paired_ids()

@@ -112,6 +112,7 @@ class OptionsView(pn.viewable.Viewer):
         self.username = w.TextInput.from_param(o.username, name="Username")
         self.password = w.PasswordInput.from_param(o.password, name="Password")
         self.outdir = w.TextInput.from_param(o.outdir, name="Output folder")
+        self.workers = w.IntInput.from_param(o.workers, name="Worker processes")
         self.run_name = w.TextInput.from_param(o.run_name, name="Run name")
         self.state.options.param.watch(lambda _e: self._visibility(), ["mode", "source"])
         self._visibility()
@@ -135,6 +136,7 @@ class OptionsView(pn.viewable.Viewer):
             self.password,
             self.run_name,
             self.outdir,
+            self.workers,
         )
 
 

@@ -10,6 +10,7 @@ import param
 
 from app.state.session import AppState
 
+PAIRING_MODES = ("s2_with_closest_s1", "s1_with_closest_s2")
 COLUMNS = ["product_id", "mission", "level", "date", "cloud", "coverage", "paired", "online"]
 
 
@@ -47,6 +48,7 @@ class PreviewView(pn.viewable.Viewer):
     def refresh(self) -> None:
         search = self.state.search
         self.button.disabled = search.busy
+        self.pairs.visible = bool(search.pairs) or self.state.options.mode in PAIRING_MODES
         key = (search.status, id(search.rows))
         if key == self._seen:
             return
