@@ -236,3 +236,34 @@ def test_reload_reattaches_to_the_running_job(served_app: str, browser: Any) -> 
     expect(page.get_by_text(re.compile(r"Status:\*{0,2} cancelled"))).to_be_visible(timeout=30_000)
     log = page.get_by_text(re.compile(r"run reload-run: \d+ units")).count()
     assert log == 1  # one run started, not two
+
+
+def test_draw_a_box_on_the_map(served_app: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = _open(browser, served_app)
+    canvas = page.locator(".bk-Canvas").first.bounding_box()
+    x0, y0 = canvas["x"] + canvas["width"] * 0.45, canvas["y"] + canvas["height"] * 0.45
+
+    def area() -> float:
+        text = page.locator("p:has-text('km²')").first.inner_text()
+        return float(re.search(r"ROI ([\d.,]+) km²", text).group(1).replace(",", ""))  # type: ignore[union-attr]
+
+    def wait_for_area_change(old: float) -> float:
+        deadline = time.time() + 10
+        while area() == old and time.time() < deadline:
+            time.sleep(0.05)
+        return area()
+
+    before = area()
+    page.locator(".bk-tool-icon-box-edit").first.click()  # Box edit tool: shift + drag draws a box
+    page.keyboard.down("Shift")
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 80, y0 + 60, steps=10)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    boxed = wait_for_area_change(before)
+    assert 0.1 < boxed < before
+    expect(page.get_by_text(re.compile(r"ROI 0\.\d\d km² · 1 patches"))).to_be_visible(timeout=5_000)
+    _shot(page, "09-drawn-box")

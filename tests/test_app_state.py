@@ -216,3 +216,30 @@ def test_thumbnails_true_colour_and_mask_overlay(state: AppState) -> None:
     assert thumbnail_png(info["path"]).startswith(b"\x89PNG")
     assert patch_info(Path(info["path"]).with_name("missing.tif")) is None
     assert np.isfinite(info["valid"])
+
+
+def test_a_failing_product_shows_its_error_and_the_others_finish(state: AppState, tmp_path: Path) -> None:
+    import shutil
+
+    from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder
+
+    build_demo_catalog(default_demo_folder())
+    folder = tmp_path / "products"
+    folder.mkdir()
+    products = sorted(
+        p
+        for p in default_demo_folder().iterdir()
+        if p.name.startswith("S2") and "L2A" in p.name and p.suffix == ".SAFE"
+    )
+    for product in products:
+        shutil.copytree(product, folder / product.name)
+    band = next((folder / products[0].name).rglob("*_B04_10m.jp2"))
+    band.write_bytes(band.read_bytes()[:2000])  # truncated: this product fails
+    state.options.param.update(source="local", local_folder=str(folder), run_name="one-broken")
+    assert state.start_run()
+    state.job.wait()
+    job = state.job
+    assert job.status == "partial", job.log
+    assert len(products) == 2 and job.units_failed == 1 and job.units_done == job.units_total == 2
+    assert len(job.failures) == 1 and products[0].name.removesuffix(".SAFE") in job.failures[0]
+    assert len(state.gallery.items) == job.patches_written > 0

@@ -73,7 +73,7 @@ class MapView(pn.viewable.Viewer):
         super().__init__(**params)
         self._layers = _Layers()
         self._seen: dict[str, Any] = {}
-        self._from_drawing = False
+        self._drawn = ""
         self.pane = pn.pane.HoloViews(self._build(), sizing_mode="stretch_width", min_height=420)
         self.info = pn.pane.Markdown("", margin=(0, 10))
         self.refresh()
@@ -117,7 +117,7 @@ class MapView(pn.viewable.Viewer):
                 xaxis=None,
                 yaxis=None,
                 bgcolor="#eef1f4",
-                active_tools=["wheel_zoom"],
+                active_tools=["pan", "wheel_zoom"],
                 title="",
             ),
         )
@@ -137,7 +137,7 @@ class MapView(pn.viewable.Viewer):
         if not xs_list or len(xs_list[-1]) < 3:
             return
         lons, lats = to_lonlat(xs_list[-1], ys_list[-1])
-        self._from_drawing = True
+        self._drawn = "polygon"
         self.state.roi.set_polygon(lons, lats)
 
     def _on_box(self, data: dict[str, Any] | None = None, **_: Any) -> None:
@@ -145,7 +145,7 @@ class MapView(pn.viewable.Viewer):
         if not data.get("x0"):
             return
         (w, e), (s, n) = to_lonlat([data["x0"][-1], data["x1"][-1]], [data["y0"][-1], data["y1"][-1]])
-        self._from_drawing = True
+        self._drawn = "box"
         self.state.roi.set_box(w, s, e, n)
 
     # ----- dynamic layers -----------------------------------------------------------------------------
@@ -209,9 +209,10 @@ class MapView(pn.viewable.Viewer):
         """Follow the state: redraw what changed (called periodically on the session's event loop)."""
         roi, options, search = self.state.roi, self.state.options, self.state.search
         if self._changed("roi", roi.revision):
-            if not self._from_drawing and "built" in self._seen:
-                self.pane.object = self._build()  # an ROI set elsewhere (paste, upload, config) replaces the drawing
-            self._from_drawing = False
+            if self._drawn != "polygon" and "built" in self._seen:
+                # a box, a paste, an upload or a config: redraw with the ROI as the editable polygon
+                self.pane.object = self._build()
+            self._drawn = ""
             self._seen["built"] = True
         layout_key = (roi.revision, options.patch_size, options.overlap, options.resolution)
         if self._changed("layout", layout_key):
