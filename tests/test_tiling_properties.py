@@ -13,6 +13,13 @@ from hypothesis import strategies as st
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.geo.tiling import EdgePolicy, Patch, PatchLayout, tile_grid
 
+# These strategies never touch the `random` module, but Hypothesis flags any change of its global state
+# while a strategy draws, and threads left by earlier tests in the same process (Dask clients, servers)
+# do use it: that warning is a false alarm here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
+)
+
 SETTINGS = settings(
     max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "200")),
     deadline=None,
