@@ -79,6 +79,19 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def quicklook_png(href: str, size: int = 256) -> bytes | None:
+    """PNG bytes of a product's own quicklook (S2 PVI, S1 quick-look), or None when it has none or is not
+    a local product."""
+    from senprep_core.errors import SenprepError
+    from senprep_core.quicklook import read_quicklook
+
+    try:
+        image = read_quicklook(href, size)
+    except (SenprepError, OSError):
+        return None
+    return None if image is None else png_bytes(image)
+
+
 def thumbnail_png(path: str, size: int = 128, masks: bool = True) -> bytes:
     """PNG bytes of :func:`patch_rgb`."""
     return png_bytes(patch_rgb(path, size, masks))

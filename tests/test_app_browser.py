@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,8 @@ def test_roi_search_run_gallery_and_cancel(served_app: str, browser: Any) -> Non
     expect(page.get_by_text("3 products found")).to_be_visible(timeout=60_000)
     expect(page.locator(".tabulator-row")).to_have_count(3)
     assert page.evaluate(FOOTPRINTS_JS) == 3
+    page.locator(".tabulator-row").first.click()  # a product's own quicklook
+    expect(page.get_by_text(re.compile("Quicklook of"))).to_be_visible(timeout=10_000)
     _shot(page, "03-search")
     # run: progress advances, then the gallery fills
     page.get_by_role("button", name="Run", exact=True).click()
@@ -169,7 +172,7 @@ def test_roi_search_run_gallery_and_cancel(served_app: str, browser: Any) -> Non
     assert len(seen - {""}) >= 2, f"progress never advanced: {seen}"
     written = int(re.search(r"(\d+) patches written", _status(page)).group(1))  # type: ignore[union-attr]
     expect(page.get_by_text(re.compile(rf"page 1 / \d+ · {written} patches"))).to_be_visible(timeout=30_000)
-    expect(page.locator("img")).to_have_count(24, timeout=30_000)  # its first page
+    expect(page.get_by_role("button", name="Open", exact=True)).to_have_count(24, timeout=30_000)  # first page
     page.get_by_text(re.compile(r"page 1 / \d+ ·")).scroll_into_view_if_needed()
     time.sleep(1.0)  # thumbnails fill in over a few refresh ticks
     _shot(page, "04-run-gallery")
@@ -178,6 +181,11 @@ def test_roi_search_run_gallery_and_cancel(served_app: str, browser: Any) -> Non
     page.get_by_text("(outlined on the map)").scroll_into_view_if_needed()
     expect(page.get_by_text(re.compile("config_fingerprint"))).to_be_visible(timeout=10_000)
     _shot(page, "05-patch-opened")
+    with page.expect_download(timeout=60_000) as download:  # the whole run as one zip
+        page.get_by_role("button", name="Download the run (zip)").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = archive.namelist()
+    assert sum(n.endswith(".tif") for n in names) == written and any(n.endswith("run.json") for n in names)
     # a second run, cancelled mid-way; the UI answers a widget change within 1 s meanwhile
     _set(page, "Run name", "second-run")
     _set(page, "Patch size (px)", "16")

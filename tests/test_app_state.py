@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.render import patch_rgb, thumbnail_png
+from app.render import patch_rgb, quicklook_png, thumbnail_png
 from app.state import AppState, RoiState, SessionRegistry, patch_info
 from senprep_core.config import load_config
 from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict
@@ -39,6 +39,7 @@ def test_whole_flow_roi_search_run_gallery(state: AppState) -> None:
     assert len(state.search.rows) == 3 and {r["family"] for r in state.search.rows} == {"S2"}
     row = state.search.rows[0]
     assert row["footprint"] and 99.0 <= row["coverage"] <= 100.0 and row["cloud"] is not None
+    assert quicklook_png(row["href"]).startswith(b"\x89PNG")  # type: ignore[union-attr]
     assert state.start_run()
     assert not state.start_run()  # one job per session
     assert "already" in state.message
@@ -243,3 +244,11 @@ def test_a_failing_product_shows_its_error_and_the_others_finish(state: AppState
     assert len(products) == 2 and job.units_failed == 1 and job.units_done == job.units_total == 2
     assert len(job.failures) == 1 and products[0].name.removesuffix(".SAFE") in job.failures[0]
     assert len(state.gallery.items) == job.patches_written > 0
+
+
+def test_state_classes_do_not_import_panel() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, app.state, app.render; sys.exit('panel' in sys.modules or 'bokeh' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0

@@ -34,6 +34,7 @@ def product_row(record: ProductRecord, coverage: float | None) -> dict[str, Any]
         "cloud": None if record.cloud_cover is None else round(float(record.cloud_cover), 1),
         "coverage": None if coverage is None else round(coverage, 1),
         "online": record.online,
+        "href": record.href,
         "footprint": _rings(record),
     }
 

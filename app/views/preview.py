@@ -8,8 +8,10 @@ import pandas as pd
 import panel as pn
 import param
 
+from app.render import quicklook_png
 from app.state.session import AppState
 
+QUICKLOOK = 220
 PAIRING_MODES = ("s2_with_closest_s1", "s1_with_closest_s2")
 COLUMNS = ["product_id", "mission", "level", "date", "cloud", "coverage", "paired", "online"]
 
@@ -24,6 +26,8 @@ class PreviewView(pn.viewable.Viewer):
         self.status = pn.pane.Markdown("Press **Search** to list the products over the ROI.", margin=(0, 10))
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=COLUMNS),
+            selectable=1,
+            widths={"product_id": 250},
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
@@ -41,6 +45,22 @@ class PreviewView(pn.viewable.Viewer):
             name="pairs",
         )
         self._seen: Any = None
+        self.quicklook = pn.pane.PNG(None, width=QUICKLOOK, height=QUICKLOOK, visible=False)
+        self.quicklook_title = pn.pane.Markdown("Select a product to see its quicklook.", margin=(0, 10))
+        self.table.param.watch(self._selected, "selection")
+
+    def _selected(self, event: Any) -> None:
+        rows = self.state.search.rows
+        if not event.new or event.new[0] >= len(self.table.value):
+            return
+        product_id = self.table.value.iloc[event.new[0]]["product_id"]
+        row = next((r for r in rows if r["product_id"] == product_id), None)
+        image = quicklook_png(row["href"]) if row else None
+        self.quicklook.object = image
+        self.quicklook.visible = image is not None
+        self.quicklook_title.object = (
+            f"Quicklook of `{product_id}`" if image is not None else f"`{product_id}` has no quicklook."
+        )
 
     def _search(self, _event: object) -> None:
         self.state.start_search()
@@ -70,4 +90,9 @@ class PreviewView(pn.viewable.Viewer):
         self.status.object = f"**{len(search.rows)} products found**{pairs}{problems}"
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(self.button, self.status), self.table, self.pairs, sizing_mode="stretch_width")
+        return pn.Column(
+            pn.Row(self.button, self.status),
+            pn.Row(self.table, pn.Column(self.quicklook_title, self.quicklook, width=QUICKLOOK + 20)),
+            self.pairs,
+            sizing_mode="stretch_width",
+        )

@@ -454,6 +454,7 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
         )
         for href, (rep, object_id) in files.items():
             entries.append((href, rep, object_id, (safe / href).stat().st_size, _md5(safe / href)))
+    _write_quicklook(safe / "preview/quick-look.png", [dn[p] for p in spec.polarisations])
     generated = (epoch + timedelta(hours=1)).replace(microsecond=0)
     manifest = s1_xml.ManifestInfo(
         mission=spec.mission, polarisations=spec.polarisations, pass_direction=spec.pass_direction,
@@ -466,6 +467,31 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
         files=tuple(sorted(entries, key=lambda e: (e[1] != "s1Level1ProductSchema", e[0]))),
     )  # fmt: skip
     (safe / "manifest.safe").write_bytes(s1_xml.manifest(manifest))
+
+
+def _write_quicklook(path: Path, amplitudes: list[np.ndarray], step: int = 10) -> None:
+    """``preview/quick-look.png`` as in real GRDs: a decimated RGB of the first / second polarisation and
+    their ratio (dB, each stretched 2-98 %); grey with one polarisation."""
+    import warnings
+
+    import rasterio
+
+    def stretch(db: np.ndarray) -> np.ndarray:
+        finite = db[np.isfinite(db)]
+        low, high = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+        return np.nan_to_num(np.clip((db - low) / max(high - low, 1e-6) * 255.0, 0, 255))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = [10.0 * np.log10(a[::step, ::step].astype(np.float64) ** 2) for a in amplitudes]
+    db = [np.where(np.isfinite(d), d, np.nan) for d in db]
+    planes = [db[0], db[1], db[0] - db[1]] if len(db) > 1 else [db[0]] * 3
+    rgb = np.stack([stretch(p) for p in planes]).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
+                           dtype="uint8") as dst:  # fmt: skip
+            dst.write(rgb)
 
 
 def make_s1_product(spec: S1DemoSpec, folder: Path) -> Path:

@@ -388,12 +388,36 @@ def _build_safe(spec: S2DemoSpec, safe: Path) -> None:
             else (left, top, left, top)
         )
         (safe / qi_files[0][1]).write_bytes(s2_xml.clouds_gml(info, polys, bounds))
+    _write_preview(spec, safe, written, granule)
     mtd_name = "MTD_MSIL2A.xml" if spec.level == "L2A" else "MTD_MSIL1C.xml"
     (safe / mtd_name).write_bytes(s2_xml.product_metadata(info))
     (safe / granule / "MTD_TL.xml").write_bytes(s2_xml.tile_metadata(info))
     files = sorted(p for p in safe.rglob("*") if p.is_file())
     entries = [(p.relative_to(safe).as_posix(), p.stat().st_size, _sha3(p)) for p in files]
     (safe / "manifest.safe").write_bytes(s2_xml.manifest(info, entries))
+
+
+#: Resolution of the preview image (PVI), as in real products.
+PREVIEW_RESOLUTION = 320
+
+
+def _write_preview(spec: S2DemoSpec, safe: Path, written: dict[tuple[int, str], str], granule: str) -> None:
+    """``QI_DATA/T<tile>_<datetime>_PVI.jp2``: B04/B03/B02 averaged to 320 m, reflectance 0-0.25 -> 0-255."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    if not {"B02", "B03", "B04"} <= {b for _r, b in written}:
+        return  # a product cut down to other bands has no true-colour preview
+    grid = spec.grid(PREVIEW_RESOLUTION)
+    planes = []
+    for band in ("B04", "B03", "B02"):
+        res = min(r for r, b in written if b == band)
+        with rasterio.open(safe / f"{written[(res, band)]}.jp2") as src:
+            dn = src.read(1, out_shape=grid.shape, resampling=Resampling.average).astype(np.float64)
+        planes.append(np.clip((dn + spec.offset) / 10000.0 / 0.25 * 255.0, 0, 255))
+    stem = f"T{spec.tile_id}_{spec.sensing_time:%Y%m%dT%H%M%S}"
+    _write_jp2(safe / f"{granule}/QI_DATA/{stem}_PVI.jp2", np.stack(planes).astype(np.uint8), spec,
+               PREVIEW_RESOLUTION)  # fmt: skip
 
 
 def _tile_identifier(spec: S2DemoSpec) -> str:
