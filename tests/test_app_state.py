@@ -252,3 +252,19 @@ def test_state_classes_do_not_import_panel() -> None:
 
     code = "import sys, app.state, app.render; sys.exit('panel' in sys.modules or 'bokeh' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
+
+
+def test_pairing_mode_preview_lists_pairs_with_their_time_difference(state: AppState) -> None:
+    state.options.mode = "s2_with_closest_s1"
+    assert state.start_search(), state.message
+    state.search.wait()
+    assert state.search.status == "done", state.search.error
+    families = sorted(r["family"] for r in state.search.rows)
+    assert families.count("S2") == 3 and families.count("S1") >= 1
+    pairs = {p["primary"][:26]: p for p in state.search.pairs}
+    assert len(state.search.pairs) == 3
+    april = pairs["S2B_MSIL2A_20220420T113619"]
+    assert april["secondary"].startswith("S1A_IW_GRDH_1SDV_20220421") and 18 < april["dt_hours"] < 20
+    lonely = [p for p in state.search.pairs if p["secondary"] is None]
+    assert len(lonely) == 2 and all("no S1" in p["reason"] for p in lonely)
+    assert state.search.paired_ids() == {april["primary"], april["secondary"]}

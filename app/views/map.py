@@ -178,9 +178,10 @@ class MapView(pn.viewable.Viewer):
                         "coverage": -1.0 if row["coverage"] is None else row["coverage"],
                         "paired": "yes" if row["product_id"] in paired else "no",
                         "colour": MISSION_COLOURS.get(row["mission"], "#7f7f7f"),
+                        "width": 4.0 if row["product_id"] in paired else 1.5,  # the mode's pairs stand out
                     }
                 )
-        vdims = ["product_id", "mission", "date", "cloud", "coverage", "paired", "colour"]
+        vdims = ["product_id", "mission", "date", "cloud", "coverage", "paired", "colour", "width"]
         hover = [
             ("product", "@product_id"),
             ("date", "@date"),
@@ -189,7 +190,7 @@ class MapView(pn.viewable.Viewer):
             ("paired", "@paired"),
         ]
         return hv.Polygons(data, vdims=vdims).opts(
-            color="colour", fill_alpha=0.12, line_width=1.5, tools=["hover"], hover_tooltips=hover
+            color="colour", fill_alpha=0.12, line_width="width", tools=["hover"], hover_tooltips=hover
         )
 
     def _selected_layer(self, selected: int = 0) -> hv.Path:
