@@ -50,11 +50,9 @@ input (:attr:`SpeckleFilter.looks`), ``Cu² = 1/L`` the squared speckle coeffici
     noisy, and the posterior mode lies below the mean: -4.6 % of the mean at L = 1.
 ``frost`` (Frost et al. 1982)
     ``x = Σ w z / Σ w`` over the window with ``w = exp(-K Ci² d)``, ``d`` the distance to the
-    centre in pixels and ``K`` the damping factor. Because ``Ci² ≈ 1`` on single-look data, the
-    kernel is narrow there (ENL gain ≈ 3 for K = 2); lower K or multi-looked data smooth more.
+    centre in pixels and ``K`` the damping factor (narrow on single-look data, where ``Ci² ≈ 1``).
 
-Measured on simulated homogeneous speckle (512 x 512, default parameters, ``looks`` set to the
-data's L), mean ratio / ENL gain::
+Mean ratio / ENL gain on simulated homogeneous speckle (512², defaults, ``looks`` = the data's L)::
 
     filter        L = 1           L = 4.4         filter        L = 1           L = 4.4
     boxcar        1.000 / 25      1.000 / 25      lee_sigma     0.985 / 17      0.997 / 15
@@ -67,8 +65,8 @@ selection (sigma range around a noisy a-priori mean; the half window away from t
 gradient, which bright outliers dominate) favours the darker samples of the skewed
 distribution. Step edges (10x contrast) stay within 0.2 px for every filter except the median,
 which on single-look data moves an edge ~1 px into the bright side (0.35 px at L = 4.4): a
-window straddling the edge takes its median from the lower tail of the bright side. Speed on
-2000 x 2000 float32 with two cores: 0.05 s (boxcar) to 0.9 s (refined Lee, median 0.75 s).
+window straddling the edge takes its median from the lower tail of the bright side. 2000² float32
+on two cores: 0.05 s (boxcar) to 0.9 s (refined Lee).
 
 No-data (NaN, ±inf, and beyond the image borders) stays NaN and never spreads: every other pixel
 uses the valid pixels of its window only.
