@@ -189,7 +189,12 @@ def execute_unit(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebui
     """Run one unit and turn any failure into a recorded result (runs in this process, a worker process
     or on a Dask worker; ``emit`` carries its progress events back to the caller)."""
     t0 = time.perf_counter()
-    emit(UnitStarted(unit_id=unit.unit_id, description=unit.describe(), worker=_worker_name()))
+    worker = _worker_name()
+    emit(UnitStarted(unit_id=unit.unit_id, description=unit.describe(), worker=worker))
+    return replace(_execute(unit, emit, config, outdir, rebuild, t0), worker=worker)
+
+
+def _execute(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: bool, t0: float) -> UnitResult:
 
     def on_patch(patch_id: str, rel_path: str) -> None:
         emit(PatchWritten(unit_id=unit.unit_id, patch_id=patch_id, path=str(outdir / rel_path)))
@@ -276,17 +281,24 @@ def run(
     cancel = cancel or threading.Event()
     running: dict[str, float] = {}
     attempts: dict[str, int] = {}
+    first_worker: dict[str, str] = {}
 
     def dispatch(event: Event) -> None:
         if isinstance(event, UnitStarted):
             running[event.unit_id] = event.time
             attempts[event.unit_id] = attempts.get(event.unit_id, 0) + 1
+            first_worker.setdefault(event.unit_id, event.worker)
         callback(event)
 
     def finished(result: UnitResult) -> None:
         running.pop(result.unit_id, None)
-        if attempts.get(result.unit_id, 1) > 1:
-            result = replace(result, retries=attempts[result.unit_id] - 1)
+        retries = attempts.get(result.unit_id, 1) - 1
+        # a retry's start event may reach us after its result (Dask delivers events and results
+        # separately): a result from another worker than the first start is a retry all the same
+        if result.worker and first_worker.get(result.unit_id, result.worker) != result.worker:
+            retries = max(retries, 1)
+        if retries > 0:
+            result = replace(result, retries=retries)
         results.append(result)
         report.record(result)
         report.save()

@@ -303,3 +303,36 @@ def test_cancel_mid_unit_stops_the_serial_run_at_the_next_patch(products: Path, 
     assert not [p for p in outdir.rglob("*") if p.is_file() and "patches" in p.parts]  # its partial unit is gone
     report = json.loads((outdir / "run.json").read_text())
     assert all(u["status"] == "cancelled" for u in report["units"])
+
+
+class _LateStartEventExecutor:
+    """Runs units in this thread, but as if the first unit's first worker died after starting it: its
+    retry's result comes back before the retry's start event (as Dask may deliver them)."""
+
+    name = "late-events"
+
+    def map_units(self, units: Any, task: Any, dispatch: Any, cancel: threading.Event) -> Iterator[Any]:
+        held: list[Event] = []
+        for index, unit in enumerate(units):
+            if index == 0:
+                dispatch(UnitStarted(unit_id=unit.unit_id, description="lost", worker="tcp://lost-worker:1"))
+                result = task(unit, lambda e: held.append(e) if isinstance(e, UnitStarted) else dispatch(e))
+                yield result  # the retry's result first...
+                for event in held:  # ...its start event later
+                    dispatch(event)
+            else:
+                yield task(unit, dispatch)
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_retry_is_counted_even_when_its_start_event_comes_after_its_result(products: Path, tmp_path: Path) -> None:
+    result = run(parse_config(_config_dict()), tmp_path / "out", sources=[f"local:{products}"],
+                 executor=_LateStartEventExecutor())  # fmt: skip
+    assert result.status == "complete"
+    first, *others = result.results
+    assert first.retries == 1 and first.worker and first.worker != "tcp://lost-worker:1"
+    assert all(r.retries is None for r in others)
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["units"][0]["retries"] == 1 and "worker" in report["units"][0]

@@ -29,6 +29,7 @@ class UnitResult:
     roi_valid_fraction: float | None = None
     roi_cloud_fraction: float | None = None
     retries: int | None = None  # times the unit was started again after a lost worker
+    worker: str | None = None  # where the attempt that produced this result ran
     patch_entries: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
