@@ -9,7 +9,7 @@ from typing import Any
 import param
 
 from senprep_core.bands import S2_BANDS
-from senprep_core.config import Config, Mode, parse_config, save_config
+from senprep_core.config import Config, Mode, parse_config
 from senprep_core.s1.speckle import FILTER_NAMES
 
 SOURCES = ("demo", "local", "cdse", "earth-search", "planetary-computer", "dhus")
@@ -175,7 +175,3 @@ class RunOptions(param.Parameterized):
             elif source in SOURCES:
                 values["source"] = source
         self.param.update(**values)
-
-    def save(self, roi_geojson: dict[str, Any], path: Path, form: str = "modern") -> None:
-        """Write the config (``modern`` or ``legacy`` form) so the CLI can reproduce the session."""
-        save_config(self.build_config(roi_geojson), Path(path), form=form)

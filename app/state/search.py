@@ -84,9 +84,7 @@ class SearchState(param.Parameterized):
                 primaries = [
                     p
                     for p in products
-                    if p.family == primary_family
-                    and config.date_windows
-                    and any(w.contains(p.sensing_time) for w in config.date_windows)
+                    if p.family == primary_family and any(w.contains(p.sensing_time) for w in config.date_windows)
                 ]
                 secondaries = [p for p in products if p.family != primary_family]
                 for pair in closest_pairs(
