@@ -85,18 +85,24 @@ def _load(path: str) -> Any:
     return load_config(path)
 
 
-def _check_credentials(path: str | None) -> None:
-    if path is None:
-        return
-    p = Path(path)
-    if not p.is_file():
+def _credentials(args: argparse.Namespace) -> str | None:
+    path = getattr(args, "credentials", None)
+    if path is not None and not Path(path).is_file():
         raise ConfigError("--credentials", path, "give the path of an existing credentials JSON file")
-    log.info("credentials file given; local and demo sources do not need it")
+    return path
+
+
+def _fetch_options(args: argparse.Namespace) -> Any:
+    from senprep_core.fetch.cache import default_cache_dir
+    from senprep_core.fetch.needs import FetchOptions
+
+    cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_dir()
+    return FetchOptions(cache, _credentials(args), roi_only=getattr(args, "fetch", "roi") == "roi")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    _check_credentials(args.credentials)
+    args.fetch_options = _fetch_options(args)
     executor = _executor(args)
     try:
         return _execute(config, Path(args.outdir), args.source, args, executor)
@@ -125,7 +131,7 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
     previous = signal.signal(signal.SIGINT, partial(_interrupted, cancel)) if in_main else None
     try:
         result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=cancel,
-                     executor=executor)  # fmt: skip
+                     executor=executor, fetch=getattr(args, "fetch_options", None))  # fmt: skip
     except KeyboardInterrupt:
         cancel.set()
         print("cancelled", file=sys.stderr)
@@ -152,15 +158,21 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
 
 def cmd_search(args: argparse.Namespace) -> int:
     from senprep_core.catalog import open_provider
-    from senprep_core.pipeline import resolve_sources, search
+    from senprep_core.pipeline import resolve_sources, search, select_products
 
     config = _load(args.config)
     sources = resolve_sources(config, args.source)
-    products, problems = search(config, [open_provider(s) for s in sources])
+    found, problems = search(config, [open_provider(s, credentials=_credentials(args)) for s in sources])
+    products, dropped = select_products(config, found)
     if args.json:
         print(
             json.dumps(
-                {"products": [p.to_dict() for p in products], "unreadable": [p.__dict__ for p in problems]}, indent=2
+                {
+                    "products": [p.to_dict() for p in products],
+                    "not_selected": [{"product_id": d.product_id, "reason": d.reason} for d in dropped],
+                    "unreadable": [p.__dict__ for p in problems],
+                },
+                indent=2,
             )
         )
         return 0
@@ -168,12 +180,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"{len(products)} products for '{config.name}'")
-    for column in ("product", "sensing time (UTC)", "level", "tile", "cloud %"):
+    for column in ("product", "sensing time (UTC)", "level", "tile", "cloud %", "source", "online"):
         table.add_column(column)
     for p in products:
         cloud = "" if p.cloud_cover is None else f"{p.cloud_cover:.1f}"
-        table.add_row(p.product_id, p.sensing_time.strftime("%Y-%m-%d %H:%M:%S"), p.level, p.tile_id or "", cloud)
+        when = p.sensing_time.strftime("%Y-%m-%d %H:%M:%S")
+        source = p.provider if not p.provider.startswith("local:") else "local"
+        table.add_row(p.product_id, when, p.level, p.tile_id or "", cloud, source, "yes" if p.online else "no")
     Console().print(table)
+    for d in dropped:
+        print(f"not used: {d.product_id}: {d.reason}", file=sys.stderr)
     for problem in problems:
         print(f"unreadable: {problem.name}: {problem.message}", file=sys.stderr)
     return 0
@@ -223,7 +239,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from senprep_core.pipeline import make_plan
 
-    plan = make_plan(_load(args.config), args.source)
+    plan = make_plan(_load(args.config), args.source, credentials=_credentials(args))
     data = plan.to_dict()
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -260,6 +276,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+SOURCE_HELP = (
+    "where products come from: cdse, earth-search, planetary-computer, dhus, local:DIR or demo "
+    "(repeat for an ordered fallback)"
+)
+CREDENTIALS_HELP = (
+    "credentials JSON {username, password[, sentinel_url_endpoint]} for cdse / dhus "
+    "(else SENPREP_CDSE_USERNAME / SENPREP_CDSE_PASSWORD or ~/.netrc)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(prog="senprep", description="Sentinel-1/2 analysis-ready patches.")
@@ -279,15 +305,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("run", help="run a configuration")
     p_run.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
     p_run.add_argument("--outdir", required=True, help="run folder")
-    p_run.add_argument("--source", action="append", help="local:DIR or demo (repeat for an ordered fallback)")
-    p_run.add_argument("--credentials", help="credentials JSON (legacy; used by remote sources)")
+    p_run.add_argument("--source", action="append", help=SOURCE_HELP)
+    p_run.add_argument("--credentials", help=CREDENTIALS_HELP)
+    p_run.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
+    p_run.add_argument(
+        "--fetch",
+        choices=("roi", "product"),
+        default="roi",
+        help="roi: fetch only the files / COG windows the run reads (default); product: whole products",
+    )
     common_run(p_run)
     p_run.set_defaults(func=cmd_run)
 
     def config_query(name: str, help_text: str, func: Any) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", required=True)
-        p.add_argument("--source", action="append")
+        p.add_argument("--source", action="append", help=SOURCE_HELP)
+        p.add_argument("--credentials", help=CREDENTIALS_HELP)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 

@@ -105,8 +105,8 @@ def _path(value: object, key: str, base_dir: Path | None) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(key, value, "give a path (relative paths start at the configuration file's folder)")
     text = value.strip()
-    if text.startswith("flat:"):
-        return text
+    if text.startswith("flat:") or text in ("cdse", "glo30") or text.startswith(("cdse:", "glo30:")):
+        return text  # a flat height, or auxiliary data fetched into the cache (senprep_core.fetch.auxdata)
     path = Path(text).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path

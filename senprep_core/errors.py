@@ -103,6 +103,30 @@ class SnapError(SenprepError, RuntimeError):
     """ESA SNAP's gpt is missing or its graph failed."""
 
 
+class CredentialsError(SenprepError, ValueError):
+    """Credentials are missing, malformed, or rejected by the catalogue (the secret is never shown)."""
+
+    exit_code = 2
+
+
+class DownloadError(SenprepError, OSError):
+    """A file could not be fetched after all retries (network, server errors, bad response)."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file does not match the catalogue's checksum; it was discarded."""
+
+
+class DiskSpaceError(DownloadError):
+    """Not enough free disk space for a download; nothing was fetched."""
+
+    exit_code = 2
+
+
+class ProductOfflineError(DownloadError):
+    """A product is in the long-term archive (offline) and was not restored in time."""
+
+
 def exit_code_for(error: BaseException) -> int:
     """The CLI exit code for an error: 2 for bad input, 1 otherwise."""
     if isinstance(error, SenprepError):

@@ -70,6 +70,16 @@ class PatchWritten(Event):
 
 
 @dataclass(frozen=True)
+class BytesProgress(Event):
+    """Bytes of one transfer (download or remote read): done / total (None when unknown) and rate in B/s."""
+
+    label: str
+    done: int
+    total: int | None
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
 class Message(Event):
     text: str
     level: Level = "info"
@@ -91,7 +101,16 @@ EventCallback = Callable[[Event], None]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (RunStarted, StageProgress, UnitStarted, UnitFinished, PatchWritten, Message, RunFinished)
+    for cls in (
+        RunStarted,
+        StageProgress,
+        UnitStarted,
+        UnitFinished,
+        PatchWritten,
+        BytesProgress,
+        Message,
+        RunFinished,
+    )
 }
 
 

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -23,6 +24,7 @@ from typing import Any
 
 from senprep_core.catalog import Provider, SearchQuery, open_provider
 from senprep_core.catalog.records import ProductProblem, ProductRecord
+from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
 from senprep_core.config import Config, DateWindow, Mode
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.events import (
@@ -38,12 +40,13 @@ from senprep_core.events import (
     no_op,
 )
 from senprep_core.executors import Emit, Executor, make_executor
+from senprep_core.fetch.needs import FetchOptions, fetch_record
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
 from senprep_core.outputs.report import RunReport, UnitResult
 from senprep_core.outputs.stac import write_catalog
 from senprep_core.process_s2 import S2Source
-from senprep_core.units import UnitSource, discard_unfinished, run_unit
+from senprep_core.units import UnitSource, discard_unfinished, load_complete_manifest, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class Plan:
     units: tuple[WorkUnit, ...]
     problems: tuple[ProductProblem, ...]
     sources: tuple[str, ...]
+    not_selected: tuple[DroppedProduct, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +87,7 @@ class Plan:
                 for u in self.units
             ],
             "unreadable_products": [p.__dict__ for p in self.problems],
+            "not_selected": [{"product_id": d.product_id, "reason": d.reason} for d in self.not_selected],
         }
 
 
@@ -166,46 +171,71 @@ def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductR
             result = provider.search(query)
             problems.extend(p for p in result.problems if p not in problems)
             if result.products:
-                found.extend(result.products)
+                source = getattr(provider, "source", None)  # remote: the --source value that reopens it
+                found.extend(replace(r, provider=source) if source else r for r in result.products)
                 break
     found.sort(key=lambda r: (r.sensing_time, r.product_id))
     return found, problems
 
 
 def make_plan(
-    config: Config, sources: Sequence[str] | None = None, providers: Sequence[Provider] | None = None
+    config: Config,
+    sources: Sequence[str] | None = None,
+    providers: Sequence[Provider] | None = None,
+    credentials: str | None = None,
 ) -> Plan:
-    """Build the plan: grid, patches, the products found and one work unit per product."""
+    """Build the plan: grid, patches, the products found and one work unit per product.
+
+    ``credentials`` is a credentials file for the sources that need one (see :func:`open_provider`)."""
     _check_mode(config)
     chosen = resolve_sources(config, sources) if providers is None else tuple(p.name for p in providers)
-    providers = list(providers) if providers is not None else [open_provider(s) for s in chosen]
+    if providers is None:
+        providers = [open_provider(s, credentials=credentials) for s in chosen]
     products, problems = search(config, providers)
+    products, dropped = select_products(config, products)
     kind = SINGLE_MODES[config.mode]
     units = tuple(WorkUnit(p.product_id, kind, (p,)) for p in products)
-    return Plan(config, config.grid(), len(config.patches()), units, tuple(problems), chosen)
+    return Plan(config, config.grid(), len(config.patches()), units, tuple(problems), chosen, tuple(dropped))
 
 
-def execute_unit(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: bool) -> UnitResult:
+def select_products(
+    config: Config, products: Sequence[ProductRecord]
+) -> tuple[list[ProductRecord], list[DroppedProduct]]:
+    """Reprocessed duplicates out (newest baseline wins), then per acquisition the fewest tiles / slices
+    that cover the ROI; every product left out comes back with its reason."""
+    unique = deduplicate(products)
+    cover = minimum_cover(unique.kept, config.roi)
+    return list(cover.kept), [*unique.dropped, *cover.dropped]
+
+
+def execute_unit(
+    unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: bool, fetch: FetchOptions | None = None
+) -> UnitResult:
     """Run one unit and turn any failure into a recorded result (runs in this process, a worker process
-    or on a Dask worker; ``emit`` carries its progress events back to the caller)."""
+    or on a Dask worker; ``emit`` carries its progress events back to the caller). Remote products are
+    fetched first (into the shared cache, or as COG windows), on the worker that processes them."""
     t0 = time.perf_counter()
     worker = _worker_name()
     emit(UnitStarted(unit_id=unit.unit_id, description=unit.describe(), worker=worker))
-    return replace(_execute(unit, emit, config, outdir, rebuild, t0), worker=worker)
+    return replace(_execute(unit, emit, config, outdir, rebuild, t0, fetch), worker=worker)
 
 
-def _execute(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: bool, t0: float) -> UnitResult:
+def _execute(
+    unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: bool, t0: float, fetch: FetchOptions | None
+) -> UnitResult:
 
     def on_patch(patch_id: str, rel_path: str) -> None:
         emit(PatchWritten(unit_id=unit.unit_id, patch_id=patch_id, path=str(outdir / rel_path)))
 
     try:
         record = unit.products[0]
+        if not rebuild and load_complete_manifest(outdir, unit.unit_id, config.fingerprint()) is None:
+            record = fetch_record(record, config, fetch, emit)  # a complete unit needs no download
         opener: Callable[[ProductRecord, str, Config], UnitSource] = S2Source
         if unit.kind == "s1":
             from senprep_core.process_s1 import open_s1_source
 
-            opener = open_s1_source
+            opener = partial(open_s1_source, cache_dir=fetch.cache_dir if fetch else None)
         return run_unit(unit.unit_id, record, config, outdir, lambda: opener(record, unit.unit_id, config), rebuild,
                         on_patch)  # fmt: skip
     except Exception as exc:  # one failed product must never stop the others
@@ -225,12 +255,13 @@ def _execute(unit: WorkUnit, emit: Emit, config: Config, outdir: Path, rebuild: 
 
 def _worker_name() -> str:
     """Where a unit runs: the Dask worker address, else host and process id."""
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return f"{socket.gethostname()}:{os.getpid()}"
+    distributed = sys.modules.get("distributed")  # loaded on every Dask worker; never imported for other runs
+    if distributed is not None:
+        try:
+            return str(distributed.get_worker().address)
+        except ValueError:
+            pass
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _prepare_outdir(outdir: Path) -> None:
@@ -261,6 +292,7 @@ def run(
     cancel: threading.Event | None = None,
     providers: Sequence[Provider] | None = None,
     executor: Executor | None = None,
+    fetch: FetchOptions | None = None,
 ) -> RunResult:
     """Plan and run ``config`` into ``outdir``; returns a :class:`RunResult` (never raises for a failed product).
 
@@ -268,7 +300,11 @@ def run(
     """
     t0 = time.time()
     outdir = Path(outdir)
-    plan = make_plan(config, sources, providers)
+    if fetch is None:
+        from senprep_core.fetch.cache import default_cache_dir
+
+        fetch = FetchOptions(default_cache_dir())
+    plan = make_plan(config, sources, providers, fetch.credentials)
     _prepare_outdir(outdir)
     write_json_atomic(outdir / "config.json", config.to_dict())
     report = RunReport(config.name, outdir, config.fingerprint(), plan.to_dict())
@@ -314,7 +350,7 @@ def run(
         )
         callback(StageProgress(stage="process", done=len(results), total=len(plan.units)))
 
-    task = partial(execute_unit, config=config, outdir=outdir, rebuild=rebuild)
+    task = partial(execute_unit, config=config, outdir=outdir, rebuild=rebuild, fetch=fetch)
     runner = executor or make_executor(njobs)
     try:
         for result in runner.map_units(plan.units, task, dispatch, cancel):

@@ -11,6 +11,7 @@ import numpy as np
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.config import Config
 from senprep_core.errors import CorruptProductError, MetadataError, OutsideSceneError
+from senprep_core.fetch.auxdata import fetched_dem, fetched_orbit_folder, is_fetched_dem, is_fetched_orbit
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.s1.dem import DemOnGrid, load_dem, parse_dem_source
 from senprep_core.s1.flattening import beta_area, facet_areas, flatten_gamma0, splat_areas
@@ -44,7 +45,11 @@ class S1Source:
 
     modality = MODALITY
 
-    def __init__(self, record: ProductRecord, unit_id: str, config: Config) -> None:
+    def __init__(self, record: ProductRecord, unit_id: str, config: Config, cache_dir: Path | None = None) -> None:
+        if cache_dir is None:
+            from senprep_core.fetch.cache import default_cache_dir
+
+            cache_dir = default_cache_dir()
         self.config = config
         self.options = config.s1
         self.meta: S1Metadata = read_s1_metadata(record.href)
@@ -65,11 +70,16 @@ class S1Source:
                 )
         self.reference = self.meta.image(self.polarisations[0])
         orbit_folder = Path(self.options.orbit_folder) if self.options.orbit_folder else None
+        if is_fetched_orbit(self.options.orbit_folder):
+            orbit_folder = fetched_orbit_folder(str(self.options.orbit_folder), self.meta, cache_dir)
         self.orbit = select_orbit(self.meta, self.reference, orbit_folder)
         self.geometry = RadarGeometry(self.reference, Orbit(self.orbit))
         self.speckle = SpeckleFilter(**self.options.speckle_params())
         self.grid = config.grid()
-        self.dem_source = parse_dem_source(self.options.dem)
+        if is_fetched_dem(self.options.dem):
+            self.dem_source = fetched_dem(str(self.options.dem), config.roi.geometry, cache_dir)
+        else:
+            self.dem_source = parse_dem_source(self.options.dem)
         # small grids: the DEM once for the whole grid; large ones (up to a whole scene): per block
         whole = self.grid.width * self.grid.height <= WHOLE_DEM_PIXELS
         self.dem: DemOnGrid = load_dem(
@@ -262,10 +272,12 @@ class S1Source:
         }
 
 
-def open_s1_source(record: ProductRecord, unit_id: str, config: Config) -> UnitSource:
-    """The S1 unit source of the configured backend: the native chain, or ESA SNAP's gpt."""
+def open_s1_source(record: ProductRecord, unit_id: str, config: Config, cache_dir: Path | None = None) -> UnitSource:
+    """The S1 unit source of the configured backend: the native chain, or ESA SNAP's gpt.
+
+    ``cache_dir`` is where fetched orbits and DEM tiles go (default: the shared download cache)."""
     if config.s1.backend == "snap":
         from senprep_core.s1.snap_source import SnapS1Source
 
         return SnapS1Source(record, unit_id, config)
-    return S1Source(record, unit_id, config)
+    return S1Source(record, unit_id, config, cache_dir)

@@ -54,11 +54,15 @@ def nearest(source: np.ndarray, rows: AxisMap, cols: AxisMap, fill: float) -> np
 
 
 def _axis(values: np.ndarray, m: AxisMap, axis: int) -> np.ndarray:
+    """Interpolate along one axis (in place on the gathered copies: no further temporaries)."""
     a = np.take(values, m.lower, axis=axis)
     b = np.take(values, m.upper, axis=axis)
     shape = [1] * values.ndim
     shape[axis] = -1
-    return a * m.w_lower.reshape(shape) + b * m.w_upper.reshape(shape)
+    a *= m.w_lower.reshape(shape)
+    b *= m.w_upper.reshape(shape)
+    a += b
+    return a
 
 
 def bilinear(source: np.ndarray, rows: AxisMap, cols: AxisMap) -> np.ndarray:
@@ -70,11 +74,13 @@ def bilinear(source: np.ndarray, rows: AxisMap, cols: AxisMap) -> np.ndarray:
     valid = np.isfinite(source)
     if valid.all():  # common case: weights are separable, no renormalisation per pixel
         out = _axis(_axis(source.astype(np.float32, copy=False), cols, -1), rows, -2)
-        den = np.outer(rows.w_lower + rows.w_upper, cols.w_lower + cols.w_upper)
+        row_sum, col_sum = rows.w_lower + rows.w_upper, cols.w_lower + cols.w_upper
+        if not (np.all(row_sum == 1) and np.all(col_sum == 1)):  # only at the source's edges
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out /= np.outer(row_sum, col_sum)
         outside = (rows.nearest < 0)[:, None] | (cols.nearest < 0)[None, :]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out /= den
-        out[..., outside] = np.nan
+        if outside.any():
+            out[..., outside] = np.nan
         return out.astype(np.float32, copy=False)
     values = np.where(valid, source, 0.0).astype(np.float32)
     num = _axis(_axis(values, cols, -1), rows, -2)

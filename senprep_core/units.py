@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ from senprep_core.patches import PatchDecision, decide_patch, inside_mask, plan_
 
 log = logging.getLogger(__name__)
 MANIFEST = "unit.json"
+WRITER_THREADS = 2  # patch compression threads per unit
 
 PatchCallback = Callable[[str, str], None]
 
@@ -150,34 +152,36 @@ def run_unit(
     counter = _RoiCounter()
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    bands = source.bands
-    for block in blocks:
-        window = source.read_block(grid.subgrid(block.window))
-        inside = inside_mask(grid, block.window)
-        roi_part = full.intersection(block.window)
-        if stats is None and roi_part is not None:
-            sl = roi_part.shifted(-block.window.row_off, -block.window.col_off).slices()
-            cloud_part = None if window.cloud is None else window.cloud[sl]
-            counter.add(window.valid[sl], cloud_part, roi_mask[roi_part.slices()])
-            if single and (reject := source.rejection(counter.stats())):
-                return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, counter.stats(), t0)
-        for patch in block.patches:
-            rows, cols = patch.window.shifted(-block.window.row_off, -block.window.col_off).slices()
-            valid = window.valid[rows, cols] & inside[rows, cols]
-            cloud = None if window.cloud is None else window.cloud[rows, cols]
-            decision = decide_patch(valid, cloud, config.output.min_valid_fraction, config.output.max_patch_cloud)
-            if not decision.keep:
-                skipped.append({"patch_id": patch.patch_id, "reason": decision.reason})
-                continue
-            data = window.data[:, rows, cols].copy()
-            data[:, ~inside[rows, cols]] = np.nan
-            sidecar = sidecar_for(patch, source.modality, bands, decision, source.extra)
-            entry = _entry(unit_id, patch, bands, source, record, decision)
-            entry["files"] = write_patch(unit_dir, patch, source.modality, data, bands, sidecar,
-                                         config.output.compress)  # fmt: skip
-            entries.append(entry)
-            if on_patch is not None:
-                on_patch(entry["patch_id"], entry["files"][source.modality])
+    writer = _PatchWriter(unit_dir, source, config.output.compress, on_patch)
+    try:
+        for block in blocks:
+            window = source.read_block(grid.subgrid(block.window))  # overlaps the previous block's writes
+            entries.extend(writer.drain())
+            inside = inside_mask(grid, block.window)
+            roi_part = full.intersection(block.window)
+            if stats is None and roi_part is not None:
+                sl = roi_part.shifted(-block.window.row_off, -block.window.col_off).slices()
+                cloud_part = None if window.cloud is None else window.cloud[sl]
+                counter.add(window.valid[sl], cloud_part, roi_mask[roi_part.slices()])
+                if single and (reject := source.rejection(counter.stats())):
+                    return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, counter.stats(), t0)
+            for patch in block.patches:
+                rows, cols = patch.window.shifted(-block.window.row_off, -block.window.col_off).slices()
+                valid = window.valid[rows, cols] & inside[rows, cols]
+                cloud = None if window.cloud is None else window.cloud[rows, cols]
+                decision = decide_patch(valid, cloud, config.output.min_valid_fraction, config.output.max_patch_cloud)
+                if not decision.keep:
+                    skipped.append({"patch_id": patch.patch_id, "reason": decision.reason})
+                    continue
+                data = window.data[:, rows, cols]  # a view: the block is not changed while it is written
+                outside = ~inside[rows, cols]
+                if outside.any():  # padded edge patches
+                    data = data.copy()
+                    data[:, outside] = np.nan
+                writer.submit(patch, data, _entry(unit_id, patch, source.bands, source, record, decision), decision)
+        entries.extend(writer.drain())
+    finally:
+        writer.close()
     if stats is None:
         stats = counter.stats()
         if not entries and (reject := source.rejection(stats)):
@@ -205,22 +209,68 @@ def run_unit(
     )
 
 
+class _PatchWriter:
+    """Writes a unit's patches on two threads, so compression overlaps the next block's read.
+
+    GDAL releases the GIL while it compresses; results are collected in submission order, so the
+    manifest, the progress events and the bytes on disk are the same as a serial write.
+    """
+
+    def __init__(self, unit_dir: Path, source: UnitSource, compress: str, on_patch: PatchCallback | None) -> None:
+        self.unit_dir, self.source, self.compress, self.on_patch = unit_dir, source, compress, on_patch
+        self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="senprep-patch-writer")
+        self._pending: list[tuple[dict[str, Any], Future[dict[str, str]]]] = []
+
+    def submit(self, patch: Patch, data: np.ndarray, entry: dict[str, Any], decision: PatchDecision) -> None:
+        source = self.source
+        sidecar = sidecar_for(patch, source.modality, source.bands, decision, source.extra)
+        args = (self.unit_dir, patch, source.modality, data, source.bands, sidecar, self.compress)
+        self._pending.append((entry, self._pool.submit(write_patch, *args)))
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Wait for the submitted patches, in order; report each one written."""
+        done = []
+        while self._pending:
+            entry, future = self._pending.pop(0)
+            entry["files"] = future.result()
+            done.append(entry)
+            if self.on_patch is not None:
+                self.on_patch(entry["patch_id"], entry["files"][self.source.modality])
+        return done
+
+    def close(self) -> None:
+        """Drop patches not started yet (after a failure or a cancel) and wait for running ones."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _entry(
     unit_id: str, patch: Patch, bands: list[str], source: UnitSource, record: ProductRecord, decision: PatchDecision
 ) -> dict[str, Any]:
-    """The manifest entry of a written patch (its files are added once written)."""
-    return {
-        "unit_id": unit_id,
-        "patch_id": patch.patch_id,
-        "modality": source.modality,
-        "files": {},
-        "grid": patch.grid.to_dict(),
+    """The manifest entry of a written patch (its files are added once written).
+
+    The top-level fields describe the unit's (primary) modality; ``modalities`` holds the same per
+    modality, so a paired unit lists both sensors there with the same keys.
+    """
+    about = {
         "bands": bands,
         "sensing_time": source.extra["sensing_time"],
         "product_ids": [record.product_id],
         "platform": source.extra["platform"],
         "valid_fraction": round(decision.valid_fraction, 6),
         "cloud_fraction": None if decision.cloud_fraction is None else round(decision.cloud_fraction, 6),
+    }
+    sar = source.extra.get("sar")
+    if sar:
+        about["orbit_direction"] = sar.get("orbit_direction")
+        about["relative_orbit"] = sar.get("relative_orbit")
+    return {
+        "unit_id": unit_id,
+        "patch_id": patch.patch_id,
+        "modality": source.modality,
+        "files": {},
+        "grid": patch.grid.to_dict(),
+        **about,
+        "modalities": {source.modality: about},
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 from senprep_core.catalog.records import ProductRecord, SearchQuery, SearchResult
 from senprep_core.config import parse_config
 from senprep_core.demo.s1 import S1DemoSpec, make_s1_product, s1_ground_truth
-from senprep_core.pipeline import run
+from senprep_core.pipeline import make_plan, run
 
 SPEC = S1DemoSpec(
     start_time=datetime(2022, 5, 3, 17, 41, 35),
@@ -124,7 +124,12 @@ def test_roi_outside_the_scene_is_a_clear_error(products: tuple[Path, Path, obje
     data = _config(truth, Path("flat:0"), roi=_roi(far_truth))
     data["sentinel1"] = {"bands": ["sigma0_VV"], "dem": "flat:0", "speckle_filter": "none"}
     config = parse_config(data)
-    provider = _Everything((_s1_record(ProductLocation.open(good), "local"),))
+    record = _s1_record(ProductLocation.open(good), "local")
+    # with its footprint, planning leaves the product out (it covers none of the ROI)
+    plan = make_plan(config, providers=[_Everything((record,))])
+    assert not plan.units and "less than 0.1 % of the ROI" in plan.not_selected[0].reason
+    # without one (a catalogue that gives none), the chain itself finds out
+    provider = _Everything((replace(record, footprint=None),))
     result = run(config, tmp_path / "out", providers=[provider])
     assert result.status == "failed"
     (unit,) = result.results

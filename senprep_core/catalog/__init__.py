@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from senprep_core.catalog.records import ProductProblem, ProductRecord, SearchQuery, SearchResult
+from senprep_core.catalog.records import FetchRequest, ProductProblem, ProductRecord, SearchQuery, SearchResult
 from senprep_core.errors import SourceError
 
 
@@ -16,11 +16,30 @@ class Provider(Protocol):
 
     def search(self, query: SearchQuery) -> SearchResult: ...
 
+    def fetch(self, record: ProductRecord, request: FetchRequest) -> ProductRecord:
+        """Make a found product readable: return a record whose ``href`` the readers open (a local
+        ``.SAFE`` folder / ``.zip``, or a STAC item JSON whose assets are read by window over HTTP)."""
+        ...
 
-def open_provider(source: str) -> Provider:
-    """Build a provider from a ``--source`` value: ``local:DIR`` or ``demo``.
 
-    ``demo`` is the embedded synthetic catalog (generated once and cached).
+REMOTE_SOURCES = ("cdse", "earth-search", "planetary-computer", "dhus")
+
+
+def open_provider(source: str, credentials: str | None = None) -> Provider:
+    """Build a provider from a ``--source`` value.
+
+    - ``demo``: the embedded synthetic catalog (generated once and cached);
+    - ``local:DIR``: a folder of ``.SAFE`` folders / ``.zip`` archives, read in place;
+    - ``cdse``: the Copernicus Data Space Ecosystem (OData search, token downloads; ``cdse:URL`` for a
+      mirror with the same paths, e.g. a test server);
+    - ``earth-search`` / ``planetary-computer``: STAC APIs whose S2 COGs are read by window, no download
+      (``earth-search:URL`` overrides the API URL);
+    - ``dhus``: a DHuS mirror through sentinelsat; its URL comes from the credentials file
+      (``sentinel_url_endpoint``) or ``dhus:URL``.
+
+    ``credentials`` is a credentials JSON file (legacy form); without it, cdse / dhus read
+    ``SENPREP_CDSE_USERNAME`` / ``SENPREP_CDSE_PASSWORD`` (or ``SENPREP_USERNAME`` / ``SENPREP_PASSWORD``)
+    or ``~/.netrc``. Remote providers keep ``source`` so a worker can reopen them from a record.
     """
     from senprep_core.catalog.local import LocalProvider
 
@@ -32,8 +51,48 @@ def open_provider(source: str) -> Provider:
         return LocalProvider(folder)
     if source.startswith("local:"):
         return LocalProvider(Path(source[len("local:") :]))
-    known = "local:DIR, demo"
-    raise SourceError(f"unknown source '{source}': use one of {known} (remote catalogues arrive with a later release)")
+    kind, _, url = source.partition(":")
+    url = url or None  # type: ignore[assignment]
+    provider: Provider
+    if kind == "cdse":
+        provider = _open_cdse(url, credentials)
+    elif kind in ("earth-search", "planetary-computer"):
+        from senprep_core.catalog.stac import StacProvider
+
+        provider = StacProvider.earth_search(url) if kind == "earth-search" else StacProvider.planetary_computer(url)
+    elif kind == "dhus":
+        from senprep_core.catalog.dhus import open_dhus
+
+        provider = open_dhus(credentials, endpoint=url)
+    else:
+        known = "cdse, earth-search, planetary-computer, dhus, local:DIR, demo"
+        raise SourceError(f"unknown source '{source}': use one of {known}")
+    provider.source = source  # type: ignore[attr-defined]  # how a worker reopens it (records carry it)
+    return provider
 
 
-__all__ = ["ProductProblem", "ProductRecord", "Provider", "SearchQuery", "SearchResult", "open_provider"]
+def _open_cdse(base: str | None, credentials: str | None) -> Provider:
+    from senprep_core.catalog.cdse import CdseProvider
+    from senprep_core.fetch.credentials import load_credentials
+
+    creds = load_credentials(credentials) if credentials else None
+    if base is None:
+        return CdseProvider(credentials=creds)
+    base = base.rstrip("/")
+    return CdseProvider(
+        odata_url=f"{base}/odata/v1",
+        download_url=f"{base}/download/odata/v1",
+        token_url=f"{base}/auth/realms/CDSE/protocol/openid-connect/token",
+        credentials=creds,
+    )
+
+
+__all__ = [
+    "FetchRequest",
+    "ProductProblem",
+    "ProductRecord",
+    "Provider",
+    "SearchQuery",
+    "SearchResult",
+    "open_provider",
+]

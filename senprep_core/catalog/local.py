@@ -15,6 +15,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from senprep_core.catalog.records import (
+    FetchRequest,
     ProductProblem,
     ProductRecord,
     SearchQuery,
@@ -146,3 +147,7 @@ class LocalProvider:
             if info is None or (info.product_type in query.product_types and query.in_windows(info.start)):
                 problems.append(p)
         return SearchResult(tuple(products), tuple(problems))
+
+    def fetch(self, record: ProductRecord, request: FetchRequest) -> ProductRecord:
+        """Local products are read in place: nothing to fetch."""
+        return record

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.config import DateWindow
+from senprep_core.events import EventCallback, no_op
 
 _S2_NAME = re.compile(
     r"^(?P<mission>S2[ABCD])_MSI(?P<level>L1C|L2A)_(?P<start>\d{8}T\d{6})_N(?P<baseline>\d{4})_R(?P<orbit>\d{3})_T(?P<tile>\d{2}[A-Z]{3})_"
@@ -152,3 +154,18 @@ class SearchResult:
 
     products: tuple[ProductRecord, ...]
     problems: tuple[ProductProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What a run needs of one product, so a provider fetches no more than that.
+
+    ``bands`` are canonical S2 band names (``B04``, ``SCL``...) or S1 polarisations (``VV``, ``VH``);
+    ``roi_only`` asks for per-file / COG-window access instead of whole-product downloads where the source
+    allows it. Downloads go to ``cache_dir`` (shared by every run) and report ``BytesProgress`` events.
+    """
+
+    cache_dir: Path
+    bands: tuple[str, ...] = ()
+    roi_only: bool = True
+    on_event: EventCallback = field(default=no_op, compare=False)

@@ -9,7 +9,6 @@ whose lower-left corner reaches just over the tile's no-data cut.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -140,8 +139,7 @@ def demo_runs(folder: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def default_demo_folder() -> Path:
-    """``$SENPREP_CACHE`` or ``~/.cache/senprep/demo-products``."""
-    env = os.environ.get("SENPREP_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "senprep" / "demo-products"
+    """``demo-products`` in the shared cache (``$SENPREP_CACHE``, else ``~/.cache/senprep``)."""
+    from senprep_core.fetch.cache import default_cache_dir
+
+    return default_cache_dir() / "demo-products"

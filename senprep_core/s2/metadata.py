@@ -26,6 +26,7 @@ from senprep_core.bands import S2_REFLECTANCE
 from senprep_core.errors import MetadataError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.productfs import ProductLocation
+from senprep_core.remotefs import RemoteLocation
 from senprep_core.xmlsafe import parse_xml
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class S2Metadata:
     band_files: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     mask_files: Mapping[str, str] = field(default_factory=dict)
     layout: str = "SAFE"
-    location: ProductLocation | None = None
+    location: ProductLocation | RemoteLocation | None = None
 
     @property
     def baseline_number(self) -> float:
@@ -295,9 +296,14 @@ def _level(product: etree._Element | None, tile: etree._Element | None, *names: 
 def read_s2_metadata(path: str | Path) -> S2Metadata:
     """Read the metadata of a Sentinel-2 product (SAFE folder or zip, or AWS tile folder).
 
-    A path to the MTD XML itself is accepted too (its folder is used).
+    A path to the MTD XML itself is accepted too (its folder is used). A STAC item ``.json`` file
+    (as written by the COG providers) is read by :func:`senprep_core.s2.cog.read_stac_item_metadata`.
     """
     p = Path(path)
+    if p.suffix.lower() == ".json" and p.is_file():
+        from senprep_core.s2.cog import read_stac_item_metadata
+
+        return read_stac_item_metadata(p)
     if p.is_file() and p.suffix.lower() == ".xml":
         p = p.parent
     loc = ProductLocation.open(p)

@@ -12,6 +12,7 @@ import logging
 import math
 import struct
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -24,7 +25,10 @@ from rasterio.warp import reproject, transform_bounds
 
 from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, SCL_CLASSES, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, CorruptProductError, ProductNotFoundError
+from senprep_core.fetch.redact import redact_text
 from senprep_core.geo.grid import PixelWindow, TargetGrid
+from senprep_core.productfs import ProductLocation
+from senprep_core.remotefs import RemoteLocation
 from senprep_core.resample import AxisMap, bilinear, nearest
 from senprep_core.s2.masks import CLOUD_CLASSES, gml_cloud_masks, scl_mask
 from senprep_core.s2.metadata import S2Metadata, inferred_offset
@@ -122,12 +126,15 @@ def read_resampled(
     fill: float,
     dtype: type | np.dtype,
     label: str,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read ``indexes`` of one raster on ``grid``: (k, h, w) of ``dtype``, ``fill`` where no data.
 
     ``convert`` maps the raw DN window to values (NaN / ``fill`` for no data) before resampling.
+    ``out`` (k, h, w), when given, receives the result (saves a copy of large windows).
     """
-    out = np.full((len(indexes), grid.height, grid.width), fill, dtype=dtype)
+    if out is None:
+        out = np.empty((len(indexes), grid.height, grid.width), dtype=dtype)
     try:
         with rasterio.open(gdal_path) as ds:
             same_crs = ds.crs is not None and ds.crs.to_epsg() == grid.epsg
@@ -135,6 +142,8 @@ def read_resampled(
             if offsets is not None:
                 want = PixelWindow(offsets[0], offsets[1], grid.height, grid.width)
                 inside = want.intersection(PixelWindow(0, 0, ds.height, ds.width))
+                if inside != want:  # the grid reaches beyond the file
+                    out.fill(fill)
                 if inside is not None:
                     raw = ds.read(list(indexes), window=inside.to_rasterio())
                     rows, cols = inside.shifted(-want.row_off, -want.col_off).slices()
@@ -142,12 +151,15 @@ def read_resampled(
                 return out
             window = _source_window(ds, grid, same_crs)
             if window is None:
+                out.fill(fill)
                 return out
             raw = ds.read(list(indexes), window=window.to_rasterio())
             src = np.ascontiguousarray(convert(raw), dtype=dtype)
             fast = _separable(src, ds.transform, window, grid, resampling, fill) if same_crs else None
             if fast is not None:
-                return fast.astype(dtype, copy=False)
+                out[...] = fast
+                return out
+            out.fill(fill)
             reproject(
                 source=src,
                 destination=out,
@@ -230,15 +242,21 @@ class _ProductReader:
         return files[native] if native in files else files[min(files)]
 
     def _read(
-        self, member: str, indexes: Sequence[int], kind: str, convert: Callable[[np.ndarray], np.ndarray]
+        self,
+        member: str,
+        indexes: Sequence[int],
+        kind: str,
+        convert: Callable[[np.ndarray], np.ndarray],
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         dtype: np.dtype[Any]
         if kind == "classes":
             resampling, fill, dtype = Resampling.nearest, 0.0, np.dtype(np.uint8)
         else:
             resampling, fill, dtype = self.resampling, np.nan, np.dtype(np.float32)
-        label = f"{member} of product {self.meta.product_id} ({self.loc.path})"
-        if member.lower().endswith(".jp2") and member not in self._checked:
+        label = redact_text(f"{member} of product {self.meta.product_id} ({self.loc.path})")  # signed URLs
+        # files of STAC items (RemoteLocation) are read in place, never partial downloads: not checked
+        if isinstance(self.loc, ProductLocation) and member.lower().endswith(".jp2") and member not in self._checked:
             with self.loc.open_member(member) as (stream, size):
                 truncated = jp2_truncated(stream, size)
             if truncated is None:  # a codestream ends with the EOC marker FFD9
@@ -249,12 +267,16 @@ class _ProductReader:
                     f"{label} is truncated (its JPEG2000 codestream is incomplete); download the product again"
                 )
             self._checked.add(member)
-        return read_resampled(self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label)
+        return read_resampled(
+            self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label, out
+        )
 
-    def reflectance(self, band: str) -> np.ndarray:
+    def reflectance(self, band: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Reflectance of ``band`` on the grid (written into ``out`` (1, h, w) when given)."""
         offset = self.meta.offsets.get(band, inferred_offset(self.meta.processing_baseline))
         quant = self.meta.quantification_value
-        return self._read(self._member(band), [1], "float", lambda dn: dn_to_reflectance(dn, offset, quant))[0]
+        convert = lambda dn: dn_to_reflectance(dn, offset, quant)  # noqa: E731
+        return self._read(self._member(band), [1], "float", convert, out)[0]
 
     def auxiliary(self, band: str) -> np.ndarray:
         return self._read(self._member(band), [1], "float", dn_to_auxiliary)[0]
@@ -347,12 +369,20 @@ def read_s2_window(meta: S2Metadata, grid: TargetGrid, bands: Sequence[str], res
             raise reader._missing(
                 name, f" ({name} exists in {'/'.join(S2_BANDS[name].levels)} products; this is {meta.level})"
             )
-    layers = {name: reader.layer(name) for name in names}
-    valid = reader.valid(layers)
-    cloud = reader.cloud()
-    data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
+    env: AbstractContextManager[object] = (
+        meta.location.gdal_env() if isinstance(meta.location, RemoteLocation) else nullcontext()
+    )
+    with env:  # the /vsicurl/ options, for remote (STAC item) products only
+        data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
+        layers = {}
+        for i, name in enumerate(names):  # reflectance is read straight into the stack
+            if S2_BANDS[name].kind == BandKind.REFLECTANCE:
+                layers[name] = reader.reflectance(name, out=data[i : i + 1])
+            else:
+                data[i] = layers[name] = reader.layer(name)
+        valid = reader.valid(layers)
+        cloud = reader.cloud()
     for i, name in enumerate(names):
-        data[i] = layers[name]
         if S2_BANDS[name].kind != BandKind.REFLECTANCE:
             data[i][~valid] = np.nan
     logger.debug("read %s bands %s on %s", meta.product_id, names, grid)

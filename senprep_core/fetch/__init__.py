@@ -1,0 +1,1 @@
+"""Fetching: one HTTP client (retries, resumable downloads, checksums), credentials and the shared cache."""

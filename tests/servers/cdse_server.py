@@ -1,0 +1,565 @@
+"""A CDSE-protocol test server on 127.0.0.1, built from the documented response shapes.
+
+* ``POST /auth/realms/CDSE/protocol/openid-connect/token``: Keycloak password / refresh-token grants
+  (client ``cdse-public``), settable lifetimes, counted grants.
+* ``GET /odata/v1/Products``: the OData ``$filter`` subset senprep emits (and / or, comparisons,
+  ``OData.CSC.Intersects``, attribute ``any(...)``), ``$top``/``$skip`` paging with ``@odata.nextLink``,
+  ``$expand=Attributes``, ``$count``; ``GET /odata/v1/Products(<Id>)``; ``POST .../OData.CSC.Order`` (an
+  offline product comes online after N polls of its details, or never).
+* ``GET|HEAD /download/odata/v1/Products(<Id>)/$value`` (redirected to ``/zipper/...``, as CDSE does) and
+  ``.../Nodes(<SAFE>)/Nodes(...)/$value``: byte ranges, optional throttle, valid Bearer token required.
+
+Products come from a folder of SAFE folders / zips (metadata read with senprep's local provider),
+metadata-only entries (search decoys) and auxiliary files (orbit ``.EOF``, served zipped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+import re
+import secrets
+import threading
+import time
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from shapely import wkt as shapely_wkt
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from senprep_core.catalog.local import LocalProvider
+from tests.servers.fileserver import _RANGE, CHUNK
+
+TOKEN_PATH = "/auth/realms/CDSE/protocol/openid-connect/token"
+_PRODUCT = re.compile(r"^/odata/v1/Products\(([^)]+)\)(/OData\.CSC\.Order)?$")
+_DOWNLOAD = re.compile(r"^/(download|zipper)/odata/v1/Products\(([^)]+)\)((?:/Nodes\([^)]*\))*)/\$value$")
+_NODE = re.compile(r"/Nodes\(([^)]*)\)")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class Entry:
+    """One catalogue product. ``archive`` is the zip served by ``$value`` (None: metadata only)."""
+
+    name: str
+    collection: str
+    start: datetime
+    end: datetime
+    footprint: BaseGeometry | None
+    attributes: list[dict[str, Any]]
+    online: bool = True
+    archive: Path | None = None
+    polls_to_online: int | None = None  # after an order: details polls until online (None: never)
+    ordered: bool = False
+    id: str = ""
+    length: int = 0
+    checksums: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.id = self.id or str(uuid.uuid5(uuid.NAMESPACE_URL, "cdse-test:" + self.name))
+        if self.archive is not None:
+            data = self.archive.read_bytes()
+            self.length = len(data)
+            md5 = hashlib.md5(data).hexdigest()
+            self.checksums = [{"Value": md5, "Algorithm": "MD5", "ChecksumDate": _iso(self.start)}]
+
+    def attribute(self, name: str) -> Any:
+        return next((a["Value"] for a in self.attributes if a["Name"] == name), None)
+
+    def to_json(self, expand: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "@odata.mediaContentType": "application/octet-stream",
+            "Id": self.id,
+            "Name": self.name,
+            "ContentType": "application/octet-stream",
+            "ContentLength": self.length,
+            **dict.fromkeys(("OriginDate", "PublicationDate", "ModificationDate"), _iso(self.end)),
+            "Online": self.online,
+            "EvictionDate": "",
+            "S3Path": f"/eodata/{self.collection.title()}/{self.start:%Y/%m/%d}/{self.name}",
+            "Checksum": self.checksums,
+            "ContentDate": {"Start": _iso(self.start), "End": _iso(self.end)},
+            "Footprint": f"geography'SRID=4326;{self.footprint.wkt}'" if self.footprint is not None else None,
+            "GeoFootprint": mapping(self.footprint) if self.footprint is not None else None,
+        }
+        if expand:
+            out["Attributes"] = self.attributes
+        return out
+
+
+def attribute(name: str, value: Any) -> dict[str, Any]:
+    """An OData.CSC attribute entry of the right type."""
+    kind = "String" if isinstance(value, str) else "Integer" if isinstance(value, int) else "Double"
+    return {"@odata.type": f"#OData.CSC.{kind}Attribute", "Name": name, "Value": value, "ValueType": kind}
+
+
+# ---------------------------------------------------------------- the OData $filter subset
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<geo>geography'[^']*')|(?P<str>'(?:[^']|'')*')|(?P<time>\d{4}-\d{2}-\d{2}T[\d:.]+Z?)"
+    r"|(?P<num>-?\d+(?:\.\d+)?)|(?P<punct>[(),:=])|(?P<name>[A-Za-z_][\w.]*(?:/[A-Za-z_][\w.]*)*))"
+)
+_OPS: dict[str, Callable[[Any, Any], bool]] = {k: getattr(operator, k) for k in ("eq", "ne", "gt", "ge", "lt", "le")}
+Env = dict[str, Any]
+
+
+def parse_datetime(text: str) -> datetime:
+    """An OData date-time literal as an aware UTC datetime."""
+    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"cannot parse $filter at {text[pos : pos + 30]!r}")
+        kind = m.lastgroup or ""
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    """Recursive descent: or > and > (group | function | comparison); compiles to closures."""
+
+    def __init__(self, text: str) -> None:
+        self.toks, self.i = _tokens(text), 0
+
+    def peek(self) -> tuple[str, str]:
+        return self.toks[self.i] if self.i < len(self.toks) else ("end", "")
+
+    def take(self, *values: str) -> tuple[str, str]:
+        """The next token (checked against each of ``values`` in turn, consuming one per value)."""
+        tok = self.peek()
+        for value in values or (None,):
+            tok = self.peek()
+            if tok[0] == "end" or (value is not None and tok[1] != value):
+                raise ValueError(f"expected {value or 'a token'}, found {tok[1]!r}")
+            self.i += 1
+        return tok
+
+    def expr(self, word: str = "or") -> Callable[[Env], bool]:
+        sub = (lambda: self.expr("and")) if word == "or" else self.unary
+        parts = [sub()]
+        while self.peek() == ("name", word):
+            self.take()
+            parts.append(sub())
+        combine = any if word == "or" else all
+        return parts[0] if len(parts) == 1 else (lambda env: combine(p(env) for p in parts))
+
+    def unary(self) -> Callable[[Env], bool]:
+        if self.peek()[1] == "(":
+            self.take("(")
+            inner = self.expr()
+            self.take(")")
+            return inner
+        name = self.take()[1]
+        if name == "OData.CSC.Intersects":
+            self.take("(", "area", "=")
+            geo = self.take()[1]
+            self.take(")")
+            area = shapely_wkt.loads(geo[len("geography'") : -1].split(";", 1)[1])
+            return lambda env: env["e"].footprint is not None and env["e"].footprint.intersects(area)
+        if name.endswith("/any"):
+            kind_name = name.split("/")[1].rsplit(".", 1)[-1]  # StringAttribute, DoubleAttribute...
+            self.take("(")
+            var = self.take()[1]
+            self.take(":")
+            body = self.expr()
+            self.take(")")
+            return lambda env: any(
+                body({**env, var: a}) for a in env["e"].attributes if a["@odata.type"].endswith(kind_name)
+            )
+        op = _OPS.get(self.take()[1])
+        if op is None:
+            raise ValueError(f"unknown operator in $filter after {name!r}")
+        literal = self.literal()
+        return lambda env: (v := self.value(name, env)) is not None and op(v, literal)
+
+    def literal(self) -> Any:
+        kind, value = self.take()
+        if kind == "str":
+            return value[1:-1].replace("''", "'")
+        if kind == "time":
+            return parse_datetime(value)
+        if kind == "num":
+            return float(value)
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValueError(f"expected a literal, found {value!r}")
+
+    @staticmethod
+    def value(path: str, env: Env) -> Any:
+        head, _, rest = path.partition("/")
+        if head in env:  # a lambda variable: att/Name, att/OData.CSC.StringAttribute/Value
+            return env[head]["Name" if rest == "Name" else "Value"]
+        entry: Entry = env["e"]
+        fields = {"Collection/Name": entry.collection, "Name": entry.name, "Online": entry.online,
+                  "ContentDate/Start": entry.start, "ContentDate/End": entry.end}  # fmt: skip
+        if path not in fields:
+            raise ValueError(f"unknown property {path!r}")
+        return fields[path]
+
+
+def compile_filter(text: str) -> Callable[[Entry], bool]:
+    """A predicate over entries for an OData ``$filter`` (ValueError when it is outside the subset)."""
+    parser = _Parser(text)
+    predicate = parser.expr()
+    if parser.peek()[0] != "end":
+        raise ValueError(f"unexpected {parser.peek()[1]!r} in $filter")
+    return lambda entry: predicate({"e": entry})
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int, bool] | None:
+    """(first, last, partial) for a ``Range`` header (fileserver's syntax); None when unsatisfiable."""
+    if not header:
+        return 0, size - 1, False
+    m = _RANGE.match(header.strip())
+    if not m or (not m[1] and not m[2]):
+        return None
+    if m[1]:
+        start, end = int(m[1]), min(int(m[2]), size - 1) if m[2] else size - 1
+    else:
+        start, end = max(0, size - int(m[2])), size - 1
+    return (start, end, True) if start < size and start <= end else None
+
+
+class CdseServer:
+    """The server; see the module docstring. Counters: ``grants``, ``bytes_served`` (per URL path),
+    ``requests`` (method, path, had a Bearer header), ``unauthorized``, ``searches`` ($filter values)."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        username: str = "researcher@example.org",
+        password: str = "test-password",
+        access_lifetime: float = 600.0,
+        refresh_lifetime: float = 3600.0,
+        rate_bps: float | None = None,
+        redirect: bool = True,
+    ) -> None:
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.username, self.password = username, password
+        self.access_lifetime, self.refresh_lifetime = access_lifetime, refresh_lifetime
+        self.rate_bps = rate_bps
+        self.redirect = redirect
+        self.entries: dict[str, Entry] = {}
+        self.grants: Counter[str] = Counter()
+        self.bytes_served: Counter[str] = Counter()
+        self.requests: list[tuple[str, str, bool]] = []
+        self.searches: list[str] = []
+        self.unauthorized = 0
+        self.issued: list[str] = []  # every access / refresh token handed out (leak scans)
+        self._access: dict[str, float] = {}
+        self._refresh: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self.url = self.token_url = self.odata_url = self.download_url = ""  # set by start()
+
+    # ------------------------------------------------------------------ catalogue
+
+    def add_products(self, folder: Path) -> list[Entry]:
+        """Add every product of a folder of SAFE folders / zips (zipped for ``$value`` like CDSE)."""
+        added = []
+        for record in LocalProvider(folder).scan().products:
+            source = Path(record.href)
+            safe_name = record.product_id + ".SAFE"
+            archive = self.work_dir / f"{record.product_id}.zip"
+            if source.is_file():
+                archive.write_bytes(source.read_bytes())
+            elif not archive.exists():
+                with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+                    for path in sorted(source.rglob("*")):
+                        if path.is_file():
+                            zf.write(path, f"{safe_name}/{path.relative_to(source).as_posix()}")
+            if record.family == "S2":
+                collection, cloud = "SENTINEL-2", float(record.cloud_cover or 0.0)
+                attrs = [attribute("productType", record.product_type), attribute("cloudCover", cloud)]
+                attrs.append(attribute("tileId", record.tile_id or ""))
+            else:
+                collection = "SENTINEL-1"
+                attrs = [attribute("productType", "IW_GRDH_1S"), attribute("polarisationChannels", "VV&VH")]
+            attrs += [attribute("relativeOrbitNumber", int(record.relative_orbit or 0)),
+                      attribute("platformSerialIdentifier", record.mission[-1])]  # fmt: skip
+            time_ = record.sensing_time
+            entry = Entry(safe_name, collection, time_, time_, record.footprint, attrs, archive=archive)
+            self.entries[entry.id] = entry
+            added.append(entry)
+        return added
+
+    def add_entry(self, entry: Entry) -> Entry:
+        """Add a metadata-only (or hand-made) entry."""
+        self.entries[entry.id] = entry
+        return entry
+
+    def add_aux_file(self, path: Path, product_type: str, start: datetime, end: datetime) -> Entry:
+        """Add an auxiliary file (e.g. an orbit ``.EOF``), served as a zip holding it, like CDSE."""
+        archive = self.work_dir / f"{path.name}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(path, path.name)
+        attrs = [attribute("productType", product_type)]
+        entry = Entry(path.name, "SENTINEL-1", start, end, None, attrs, archive=archive)
+        self.entries[entry.id] = entry
+        return entry
+
+    def by_name(self, product_id: str) -> Entry:
+        return next(e for e in self.entries.values() if e.name.removesuffix(".SAFE") == product_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes_served.values())
+
+    def start(self) -> CdseServer:
+        server = self
+
+        class Handler(_Handler):
+            owner = server
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_port}"
+        self.token_url, self.odata_url = self.url + TOKEN_PATH, self.url + "/odata/v1"
+        self.download_url = self.url + "/download/odata/v1"  # the base URLs the provider gets
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    # ------------------------------------------------------------------ tokens
+
+    def _issue(self) -> dict[str, Any]:
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            self._access[access] = now + self.access_lifetime
+            self._refresh[refresh] = now + self.refresh_lifetime
+            self.issued += [access, refresh]
+        return {"access_token": access, "expires_in": self.access_lifetime, "refresh_token": refresh,
+                "refresh_expires_in": self.refresh_lifetime, "token_type": "Bearer", "not-before-policy": 0,
+                "session_state": str(uuid.uuid4()), "scope": "openid email profile user-context"}  # fmt: skip
+
+    def token_answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        grant = form.get("grant_type", "")
+        with self._lock:
+            self.grants[grant] += 1
+        if form.get("client_id") != "cdse-public":
+            return 401, {"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}
+        if grant == "password":
+            if form.get("username") == self.username and form.get("password") == self.password:
+                return 200, self._issue()
+            return 401, {"error": "invalid_grant", "error_description": "Invalid user credentials"}
+        if grant == "refresh_token":
+            expiry = self._refresh.get(form.get("refresh_token", ""))
+            if expiry is not None and time.monotonic() < expiry:
+                return 200, self._issue()
+            return 400, {"error": "invalid_grant", "error_description": "Token is not active"}
+        return 400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}
+
+    def authorised(self, header: str | None) -> bool:
+        if not header or not header.startswith("Bearer "):
+            return False
+        expiry = self._access.get(header[len("Bearer ") :])
+        return expiry is not None and time.monotonic() < expiry
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, query: dict[str, str], base: str) -> tuple[int, dict[str, Any]]:
+        text = query.get("$filter", "")
+        with self._lock:
+            self.searches.append(text)
+        try:
+            predicate: Callable[[Entry], bool] = compile_filter(text) if text else (lambda e: True)
+            top = int(query.get("$top", "20"))
+            skip = int(query.get("$skip", "0"))
+        except ValueError as exc:
+            return 400, {"detail": f"Invalid query: {exc}"}
+        if not 0 <= top <= 1000 or not 0 <= skip <= 10_000:
+            return 422, {"detail": [{"type": "less_than_equal", "loc": ["query", "$top/$skip"], "msg": "out of range"}]}
+        hits = [e for e in self.entries.values() if predicate(e)]
+        hits.sort(key=lambda e: (e.start, e.name), reverse=query.get("$orderby", "").endswith("desc"))
+        page = hits[skip : skip + top]
+        expand = "Attributes" in query.get("$expand", "")
+        out: dict[str, Any] = {"@odata.context": "$metadata#Products", "value": [e.to_json(expand) for e in page]}
+        if query.get("$count", "").lower() == "true":
+            out["@odata.count"] = len(hits)
+        if skip + top < len(hits):
+            out["@odata.nextLink"] = f"{base}/odata/v1/Products?" + urlencode({**query, "$skip": str(skip + top)})
+        return 200, out
+
+    def details(self, ident: str) -> Entry | None:
+        entry = self.entries.get(ident)
+        if entry is not None and entry.ordered and not entry.online and entry.polls_to_online is not None:
+            with self._lock:
+                entry.polls_to_online -= 1
+                if entry.polls_to_online <= 0:
+                    entry.online = True
+        return entry
+
+    def content(self, entry: Entry, nodes: list[str]) -> bytes | None:
+        """The bytes of the whole archive (no nodes) or of one SAFE member; None when missing."""
+        if entry.archive is None:
+            return None
+        if not nodes:
+            return entry.archive.read_bytes()
+        with zipfile.ZipFile(entry.archive) as zf:
+            try:
+                return zf.read("/".join(nodes))
+            except KeyError:
+                return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: CdseServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _denied(self) -> bool:
+        """Answer 401 (and say so) unless the request carries a valid, unexpired Bearer token."""
+        if self.owner.authorised(self.headers.get("Authorization")):
+            return False
+        self.owner.unauthorized += 1
+        self._json(401, {"detail": "Expired signature!"})
+        return True
+
+    def _missing(self, entry: Entry | None) -> bool:
+        if entry is None:
+            self._json(404, {"detail": "Product not found"})
+        return entry is None
+
+    def _record(self, path: str) -> None:
+        with self.owner._lock:
+            self.owner.requests.append((self.command, path, bool(self.headers.get("Authorization"))))
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        self._record(path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        if path == TOKEN_PATH:
+            form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+            self._json(*self.owner.token_answer(form))
+            return
+        m = _PRODUCT.match(path)
+        if m and m.group(2):
+            entry = self.owner.entries.get(m.group(1))
+            if self._denied() or self._missing(entry):
+                return
+            assert entry is not None
+            entry.ordered = True
+            status = "completed" if entry.online else "queued"
+            self._json(200, {"value": {"Id": str(uuid.uuid4()), "Status": status, "Priority": 1}})
+            return
+        self._json(404, {"detail": "Not Found"})
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        self._record(path)
+        owner = self.owner
+        if path == "/odata/v1/Products":
+            query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            self._json(*owner.search(query, owner.url))
+            return
+        m = _PRODUCT.match(path)
+        if m and not m.group(2):
+            entry = owner.details(m.group(1))
+            if not self._missing(entry):
+                self._json(200, entry.to_json(expand=True))  # type: ignore[union-attr]
+            return
+        m = _DOWNLOAD.match(path)
+        if m is None:
+            self._json(404, {"detail": "Not Found"})
+            return
+        host, ident, node_part = m.groups()
+        entry = owner.entries.get(ident)
+        if self._denied() or self._missing(entry):
+            return
+        assert entry is not None
+        if not entry.online:
+            self._json(409, {"detail": "Product is offline: order it first"})
+            return
+        nodes = _NODE.findall(node_part)
+        if host == "download" and owner.redirect and not nodes:
+            self._json(302, {}, {"Location": path.replace("/download/", "/zipper/", 1)})
+            return
+        data = owner.content(entry, nodes)
+        if data is None:
+            self._json(404, {"detail": "Node not found"})
+            return
+        self._send_bytes(path, data)
+
+    def _send_bytes(self, path: str, data: bytes) -> None:
+        size = len(data)
+        span = byte_range(self.headers.get("Range"), size)
+        if span is None:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        start, end, partial = span
+        self.send_response(206 if partial else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        if partial:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        began, sent, rate = time.monotonic(), 0, self.owner.rate_bps
+        for offset in range(start, end + 1, CHUNK):
+            chunk = data[offset : min(offset + CHUNK, end + 1)]
+            try:
+                self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            sent += len(chunk)
+            with self.owner._lock:
+                self.owner.bytes_served[path] += len(chunk)
+            if rate:
+                ahead = sent / rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+
+__all__ = ["CdseServer", "Entry", "attribute", "compile_filter", "parse_datetime"]
