@@ -23,7 +23,8 @@ NEGATIVE_POWER = ("zero", "nodata")
 GEOIDS = ("auto", "egm96", "egm2008", "none")
 BACKENDS = ("native", "snap")
 S1_OPTION_KEYS = ("speckle_filter", "dem", "geoid", "orbit_folder", "noise_removal", "negative_power", "db_floor",
-                  "resampling", "backend")  # fmt: skip
+                  "resampling", "backend", "orbit_direction", "relative_orbits")  # fmt: skip
+ORBIT_DIRECTIONS = ("any", "ascending", "descending")
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,11 @@ class S1Options:
     db_floor: float = -40.0
     resampling: str = "bilinear"
     backend: str = "native"
+    orbit_direction: str = "any"  # selection: only this pass direction
+    relative_orbits: tuple[int, ...] = ()  # selection: only these relative orbits (empty: any)
 
     def __post_init__(self) -> None:
+        check_choice(self.orbit_direction, "sentinel1.orbit_direction", ORBIT_DIRECTIONS)
         check_choice(self.geoid, "sentinel1.geoid", GEOIDS)
         check_choice(self.negative_power, "sentinel1.negative_power", NEGATIVE_POWER)
         check_choice(self.resampling, "sentinel1.resampling", S1_SAMPLINGS)
@@ -68,6 +72,8 @@ class S1Options:
             "db_floor": self.db_floor,
             "resampling": self.resampling,
             "backend": self.backend,
+            "orbit_direction": self.orbit_direction,
+            "relative_orbits": list(self.relative_orbits),
         }
 
 
@@ -125,4 +131,18 @@ def parse_s1_options(section: Mapping[str, Any], base_dir: Path | None) -> S1Opt
         db_floor=check_number(section.get("db_floor", -40.0), "sentinel1.db_floor"),
         resampling=check_choice(section.get("resampling", "bilinear"), "sentinel1.resampling", S1_SAMPLINGS),
         backend=check_choice(section.get("backend", "native"), "sentinel1.backend", BACKENDS),
+        orbit_direction=check_choice(
+            str(section.get("orbit_direction", "any")).lower(), "sentinel1.orbit_direction", ORBIT_DIRECTIONS
+        ),
+        relative_orbits=_orbits(section.get("relative_orbits", [])),
     )
+
+
+def _orbits(value: object) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 175 for v in value
+    ):
+        raise ConfigError("sentinel1.relative_orbits", value, "give a list of relative orbit numbers from 1 to 175")
+    return tuple(sorted(set(value)))

@@ -8,7 +8,6 @@ written last), so a re-run skips complete units and redoes the rest.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import sys
@@ -17,7 +16,6 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,22 +43,11 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
 from senprep_core.outputs.report import RunReport, UnitResult
 from senprep_core.outputs.stac import write_catalog
+from senprep_core.planning import WorkUnit, plan_units, search_padding
 from senprep_core.process_s2 import S2Source
 from senprep_core.units import UnitSource, discard_unfinished, load_complete_manifest, run_unit
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One independent piece of work: here, one Sentinel-2 product over the ROI."""
-
-    unit_id: str
-    kind: str
-    products: tuple[ProductRecord, ...]
-
-    def describe(self) -> str:
-        return f"{self.kind} {', '.join(p.product_id for p in self.products)}"
 
 
 @dataclass(frozen=True)
@@ -82,10 +69,7 @@ class Plan:
             "grid": self.grid.to_dict(),
             "patches_per_unit": self.n_patches,
             "sources": list(self.sources),
-            "units": [
-                {"unit_id": u.unit_id, "kind": u.kind, "products": [p.to_dict() for p in u.products]}
-                for u in self.units
-            ],
+            "units": [u.to_dict() for u in self.units],
             "unreadable_products": [p.__dict__ for p in self.problems],
             "not_selected": [{"product_id": d.product_id, "reason": d.reason} for d in self.not_selected],
         }
@@ -117,19 +101,7 @@ class RunResult:
         return 1 if (self.failed or self.plan.problems) else 0
 
 
-SINGLE_MODES = {Mode.S2_ONLY: "s2", Mode.S1_ONLY: "s1"}
-
-
 def _check_mode(config: Config) -> None:
-    if config.mode not in SINGLE_MODES:
-        raise ConfigError(
-            "mode",
-            config.mode.value,
-            "this senprep version processes one mission per run (pairing and time series are not in it yet); "
-            "use mode 's2_only' or 's1_only' (legacy callbacks 'S2_only' / 'S1_only')",
-        )
-    if config.output.layout != "default":
-        raise ConfigError("output.layout", config.output.layout, "this version writes the 'default' layout only")
     if config.output.zarr:
         raise ConfigError("output.zarr", True, "this version writes COG patches and STAC only; set zarr: false")
 
@@ -145,18 +117,18 @@ def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str,
 def search_queries(config: Config) -> list[SearchQuery]:
     """One query per mission the mode reads. In a pairing mode the secondary mission's windows are
     widened by the pairing tolerance, so a partner just outside a window is still found."""
-    pad = timedelta(days=math.ceil(config.max_time_difference_days))
+    before, after = search_padding(config)
     queries = []
     if config.mode.needs_s2:
         windows = config.date_windows
         if config.mode is Mode.S1_WITH_CLOSEST_S2:
-            windows = tuple(DateWindow(w.start - pad, w.end + pad) for w in windows)
+            windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         s2_type = "S2MSI2A" if config.s2_level == "L2A" else "S2MSI1C"
         queries.append(SearchQuery(config.roi.geometry, windows, (s2_type,), config.cloud_cover))
     if config.mode.needs_s1:
         windows = config.date_windows
-        if config.mode is Mode.S2_WITH_CLOSEST_S1:
-            windows = tuple(DateWindow(w.start - pad, w.end + pad) for w in windows)
+        if config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_MULTITEMPORAL):
+            windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         queries.append(SearchQuery(config.roi.geometry, windows, (config.s1_product_type,)))
     return queries
 
@@ -193,9 +165,9 @@ def make_plan(
         providers = [open_provider(s, credentials=credentials) for s in chosen]
     products, problems = search(config, providers)
     products, dropped = select_products(config, products)
-    kind = SINGLE_MODES[config.mode]
-    units = tuple(WorkUnit(p.product_id, kind, (p,)) for p in products)
-    return Plan(config, config.grid(), len(config.patches()), units, tuple(problems), chosen, tuple(dropped))
+    units, left_out = plan_units(config, products)
+    return Plan(config, config.grid(), len(config.patches()), tuple(units), tuple(problems), chosen,
+                tuple(dropped + left_out))  # fmt: skip
 
 
 def select_products(
@@ -228,16 +200,18 @@ def _execute(
         emit(PatchWritten(unit_id=unit.unit_id, patch_id=patch_id, path=str(outdir / rel_path)))
 
     try:
-        record = unit.products[0]
+        records = list(unit.products)
         if not rebuild and load_complete_manifest(outdir, unit.unit_id, config.fingerprint()) is None:
-            record = fetch_record(record, config, fetch, emit)  # a complete unit needs no download
-        opener: Callable[[ProductRecord, str, Config], UnitSource] = S2Source
-        if unit.kind == "s1":
-            from senprep_core.process_s1 import open_s1_source
+            records = [fetch_record(r, config, fetch, emit) for r in records]  # a complete unit needs no download
+        openers = [_opener(r, fetch) for r in records]
 
-            opener = partial(open_s1_source, cache_dir=fetch.cache_dir if fetch else None)
-        return run_unit(unit.unit_id, record, config, outdir, lambda: opener(record, unit.unit_id, config), rebuild,
-                        on_patch)  # fmt: skip
+        def open_sources() -> list[UnitSource]:
+            sources = [open_(r, unit.unit_id, config) for open_, r in zip(openers, records, strict=True)]
+            for role, source in zip(unit.roles, sources, strict=False):
+                source.modality = role  # e.g. "S1_previous" for the earlier acquisition of a multitemporal unit
+            return sources
+
+        return run_unit(unit.unit_id, records, config, outdir, open_sources, rebuild, on_patch)
     except Exception as exc:  # one failed product must never stop the others
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
         if not isinstance(exc, SenprepError):
@@ -251,6 +225,15 @@ def _execute(
             error_message=str(exc),
             traceback=tb,
         )
+
+
+def _opener(record: ProductRecord, fetch: FetchOptions | None) -> Callable[[ProductRecord, str, Config], UnitSource]:
+    """The chain that reads ``record``: the S2 reader, or the S1 chain (its orbits / DEM cached with the downloads)."""
+    if record.family == "S1":
+        from senprep_core.process_s1 import open_s1_source
+
+        return partial(open_s1_source, cache_dir=fetch.cache_dir if fetch else None)
+    return S2Source
 
 
 def _worker_name() -> str:
@@ -270,7 +253,19 @@ def _prepare_outdir(outdir: Path) -> None:
     except OSError as exc:
         raise OutputError(f"cannot create output folder {outdir}: {exc}") from exc
     foreign = [
-        p for p in outdir.iterdir() if p.name not in {"run.json", "config.json", "catalog.json", "items", "patches"}
+        p
+        for p in outdir.iterdir()
+        if p.name
+        not in {
+            "run.json",
+            "config.json",
+            "catalog.json",
+            "items",
+            "patches",
+            "collections",
+            "Sentinel_Patches",
+            "cube.zarr",
+        }
     ]
     if foreign and not (outdir / "run.json").exists():
         raise OutputError(
@@ -373,6 +368,12 @@ def run(
         callback(StageProgress(stage="catalog", done=0, total=1))
         write_catalog(outdir, config.name, entries)
         callback(StageProgress(stage="catalog", done=1, total=1))
+    if config.output.layout == "legacy" and not cancel.is_set():
+        from senprep_core.outputs.legacy_layout import write_legacy_layout
+
+        callback(StageProgress(stage="legacy layout", done=0, total=1))
+        write_legacy_layout(outdir, entries, config.name)
+        callback(StageProgress(stage="legacy layout", done=1, total=1))
     n_failed = sum(r.status == "failed" for r in results)
     if cancel.is_set():
         status = "cancelled"

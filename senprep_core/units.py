@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -117,14 +118,19 @@ class _RoiCounter:
 
 def run_unit(
     unit_id: str,
-    record: ProductRecord,
+    records: Sequence[ProductRecord],
     config: Config,
     outdir: Path,
-    open_source: Callable[[], UnitSource],
+    open_sources: Callable[[], Sequence[UnitSource]],
     rebuild: bool = False,
     on_patch: PatchCallback | None = None,
 ) -> UnitResult:
-    """Process one product into patches; raises for product problems (the pipeline records them)."""
+    """Process one product, or a pair of products on the same grid, into patches.
+
+    With several sources (primary first), a patch is written only where every source keeps it, and
+    the unit is rejected when any source is (its reason is prefixed with the modality). Raises for
+    product problems (the pipeline records them).
+    """
     t0 = time.perf_counter()
     fingerprint = config.fingerprint()
     unit_dir = unit_dir_for(outdir, unit_id)
@@ -140,59 +146,78 @@ def run_unit(
                 roi_cloud_fraction=manifest.get("roi_cloud_fraction"),
                 patch_entries=tuple(manifest.get("patches", [])),
             )
-    source = open_source()
+    sources = list(open_sources())
     grid = config.grid()
     roi_mask = config.roi_mask()
     blocks = plan_blocks(config.patches())
     full = PixelWindow(0, 0, grid.height, grid.width)
     single = len(blocks) == 1 and blocks[0].window.intersection(full) == full
-    stats = source.roi_stats() if (config.max_roi_cloud is not None or not single) else None
-    if stats is not None and (reject := source.rejection(stats)):
-        return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, stats, t0)
-    counter = _RoiCounter()
+    up_front = config.max_roi_cloud is not None or not single
+    stats: list[RoiStats | None] = [s.roi_stats() if up_front else None for s in sources]
+    reject = _rejection(sources, stats)
+    if reject is not None:
+        return _finish_rejected(unit_dir, unit_id, records, fingerprint, reject, stats[0], t0)
+    counters = [_RoiCounter() for _ in sources]
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    writer = _PatchWriter(unit_dir, source, config.output.compress, on_patch)
+    writer = _PatchWriter(unit_dir, sources, config.output.compress, on_patch)
     try:
         for block in blocks:
-            window = source.read_block(grid.subgrid(block.window))  # overlaps the previous block's writes
+            windows = [s.read_block(grid.subgrid(block.window)) for s in sources]  # overlaps earlier writes
             entries.extend(writer.drain())
             inside = inside_mask(grid, block.window)
             roi_part = full.intersection(block.window)
-            if stats is None and roi_part is not None:
+            if roi_part is not None:
                 sl = roi_part.shifted(-block.window.row_off, -block.window.col_off).slices()
-                cloud_part = None if window.cloud is None else window.cloud[sl]
-                counter.add(window.valid[sl], cloud_part, roi_mask[roi_part.slices()])
-                if single and (reject := source.rejection(counter.stats())):
-                    return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, counter.stats(), t0)
+                for i, window in enumerate(windows):
+                    if stats[i] is None:
+                        counters[i].add(window.valid[sl], None if window.cloud is None else window.cloud[sl],
+                                        roi_mask[roi_part.slices()])  # fmt: skip
+                if single and all(st is None for st in stats):
+                    reject = _rejection(sources, [c.stats() for c in counters])
+                    if reject is not None:
+                        return _finish_rejected(unit_dir, unit_id, records, fingerprint, reject,
+                                                counters[0].stats(), t0)  # fmt: skip
             for patch in block.patches:
                 rows, cols = patch.window.shifted(-block.window.row_off, -block.window.col_off).slices()
-                valid = window.valid[rows, cols] & inside[rows, cols]
-                cloud = None if window.cloud is None else window.cloud[rows, cols]
-                decision = decide_patch(valid, cloud, config.output.min_valid_fraction, config.output.max_patch_cloud)
-                if not decision.keep:
-                    skipped.append({"patch_id": patch.patch_id, "reason": decision.reason})
+                decisions = []
+                for window in windows:
+                    valid = window.valid[rows, cols] & inside[rows, cols]
+                    cloud = None if window.cloud is None else window.cloud[rows, cols]
+                    decisions.append(decide_patch(valid, cloud, config.output.min_valid_fraction,
+                                                  config.output.max_patch_cloud))  # fmt: skip
+                refused = [(s.modality, d) for s, d in zip(sources, decisions, strict=True) if not d.keep]
+                if refused:
+                    reason = "; ".join(f"{m}: {d.reason}" if len(sources) > 1 else str(d.reason) for m, d in refused)
+                    skipped.append({"patch_id": patch.patch_id, "reason": reason})
                     continue
-                data = window.data[:, rows, cols]  # a view: the block is not changed while it is written
-                outside = ~inside[rows, cols]
-                if outside.any():  # padded edge patches
-                    data = data.copy()
-                    data[:, outside] = np.nan
-                writer.submit(patch, data, _entry(unit_id, patch, source.bands, source, record, decision), decision)
+                arrays = []
+                for window in windows:
+                    data = window.data[:, rows, cols]  # a view: the block is not changed while it is written
+                    outside = ~inside[rows, cols]
+                    if outside.any():  # padded edge patches
+                        data = data.copy()
+                        data[:, outside] = np.nan
+                    arrays.append(data)
+                writer.submit(patch, arrays, decisions, _entry(unit_id, patch, sources, records, decisions))
         entries.extend(writer.drain())
     finally:
         writer.close()
-    if stats is None:
-        stats = counter.stats()
-        if not entries and (reject := source.rejection(stats)):
-            return _finish_rejected(unit_dir, unit_id, record, fingerprint, reject, stats, t0)
+    final = [st if st is not None else c.stats() for st, c in zip(stats, counters, strict=True)]
+    if not entries and (reject := _rejection(sources, final)):
+        return _finish_rejected(unit_dir, unit_id, records, fingerprint, reject, final[0], t0)
     manifest = {
         "unit_id": unit_id,
         "status": "done",
         "config_fingerprint": fingerprint,
-        "product": record.to_dict(),
-        "roi_valid_fraction": stats.valid_fraction,
-        "roi_cloud_fraction": stats.cloud_fraction,
+        "product": records[0].to_dict(),
+        "products": [r.to_dict() for r in records],
+        "roi_valid_fraction": final[0].valid_fraction,
+        "roi_cloud_fraction": final[0].cloud_fraction,
+        "roi_fractions": {
+            s.modality: {"valid": st.valid_fraction, "cloud": st.cloud_fraction}
+            for s, st in zip(sources, final, strict=True)
+        },
         "patches": entries,
         "skipped_patches": skipped,
     }
@@ -203,10 +228,18 @@ def run_unit(
         seconds=time.perf_counter() - t0,
         patches_written=len(entries),
         patches_skipped=len(skipped),
-        roi_valid_fraction=stats.valid_fraction,
-        roi_cloud_fraction=stats.cloud_fraction,
+        roi_valid_fraction=final[0].valid_fraction,
+        roi_cloud_fraction=final[0].cloud_fraction,
         patch_entries=tuple(entries),
     )
+
+
+def _rejection(sources: Sequence[UnitSource], stats: Sequence[RoiStats | None]) -> str | None:
+    """Why the unit is not used: the first source that rejects its ROI statistics (modality-prefixed in pairs)."""
+    for source, st in zip(sources, stats, strict=True):
+        if st is not None and (reason := source.rejection(st)):
+            return reason if len(sources) == 1 else f"{source.modality}: {reason}"
+    return None
 
 
 class _PatchWriter:
@@ -216,26 +249,33 @@ class _PatchWriter:
     manifest, the progress events and the bytes on disk are the same as a serial write.
     """
 
-    def __init__(self, unit_dir: Path, source: UnitSource, compress: str, on_patch: PatchCallback | None) -> None:
-        self.unit_dir, self.source, self.compress, self.on_patch = unit_dir, source, compress, on_patch
+    def __init__(
+        self, unit_dir: Path, sources: Sequence[UnitSource], compress: str, on_patch: PatchCallback | None
+    ) -> None:
+        self.unit_dir, self.sources, self.compress, self.on_patch = unit_dir, sources, compress, on_patch
         self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="senprep-patch-writer")
-        self._pending: list[tuple[dict[str, Any], Future[dict[str, str]]]] = []
+        self._pending: list[tuple[dict[str, Any], list[Future[dict[str, str]]]]] = []
 
-    def submit(self, patch: Patch, data: np.ndarray, entry: dict[str, Any], decision: PatchDecision) -> None:
-        source = self.source
-        sidecar = sidecar_for(patch, source.modality, source.bands, decision, source.extra)
-        args = (self.unit_dir, patch, source.modality, data, source.bands, sidecar, self.compress)
-        self._pending.append((entry, self._pool.submit(write_patch, *args)))
+    def submit(
+        self, patch: Patch, arrays: Sequence[np.ndarray], decisions: Sequence[PatchDecision], entry: dict[str, Any]
+    ) -> None:
+        futures = []
+        for source, data, decision in zip(self.sources, arrays, decisions, strict=True):
+            sidecar = sidecar_for(patch, source.modality, source.bands, decision, {**source.extra, **_pair(entry)})
+            args = (self.unit_dir, patch, source.modality, data, source.bands, sidecar, self.compress)
+            futures.append(self._pool.submit(write_patch, *args))
+        self._pending.append((entry, futures))
 
     def drain(self) -> list[dict[str, Any]]:
         """Wait for the submitted patches, in order; report each one written."""
         done = []
         while self._pending:
-            entry, future = self._pending.pop(0)
-            entry["files"] = future.result()
+            entry, futures = self._pending.pop(0)
+            for future in futures:
+                entry["files"].update(future.result())
             done.append(entry)
             if self.on_patch is not None:
-                self.on_patch(entry["patch_id"], entry["files"][self.source.modality])
+                self.on_patch(entry["patch_id"], entry["files"][self.sources[0].modality])
         return done
 
     def close(self) -> None:
@@ -243,16 +283,13 @@ class _PatchWriter:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _entry(
-    unit_id: str, patch: Patch, bands: list[str], source: UnitSource, record: ProductRecord, decision: PatchDecision
-) -> dict[str, Any]:
-    """The manifest entry of a written patch (its files are added once written).
+def _pair(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"pair": entry["pair"]} if "pair" in entry else {}
 
-    The top-level fields describe the unit's (primary) modality; ``modalities`` holds the same per
-    modality, so a paired unit lists both sensors there with the same keys.
-    """
-    about = {
-        "bands": bands,
+
+def _about(source: UnitSource, record: ProductRecord, decision: PatchDecision) -> dict[str, Any]:
+    about: dict[str, Any] = {
+        "bands": source.bands,
         "sensing_time": source.extra["sensing_time"],
         "product_ids": [record.product_id],
         "platform": source.extra["platform"],
@@ -263,26 +300,74 @@ def _entry(
     if sar:
         about["orbit_direction"] = sar.get("orbit_direction")
         about["relative_orbit"] = sar.get("relative_orbit")
-    return {
+        about["instrument_mode"] = sar.get("instrument_mode")
+        about["polarizations"] = sar.get("polarizations")
+        about["product_type"] = sar.get("product_type")
+    return about
+
+
+def _entry(
+    unit_id: str,
+    patch: Patch,
+    sources: Sequence[UnitSource],
+    records: Sequence[ProductRecord],
+    decisions: Sequence[PatchDecision],
+) -> dict[str, Any]:
+    """The manifest entry of a written patch (its files are added once written).
+
+    The top-level fields describe the unit's primary modality; ``modalities`` holds the same per
+    modality, so a paired unit lists both sensors there with the same keys, and ``pair`` gives the
+    signed time gap (secondary minus primary, hours).
+    """
+    abouts = {s.modality: _about(s, r, d) for s, r, d in zip(sources, records, decisions, strict=True)}
+    primary = sources[0].modality
+    entry: dict[str, Any] = {
         "unit_id": unit_id,
         "patch_id": patch.patch_id,
-        "modality": source.modality,
+        "modality": primary,
         "files": {},
         "grid": patch.grid.to_dict(),
-        **about,
-        "modalities": {source.modality: about},
+        "window": {
+            "row_off": patch.window.row_off,
+            "col_off": patch.window.col_off,
+            "height": patch.window.height,
+            "width": patch.window.width,
+        },
+        **abouts[primary],
+        "modalities": abouts,
     }
+    if len(sources) > 1:
+        secondary = sources[1].modality
+        t0, t1 = (_parse_time(abouts[m]["sensing_time"]) for m in (primary, secondary))
+        entry["pair"] = {
+            "primary": primary,
+            "secondary": secondary,
+            "delta_t_hours": round((t1 - t0).total_seconds() / 3600.0, 4),
+        }
+    return entry
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _finish_rejected(
-    unit_dir: Path, unit_id: str, record: ProductRecord, fingerprint: str, reason: str, stats: RoiStats, t0: float
+    unit_dir: Path,
+    unit_id: str,
+    records: Sequence[ProductRecord],
+    fingerprint: str,
+    reason: str,
+    stats: RoiStats | None,
+    t0: float,
 ) -> UnitResult:
+    stats = stats or RoiStats(0.0, None)
     manifest = {
         "unit_id": unit_id,
         "status": "rejected",
         "reason": reason,
         "config_fingerprint": fingerprint,
-        "product": record.to_dict(),
+        "product": records[0].to_dict(),
+        "products": [r.to_dict() for r in records],
         "roi_valid_fraction": stats.valid_fraction,
         "roi_cloud_fraction": stats.cloud_fraction,
         "patches": [],

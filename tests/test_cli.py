@@ -100,7 +100,7 @@ def test_inspect_missing_product_exits_2(tmp_path: Path, capsys: pytest.CaptureF
     assert "error" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("output", "key"), [({"layout": "legacy"}, "output.layout"), ({"zarr": True}, "output.zarr")])
+@pytest.mark.parametrize(("output", "key"), [({"zarr": True}, "output.zarr")])
 def test_output_options_not_in_this_version_are_refused(
     output: dict[str, Any], key: str, tmp_path: Path, demo_products: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,6 +182,7 @@ def record_from_odata(product: Mapping[str, Any], odata_url: str, provider: str)
         relative_orbit=_int(attrs.get("relativeOrbitNumber")) or info.relative_orbit,
         size_bytes=_int(product.get("ContentLength")),
         online=bool(product.get("Online", True)),
+        orbit_direction=str(attrs["orbitDirection"]).lower() if attrs.get("orbitDirection") else None,
         extra={
             "odata_id": ident,
             "name": name,

@@ -298,6 +298,7 @@ class DhusProvider:
             relative_orbit=int(orbit) if orbit is not None else info.relative_orbit,
             size_bytes=_size_bytes(props.get("size")),
             online=str(props.get("ondemand", "false")).lower() != "true",
+            orbit_direction=str(props["orbitdirection"]).lower() if props.get("orbitdirection") else None,
             extra=extra,
         )
         return record, None

@@ -29,6 +29,7 @@ from senprep_core.s2.metadata import read_s2_metadata
 log = logging.getLogger(__name__)
 
 _GML_COORDS = re.compile(rb"<gml:coordinates>([^<]+)</gml:coordinates>")
+_PASS = re.compile(rb"<s1:pass>\s*(ASCENDING|DESCENDING)\s*</s1:pass>", re.IGNORECASE)
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -69,6 +70,7 @@ def _s1_record(location: ProductLocation, provider: str) -> ProductRecord:
         provider=provider,
         relative_orbit=info.relative_orbit,
         size_bytes=location.path.stat().st_size if location.is_zip else None,
+        orbit_direction=m_pass.group(1).decode().lower() if (m_pass := _PASS.search(manifest)) else None,
     )
 
 

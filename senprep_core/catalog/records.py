@@ -79,6 +79,7 @@ class ProductRecord:
     relative_orbit: int | None = None
     size_bytes: int | None = None
     online: bool = True
+    orbit_direction: str | None = None  # S1: "ascending" | "descending"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -103,6 +104,7 @@ class ProductRecord:
             "relative_orbit": self.relative_orbit,
             "size_bytes": self.size_bytes,
             "online": self.online,
+            "orbit_direction": self.orbit_direction,
         }
 
     @classmethod
@@ -122,6 +124,7 @@ class ProductRecord:
             relative_orbit=data.get("relative_orbit"),
             size_bytes=data.get("size_bytes"),
             online=data.get("online", True),
+            orbit_direction=data.get("orbit_direction"),
         )
 
 

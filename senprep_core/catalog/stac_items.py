@@ -274,5 +274,6 @@ def item_to_record(item: pystac.Item | Mapping[str, Any], provider: str, href: s
         relative_orbit=relative_orbit,
         size_bytes=_size_bytes(data),
         online=True,
+        orbit_direction=str(extra["orbit_state"]).lower() if extra.get("orbit_state") else None,
         extra=extra,
     )
