@@ -89,6 +89,14 @@ def measure_senprep(km: int, product: Path) -> None:
     report(seconds, {"patches": result.patches_written})
 
 
+def native_resolution(band: str, files: dict) -> int:
+    """The file senprep reads: the band's native resolution when the product has it (as the reader does)."""
+    from senprep_core.bands import S2_BANDS
+
+    native = S2_BANDS[band].resolution
+    return native if native in files else min(files)
+
+
 def needed_windows(km: int, product: Path) -> list[tuple[str, object]]:
     """(file, window) pairs: exactly the native-resolution windows senprep needs for the ROI grid."""
     from rasterio.windows import from_bounds
@@ -101,7 +109,7 @@ def needed_windows(km: int, product: Path) -> list[tuple[str, object]]:
     out = []
     for band in BANDS:
         files = meta.band_files[band]
-        res = min(files)
+        res = native_resolution(band, files)
         geo = meta.geocoding[res].grid(meta.epsg)
         b = grid.bounds
         window = from_bounds(b.left, b.bottom, b.right, b.top, transform=geo.transform).round_offsets().round_lengths()
@@ -131,7 +139,7 @@ def stac_item(product: Path):  # type: ignore[no-untyped-def]
     item = pystac.Item(meta.product_id, None, None, meta.sensing_time, {})
     for band in BANDS:
         files = meta.band_files[band]
-        res = min(files)
+        res = native_resolution(band, files)
         geo = meta.geocoding[res].grid(meta.epsg)
         asset = pystac.Asset(meta.location.gdal_path(files[res]) if meta.location else files[res],
                              media_type="image/jp2", roles=["data"])  # fmt: skip

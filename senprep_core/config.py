@@ -123,6 +123,7 @@ COMPRESSIONS = ("deflate", "lzw", "zstd", "none")
 RESAMPLINGS = ("bilinear", "cubic")
 S2_LEVELS = ("L2A", "L1C")
 PAIR_DIRECTIONS = ("closest", "before", "after")
+PER_WINDOW = ("all", "best")
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ class Config:
     reflectance_resampling: str = "bilinear"
     max_time_difference_days: float = 3.0
     pair_direction: str = "closest"
+    per_window: str = "all"  # "all" acquisitions, or the "best" (least cloudy) primary per window / week
+    weekly: bool = False  # legacy weekly binning: windows cut into Monday-Sunday weeks
     sources: tuple[str, ...] = ()
     output: OutputOptions = field(default_factory=OutputOptions)
     s1: S1Options = field(default_factory=S1Options)
@@ -191,6 +194,7 @@ class Config:
         check_choice(self.reflectance_resampling, "sentinel2.resampling", RESAMPLINGS)
         check_positive(self.max_time_difference_days, "pairing.max_days")
         check_choice(self.pair_direction, "pairing.direction", PAIR_DIRECTIONS)
+        check_choice(self.per_window, "pairing.per_window", PER_WINDOW)
         check_bands(self.mode, self.s2_level, self.bands_s2, self.bands_s1, "sentinel2.bands", "sentinel1.bands")
 
     # ----- derived geometry -------------------------------------------------------------
@@ -252,7 +256,12 @@ class Config:
                 "resampling": self.reflectance_resampling,
             },
             "sentinel1": {"product_type": self.s1_product_type, "bands": list(self.bands_s1), **self.s1.to_dict()},
-            "pairing": {"max_days": _plain_number(self.max_time_difference_days), "direction": self.pair_direction},
+            "pairing": {
+                "max_days": _plain_number(self.max_time_difference_days),
+                "direction": self.pair_direction,
+                "per_window": self.per_window,
+                "weekly": self.weekly,
+            },
             "output": {
                 "layout": self.output.layout,
                 "stac": self.output.stac,

@@ -225,6 +225,8 @@ def legacy_dict(config: Config) -> dict[str, Any]:
         raise _not_legacy("pairing.max_days", config.max_time_difference_days, "a pairing window other than 3 days")
     if config.sources:
         raise _not_legacy("sources", list(config.sources), "product sources")
+    if config.per_window != "all" or config.weekly:
+        raise _not_legacy("pairing", {"per_window": config.per_window, "weekly": config.weekly}, "per-window selection")
     if config.output != OutputOptions():
         changed = {f.name: getattr(config.output, f.name) for f in fields(OutputOptions)
                    if getattr(config.output, f.name) != getattr(OutputOptions(), f.name)}  # fmt: skip

@@ -18,6 +18,7 @@ from senprep_core.config import (
     COMPRESSIONS,
     LAYOUTS,
     PAIR_DIRECTIONS,
+    PER_WINDOW,
     RESAMPLINGS,
     Config,
     Mode,
@@ -53,7 +54,7 @@ GRID_KEYS = ("resolution", "epsg")
 PATCH_KEYS = ("size", "overlap", "edge")
 S2_KEYS = ("level", "bands", "cloud_cover", "max_roi_cloud", "cloud_mask_filtering", "resampling")
 S1_KEYS = ("product_type", "bands", *S1_OPTION_KEYS)
-PAIRING_KEYS = ("max_days", "direction")
+PAIRING_KEYS = ("max_days", "direction", "per_window", "weekly")
 OUTPUT_KEYS = ("layout", "stac", "zarr", "compress", "min_valid_fraction", "max_patch_cloud")
 
 
@@ -184,6 +185,8 @@ def parse_modern(data: Mapping[str, Any], base_dir: Path | None) -> Config:
         reflectance_resampling=check_choice(s2.get("resampling", "bilinear"), "sentinel2.resampling", RESAMPLINGS),
         max_time_difference_days=check_positive(pairing.get("max_days", 3.0), "pairing.max_days"),
         pair_direction=check_choice(pairing.get("direction", "closest"), "pairing.direction", PAIR_DIRECTIONS),
+        per_window=check_choice(pairing.get("per_window", "all"), "pairing.per_window", PER_WINDOW),
+        weekly=check_bool(pairing.get("weekly", False), "pairing.weekly"),
         sources=tuple(_resolve_source(s, base_dir, "sources") for s in sources),
         output=output,
         s1=parse_s1_options(s1, base_dir),

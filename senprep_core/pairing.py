@@ -148,7 +148,7 @@ def closest_pairs(
     return pairs
 
 
-def _projected(geometry: BaseGeometry, transformer: Transformer) -> BaseGeometry:
+def projected_lonlat(geometry: BaseGeometry, transformer: Transformer) -> BaseGeometry:
     dense = shapely.segmentize(geometry, _DENSIFY_DEGREES)
 
     def reproject(coords: np.ndarray) -> np.ndarray:
@@ -175,6 +175,6 @@ def roi_coverage(record: ProductRecord, roi: ROI | BaseGeometry) -> float | None
     if overlap.is_empty:
         return 0.0
     transformer = Transformer.from_crs(4326, region.utm_epsg(), always_xy=True)
-    roi_area = _projected(region.geometry, transformer).area
-    covered = _projected(overlap, transformer).area
+    roi_area = projected_lonlat(region.geometry, transformer).area
+    covered = projected_lonlat(overlap, transformer).area
     return float(min(100.0, 100.0 * covered / roi_area))

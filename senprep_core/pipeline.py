@@ -38,14 +38,14 @@ from senprep_core.events import (
     no_op,
 )
 from senprep_core.executors import Emit, Executor, make_executor
-from senprep_core.fetch.needs import FetchOptions, fetch_record
+from senprep_core.fetch.needs import FetchOptions, cloud_precheck, fetch_record
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.atomic import remove_stale_temps, write_json_atomic
 from senprep_core.outputs.report import RunReport, UnitResult
 from senprep_core.outputs.stac import write_catalog
 from senprep_core.planning import WorkUnit, plan_units, search_padding
 from senprep_core.process_s2 import S2Source
-from senprep_core.units import UnitSource, discard_unfinished, load_complete_manifest, run_unit
+from senprep_core.units import UnitSource, discard_unfinished, load_complete_manifest, record_rejection, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,11 @@ def _execute(
 
     try:
         records = list(unit.products)
-        if not rebuild and load_complete_manifest(outdir, unit.unit_id, config.fingerprint()) is None:
+        if rebuild or load_complete_manifest(outdir, unit.unit_id, config.fingerprint()) is None:
+            cloudy = cloud_precheck(unit.unit_id, records, config, fetch, emit)
+            if cloudy is not None:  # too cloudy over the ROI: decided on the cloud layer alone
+                reason, stats = cloudy
+                return record_rejection(outdir, unit.unit_id, records, config.fingerprint(), reason, stats, t0)
             records = [fetch_record(r, config, fetch, emit) for r in records]  # a complete unit needs no download
         openers = [_opener(r, fetch) for r in records]
 

@@ -9,6 +9,11 @@
   orbit and pass direction a whole number of 6-day repeat steps earlier (12 days with one satellite,
   6 days with two).
 
+``pairing.per_window: best`` keeps the least cloudy primary (time series: S2) per date window, or per
+Monday-Sunday week with ``pairing.weekly`` (the 2022 tool's weekly bins). S1 products are filtered by
+``sentinel1.orbit_direction`` / ``relative_orbits``, and one whose footprint reaches the ROI only within
+2 km of the scene edge is not used.
+
 Pure functions on :class:`ProductRecord` lists: no I/O.
 """
 
@@ -19,10 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pyproj import Transformer
+
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.catalog.selection import DroppedProduct
-from senprep_core.config import Config, Mode
-from senprep_core.pairing import closest_pairs
+from senprep_core.config import Config, DateWindow, Mode
+from senprep_core.pairing import closest_pairs, projected_lonlat
 
 #: Sentinel-1's repeat step with two satellites; one satellite repeats every two steps (12 days).
 REPEAT_STEP = timedelta(days=6)
@@ -30,6 +37,8 @@ REPEAT_STEP = timedelta(days=6)
 REPEAT_TOLERANCE = timedelta(minutes=10)
 #: Repeat steps searched back for an earlier acquisition of the same orbit.
 MAX_REPEAT_STEPS = 4
+#: S1 scene borders (noisy, partly empty) are not used to cover an ROI: footprints are inset by this much.
+S1_BORDER_M = 2000.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,40 @@ class WorkUnit:
 
 def _in_windows(config: Config, record: ProductRecord) -> bool:
     return any(w.contains(record.sensing_time) for w in config.date_windows)
+
+
+def bins(config: Config) -> list[DateWindow]:
+    """The date windows a run selects in: the configured ones, or their Monday-Sunday weeks (``weekly``)."""
+    if not config.weekly:
+        return list(config.date_windows)
+    out = []
+    for window in config.date_windows:
+        day = window.start
+        while day <= window.end:
+            sunday = day + timedelta(days=6 - day.weekday())
+            out.append(DateWindow(day, min(sunday, window.end)))
+            day = sunday + timedelta(days=1)
+    return out
+
+
+def best_per_window(config: Config, primaries: list[ProductRecord]) -> tuple[list[ProductRecord], list[DroppedProduct]]:
+    """With ``per_window: best``, the least cloudy acquisition of each window / week (then the earliest, then
+    the smallest id); every one per window with ``all``."""
+    if config.per_window == "all":
+        return primaries, []
+    kept, dropped = [], []
+    for window in bins(config):
+        inside = [p for p in primaries if window.contains(p.sensing_time)]
+        if not inside:
+            continue
+        best = min(inside, key=lambda p: (_cloud(p), p.sensing_time, p.product_id))
+        kept.append(best)
+        for p in inside:
+            if p is not best:
+                why = f"{best.product_id} is the best of window {window.label} (cloud {_cloud(best):g} %)"
+                dropped.append(DroppedProduct(p, why))
+    kept_ids = {p.product_id for p in kept}
+    return [p for p in primaries if p.product_id in kept_ids], dropped
 
 
 def _single(products: Sequence[ProductRecord], kind: str) -> list[WorkUnit]:
@@ -162,14 +205,18 @@ def plan_units(config: Config, products: Sequence[ProductRecord]) -> tuple[list[
     s1 = [p for p in products if p.family == "S1"]
     s1, dropped = _orbit_filter(config, s1)
     mode = config.mode
-    if mode in (Mode.S2_ONLY, Mode.TIME_SERIES):
+    if mode is Mode.S2_ONLY:
         return _single(s2, "s2"), dropped
+    if mode is Mode.TIME_SERIES:
+        series, more = best_per_window(config, [p for p in s2 if _in_windows(config, p)])
+        return _single(series, "s2"), dropped + more
     if mode is Mode.S1_ONLY:
         return _single(s1, "s1"), dropped
     if mode.is_pairing:
         primaries, secondaries = (s2, s1) if mode is Mode.S2_WITH_CLOSEST_S1 else (s1, s2)
-        inside = [p for p in primaries if _in_windows(config, p)]
+        inside, more = best_per_window(config, [p for p in primaries if _in_windows(config, p)])
         dropped += [DroppedProduct(p, "outside the date windows") for p in primaries if not _in_windows(config, p)]
+        dropped += more
         units, more = _pair_units(config, inside, secondaries, rank_by_cloud=mode is Mode.S1_WITH_CLOSEST_S2)
         return units, dropped + more
     units, more = _multitemporal(config, s1)
@@ -180,9 +227,15 @@ def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[Product
     """S1 products of the configured pass direction and relative orbits."""
     want_pass, want_orbits = config.s1.orbit_direction, set(config.s1.relative_orbits)
     kept, dropped = [], []
+    epsg = config.roi.utm_epsg()
+    roi = config.roi.projected(epsg)
+    to_utm = Transformer.from_crs(4326, epsg, always_xy=True)
     for record in s1:
         direction = (record.orbit_direction or "").lower()
-        if want_pass != "any" and direction and direction != want_pass:
+        inner = None if record.footprint is None else projected_lonlat(record.footprint, to_utm).buffer(-S1_BORDER_M)
+        if inner is not None and not inner.intersects(roi):
+            dropped.append(DroppedProduct(record, f"the ROI lies only in the scene's {S1_BORDER_M / 1000:g} km border"))
+        elif want_pass != "any" and direction and direction != want_pass:
             dropped.append(DroppedProduct(record, f"{direction} pass; sentinel1.orbit_direction is {want_pass}"))
         elif want_orbits and record.relative_orbit is not None and record.relative_orbit not in want_orbits:
             orbits = ", ".join(str(o) for o in sorted(want_orbits))

@@ -156,7 +156,7 @@ def run_unit(
     stats: list[RoiStats | None] = [s.roi_stats() if up_front else None for s in sources]
     reject = _rejection(sources, stats)
     if reject is not None:
-        return _finish_rejected(unit_dir, unit_id, records, fingerprint, reject, stats[0], t0)
+        return record_rejection(outdir, unit_id, records, fingerprint, reject, stats[0], t0)
     counters = [_RoiCounter() for _ in sources]
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -176,7 +176,7 @@ def run_unit(
                 if single and all(st is None for st in stats):
                     reject = _rejection(sources, [c.stats() for c in counters])
                     if reject is not None:
-                        return _finish_rejected(unit_dir, unit_id, records, fingerprint, reject,
+                        return record_rejection(outdir, unit_id, records, fingerprint, reject,
                                                 counters[0].stats(), t0)  # fmt: skip
             for patch in block.patches:
                 rows, cols = patch.window.shifted(-block.window.row_off, -block.window.col_off).slices()
@@ -205,7 +205,7 @@ def run_unit(
         writer.close()
     final = [st if st is not None else c.stats() for st, c in zip(stats, counters, strict=True)]
     if not entries and (reject := _rejection(sources, final)):
-        return _finish_rejected(unit_dir, unit_id, records, fingerprint, reject, final[0], t0)
+        return record_rejection(outdir, unit_id, records, fingerprint, reject, final[0], t0)
     manifest = {
         "unit_id": unit_id,
         "status": "done",
@@ -351,8 +351,8 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _finish_rejected(
-    unit_dir: Path,
+def record_rejection(
+    outdir: Path,
     unit_id: str,
     records: Sequence[ProductRecord],
     fingerprint: str,
@@ -360,6 +360,8 @@ def _finish_rejected(
     stats: RoiStats | None,
     t0: float,
 ) -> UnitResult:
+    """Mark a unit complete as rejected (with its reason), so re-runs skip it."""
+    unit_dir = unit_dir_for(outdir, unit_id)
     stats = stats or RoiStats(0.0, None)
     manifest = {
         "unit_id": unit_id,

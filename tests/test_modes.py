@@ -225,3 +225,29 @@ def test_multitemporal_run_writes_the_earlier_acquisition_alongside(tmp_path: Pa
         ):
             assert (a.transform, a.shape) == (b.transform, b.shape)
             assert not np.array_equal(a.read(), b.read(), equal_nan=True)  # two acquisitions, two speckle draws
+
+
+def test_best_per_week_keeps_the_least_cloudy_primary_of_each_monday_to_sunday_week() -> None:
+    # 2022-04-20 is a Wednesday: days 0..4 fall in one week (Mon 18 - Sun 24), days 5..9 in the next
+    s2 = [_s2(0, cloud=30), _s2(2, cloud=8), _s2(4, cloud=8), _s2(6, cloud=50)]
+    config = _config("time_series", pairing={"per_window": "best", "weekly": True})
+    units, dropped = plan_units(config, s2)
+    assert _ids(units) == [(s2[1].product_id,), (s2[3].product_id,)]  # equal cloud: the earlier wins
+    reasons = {d.product_id: d.reason for d in dropped}
+    assert reasons[s2[0].product_id].startswith(f"{s2[1].product_id} is the best of window 20220418-20220424")
+    units, _ = plan_units(_config("time_series", pairing={"per_window": "best"}), s2)
+    assert _ids(units) == [(s2[1].product_id,)]  # one window: one acquisition
+    paired, _ = plan_units(_config("s2_with_closest_s1", pairing={"per_window": "best", "weekly": True}),
+                           [*s2, _s1(2 * 24 + 5), _s1(6 * 24 - 5)])  # fmt: skip
+    assert [u.products[0].product_id for u in paired] == [s2[1].product_id, s2[3].product_id]
+
+
+def test_s1_scene_border_does_not_count_as_roi_coverage() -> None:
+    from senprep_core.demo.catalog import DEMO_ROI_GEOJSON
+
+    west = min(x for x, _ in DEMO_ROI_GEOJSON["coordinates"][0])
+    edge = _s1(0)
+    # a scene whose eastern edge reaches 1 km into the ROI (0.016 deg of longitude at 55.9 N)
+    edge = ProductRecord(**{**edge.__dict__, "footprint": box(west - 1.0, 55.0, west + 0.016, 57.0)})
+    units, dropped = plan_units(_config("s1_only"), [edge])
+    assert units == [] and dropped[0].reason == "the ROI lies only in the scene's 2 km border"

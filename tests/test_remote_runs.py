@@ -142,3 +142,37 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for band, res in BANDS.items():
         _to_cog(Path(meta.location.gdal_path(meta.band_files[band][res])), root / "cogs" / f"{band}.tif")
     return {"root": root, "safe": safe, "meta": meta}
+
+
+def test_a_too_cloudy_product_is_rejected_from_its_cloud_layer_before_its_bands_are_fetched(
+    cdse: CdseServer, demo_products: Path, tmp_path: Path
+) -> None:
+    from senprep_core.config import parse_config
+
+    data = parse_config(demo_config_dict()).to_dict()
+    data["sentinel2"]["max_roi_cloud"] = 20.0
+    config = tmp_path / "cloudy.json"
+    config.write_text(json.dumps(data))
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"username": USER, "password": PASSWORD}))
+    credentials.chmod(0o600)
+    local = tmp_path / "local"
+    assert _run("--config", str(config), "--outdir", str(local), "--source", f"local:{demo_products}") == 0
+    units = json.loads((local / "run.json").read_text())["units"]
+    rejected = sorted(u["unit_id"] for u in units if u["status"] == "rejected")
+    kept = sorted(u["unit_id"] for u in units if u["status"] == "done")
+    assert rejected and kept  # the demo has both: ROI cloud above and below 20 %
+    before = len(cdse.requests)
+    outdir = tmp_path / "remote"
+    args = ["--config", str(config), "--outdir", str(outdir), "--source", f"cdse:{cdse.url}"]
+    assert _run(*args, "--credentials", str(credentials), "--cache-dir", str(tmp_path / "cache")) == 0
+    report = json.loads((outdir / "run.json").read_text())["units"]
+    assert sorted(u["unit_id"] for u in report if u["status"] == "rejected") == rejected
+    assert _tifs(outdir) == _tifs(local)
+    fetched = [path for method, path, _auth in cdse.requests[before:] if method == "GET" and "Nodes(" in path]
+    for unit_id in rejected:  # only metadata and the SCL came down for the cloudy products
+        files = [p for p in fetched if unit_id in p]
+        assert files and not any(band in p for p in files for band in ("_B02_", "_B03_", "_B04_", "_B08_")), files
+        assert any("SCL" in p for p in files)
+    for unit_id in kept:
+        assert any(unit_id in p and "_B04_" in p for p in fetched)

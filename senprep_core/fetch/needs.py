@@ -12,6 +12,7 @@ from senprep_core.catalog.records import FetchRequest, ProductRecord
 from senprep_core.config import Config
 from senprep_core.events import EventCallback, Message, no_op
 from senprep_core.s1.terrain import parse_s1_bands
+from senprep_core.units import RoiStats
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ def s1_layers(config: Config) -> tuple[str, ...]:
 
 
 def fetch_record(
-    record: ProductRecord, config: Config, options: FetchOptions | None, emit: EventCallback = no_op
+    record: ProductRecord,
+    config: Config,
+    options: FetchOptions | None,
+    emit: EventCallback = no_op,
+    layers: tuple[str, ...] | None = None,
 ) -> ProductRecord:
     """Make ``record`` readable through its provider. Records of local folders (and of providers given as
     objects to the Python API) are read as they are."""
@@ -53,9 +58,35 @@ def fetch_record(
         return record
 
     provider = open_provider(record.provider, credentials=options.credentials)
-    layers = s2_layers(config) if record.family == "S2" else s1_layers(config)
+    if layers is None:
+        layers = s2_layers(config) if record.family == "S2" else s1_layers(config)
     request = FetchRequest(options.cache_dir, layers, options.roi_only, emit)
     emit(Message(f"fetching {record.product_id} from {record.provider}"))
     fetched = provider.fetch(record, request)
     log.info("%s ready at %s", record.product_id, fetched.href)
     return replace(fetched, provider=record.provider)
+
+
+def cloud_precheck(
+    unit_id: str, records: list[ProductRecord], config: Config, options: FetchOptions | None, emit: EventCallback
+) -> tuple[str, RoiStats] | None:
+    """With ``sentinel2.max_roi_cloud``, the ROI cloud fraction of each remote S2 product from its cloud
+    layer alone (SCL, or the L1C cloud masks), fetched before any band: ``(reason, stats)`` when one is too
+    cloudy, so its bands are never downloaded. None when every product passes (or nothing is remote)."""
+    from senprep_core.catalog import REMOTE_SOURCES
+    from senprep_core.process_s2 import S2Source
+
+    if config.max_roi_cloud is None or options is None:
+        return None
+    for record in records:
+        if record.family != "S2" or record.provider.partition(":")[0] not in REMOTE_SOURCES:
+            continue
+        layer = ("SCL",) if config.s2_level == "L2A" else ("opaque_clouds", canonical_s2_band(config.bands_s2[0]))
+        probe = fetch_record(record, config, options, emit, layers=layer)
+        source = S2Source(probe, unit_id, config)
+        stats = source.roi_stats()
+        reason = source.rejection(stats)
+        if reason is not None:
+            log.info("%s: %s (from its cloud layer; bands not fetched)", record.product_id, reason)
+            return (reason if len(records) == 1 else f"S2: {reason}"), stats
+    return None
