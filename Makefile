@@ -29,6 +29,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_s2_roi.py
 	$(BIN)/python benchmarks/bench_s1_grd.py
+	$(BIN)/python benchmarks/bench_scaleout.py
+	$(BIN)/python benchmarks/bench_download.py
+	$(BIN)/python benchmarks/bench_fetch_modes.py
+	$(BIN)/python benchmarks/bench_timeseries.py
 
 demo: $(STAMP)
 	$(BIN)/senprep demo --outdir senprep-demo

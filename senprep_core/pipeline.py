@@ -101,9 +101,12 @@ class RunResult:
         return 1 if (self.failed or self.plan.problems) else 0
 
 
-def _check_mode(config: Config) -> None:
+def _check_outputs(config: Config) -> None:
+    """Refuse, before any work, an output whose package is missing."""
     if config.output.zarr:
-        raise ConfigError("output.zarr", True, "this version writes COG patches and STAC only; set zarr: false")
+        from senprep_core.outputs.zarr_cube import require_zarr
+
+        require_zarr()
 
 
 def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str, ...]:
@@ -159,7 +162,7 @@ def make_plan(
     """Build the plan: grid, patches, the products found and one work unit per product.
 
     ``credentials`` is a credentials file for the sources that need one (see :func:`open_provider`)."""
-    _check_mode(config)
+    _check_outputs(config)
     chosen = resolve_sources(config, sources) if providers is None else tuple(p.name for p in providers)
     if providers is None:
         providers = [open_provider(s, credentials=credentials) for s in chosen]
@@ -372,6 +375,12 @@ def run(
         callback(StageProgress(stage="catalog", done=0, total=1))
         write_catalog(outdir, config.name, entries)
         callback(StageProgress(stage="catalog", done=1, total=1))
+    if config.output.zarr and entries and not cancel.is_set():
+        from senprep_core.outputs.zarr_cube import write_zarr_cube
+
+        callback(StageProgress(stage="zarr", done=0, total=1))
+        write_zarr_cube(outdir, entries, config.name)
+        callback(StageProgress(stage="zarr", done=1, total=1))
     if config.output.layout == "legacy" and not cancel.is_set():
         from senprep_core.outputs.legacy_layout import write_legacy_layout
 

@@ -100,15 +100,13 @@ def test_inspect_missing_product_exits_2(tmp_path: Path, capsys: pytest.CaptureF
     assert "error" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("output", "key"), [({"zarr": True}, "output.zarr")])
-def test_output_options_not_in_this_version_are_refused(
-    output: dict[str, Any], key: str, tmp_path: Path, demo_products: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_zarr_and_legacy_outputs_come_with_the_patches(tmp_path: Path, demo_products: Path) -> None:
     from senprep_core.config import parse_config
 
     config = parse_config(demo_config_dict()).to_dict()
-    config["output"] = {**config.get("output", {}), **output}
+    config["output"] = {**config.get("output", {}), "zarr": True, "layout": "legacy"}
     path = _write(tmp_path / "c.json", config)
     outdir = tmp_path / "out"
-    assert main(["run", "--config", str(path), "--outdir", str(outdir), "--source", f"local:{demo_products}"]) == 2
-    assert key in capsys.readouterr().err and not outdir.exists()
+    assert main(["run", "--config", str(path), "--outdir", str(outdir), "--source", f"local:{demo_products}"]) == 0
+    assert (outdir / "cube.zarr").is_dir() and (outdir / "Sentinel_Patches").is_dir()
+    assert len(list((outdir / "patches").rglob("*.tif"))) == 12

@@ -128,7 +128,7 @@ def test_time_series_takes_every_s2_acquisition() -> None:
 def _pair_config(folder: Path, mode: str) -> dict[str, Any]:
     data = demo_s1_config_dict(folder)
     data.update({"name": mode, "mode": mode, "sentinel2": {"bands": ["B02", "B04", "B08", "SCL"]}})
-    data["output"] = {"layout": "legacy"}
+    data["output"] = {"layout": "legacy", "zarr": True}
     data["sentinel1"] = {**data["sentinel1"], "bands": ["sigma0_VV_dB", "sigma0_VH_dB"]}
     return data
 
@@ -169,6 +169,18 @@ def test_pairing_modes_write_both_sensors_on_one_grid(
     assert len(legacy) == 8  # each patch in S1/ and S2/, under one name: S1_<s1 id>_S2_<s2 id>_<row>_<col>_<w>x<h>
     assert {p.parent.parent.name for p in legacy} == {"S1", "S2"}
     assert all(p.name.startswith("S1_") and "_S2_" in p.name and p.name.endswith("_128x128.tif") for p in legacy)
+    from senprep_core.dataset import PatchDataset
+
+    for source in ("stac", "zarr"):  # the ML loader yields the pairs from the catalog and from the cube
+        samples = list(PatchDataset(tmp_path / "out", source=source))
+        assert len(samples) == 4, source
+        for sample in samples:
+            assert sample.s1 is not None and sample.s2 is not None
+            assert sample.s1.shape == (2, 128, 128) and sample.s2.shape == (4, 128, 128)
+            assert sample.s1.dtype == sample.s2.dtype == np.float32
+            assert sample.metadata.primary == primary
+            assert sample.metadata.delta_t_hours == pytest.approx(unit.delta_t_hours, abs=1e-3)
+        assert len(PatchDataset(tmp_path / "out", source=source, max_delta_t_hours=10)) == 0
     items = sorted((tmp_path / "out" / "items").glob("*.json"))
     assert len(items) == 4
     assets = json.loads(items[0].read_text())["assets"]

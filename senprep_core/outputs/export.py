@@ -1,7 +1,9 @@
 """Pack a run folder (finished or partial) into one zip archive for sharing.
 
 The archive holds every file of the run under a top folder named after the run folder, in sorted
-order: ``run.json``, ``config.json``, ``catalog.json``, ``items/*.json`` and ``patches/<unit>/*``.
+order: ``run.json``, ``config.json``, ``catalog.json``, ``collections/``, ``items/*.json``,
+``patches/<unit>/*``, and ``cube.zarr/`` and the legacy ``Sentinel_Patches/`` tree when the run wrote
+them (the legacy files are hard links on disk but full copies in the archive).
 Leftover temporary files (names holding ``.tmp-``) and the archive itself are left out. GeoTIFFs are
 stored as they are (they are compressed already); the other files are deflated. The archive is
 written to a temporary name and renamed, so a reader never sees half of it.
