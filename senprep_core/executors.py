@@ -221,18 +221,16 @@ class DaskExecutor:
             raise ConfigError("scheduler", self.address, "install Dask's scheduler: pip install distributed") from exc
         if self.address is not None:
             try:
-                return Client(self.address, timeout="10s")
+                return Client(self.address, timeout="10s", set_as_default=False)  # no global dask change
             except OSError as exc:
                 raise ConfigError("scheduler", self.address, f"no Dask scheduler answers there ({exc})") from exc
         cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.WARNING)  # fmt: skip
-        return Client(cluster)
+        return Client(cluster, set_as_default=False)
 
     def map_units(
         self, units: Sequence[Any], task: Callable[[Any, Emit], Any], dispatch: Emit, cancel: threading.Event
     ) -> Iterator[Any]:
-        from distributed import wait as dask_wait
-
         client = self._client()
         topic = f"senprep-{uuid.uuid4().hex}"
         received: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -249,10 +247,9 @@ class DaskExecutor:
         }
         try:
             while pending and not cancel.is_set():
-                try:
-                    done = dask_wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
-                except TimeoutError:
-                    done = set()
+                done = [f for f in pending if f.done()]  # polled: the client is not dask's global default
+                if not done:
+                    cancel.wait(POLL_SECONDS)
                 _drain(received, dispatch)
                 for future in done:
                     pending.pop(future)

@@ -10,7 +10,7 @@ from senprep_core.config import Config
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.s2.masks import roi_fractions
 from senprep_core.s2.metadata import S2Metadata, read_s2_metadata
-from senprep_core.s2.reader import read_s2_window
+from senprep_core.s2.reader import OpenFiles, read_s2_window
 from senprep_core.units import BlockData, RoiStats
 
 log = logging.getLogger(__name__)
@@ -21,23 +21,31 @@ class S2Source:
     """Reads an S2 product's configured bands onto blocks of the target grid."""
 
     modality = MODALITY
+    #: Blocks of 512 x 512 px: a block's patches are written while the next block is read, and the files
+    #: stay open between blocks, so no JPEG2000 tile is decoded twice.
+    block_pixels = 1 << 18
 
     def __init__(self, record: ProductRecord, unit_id: str, config: Config) -> None:
+        self.files = OpenFiles()
         self.meta = read_s2_metadata(record.href)
         self.config = config
         self.bands = list(config.bands_s2)
         self.extra = _sidecar_extra(self.meta, record, unit_id, config, config.fingerprint())
 
     def read_block(self, grid: TargetGrid) -> BlockData:
-        w = read_s2_window(self.meta, grid, self.bands, self.config.reflectance_resampling)
+        w = read_s2_window(self.meta, grid, self.bands, self.config.reflectance_resampling, self.files)
         return BlockData(w.data, w.valid, w.cloud)
 
     def roi_stats(self) -> RoiStats:
         """ROI-level valid and cloud fractions from the class layer only (cheap: one small read)."""
         probe = ["SCL"] if self.meta.level == "L2A" else [self.config.bands_s2[0]]
-        window = read_s2_window(self.meta, self.config.grid(), probe, "nearest")
+        window = read_s2_window(self.meta, self.config.grid(), probe, "nearest", self.files)
         f = roi_fractions(window.valid, window.cloud, self.config.roi_mask())
         return RoiStats(f.valid_fraction, f.cloud_fraction)
+
+    def close(self) -> None:
+        """Release the product's open files."""
+        self.files.close()
 
     def rejection(self, stats: RoiStats) -> str | None:
         if stats.valid_fraction == 0:

@@ -26,7 +26,15 @@ from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.geo.tiling import Patch
 from senprep_core.outputs.atomic import write_json_atomic
 from senprep_core.outputs.report import UnitResult
-from senprep_core.patches import PatchDecision, decide_patch, inside_mask, plan_blocks, sidecar_for, write_patch
+from senprep_core.patches import (
+    BLOCK_PIXELS,
+    PatchDecision,
+    decide_patch,
+    inside_mask,
+    plan_blocks,
+    sidecar_for,
+    write_patch,
+)
 
 log = logging.getLogger(__name__)
 MANIFEST = "unit.json"
@@ -133,7 +141,6 @@ def run_unit(
     """
     t0 = time.perf_counter()
     fingerprint = config.fingerprint()
-    unit_dir = unit_dir_for(outdir, unit_id)
     if not rebuild:
         manifest = load_complete_manifest(outdir, unit_id, fingerprint)
         if manifest is not None:
@@ -147,9 +154,30 @@ def run_unit(
                 patch_entries=tuple(manifest.get("patches", [])),
             )
     sources = list(open_sources())
+    try:
+        return _process(unit_id, records, config, outdir, sources, fingerprint, on_patch, t0)
+    finally:
+        for source in sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+
+def _process(
+    unit_id: str,
+    records: Sequence[ProductRecord],
+    config: Config,
+    outdir: Path,
+    sources: Sequence[UnitSource],
+    fingerprint: str,
+    on_patch: PatchCallback | None,
+    t0: float,
+) -> UnitResult:
+    unit_dir = unit_dir_for(outdir, unit_id)
     grid = config.grid()
     roi_mask = config.roi_mask()
-    blocks = plan_blocks(config.patches())
+    block_pixels = min(getattr(s, "block_pixels", BLOCK_PIXELS) for s in sources)
+    blocks = plan_blocks(config.patches(), block_pixels)
     full = PixelWindow(0, 0, grid.height, grid.width)
     single = len(blocks) == 1 and blocks[0].window.intersection(full) == full
     up_front = config.max_roi_cloud is not None or not single

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import struct
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -42,6 +44,7 @@ except ImportError:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 MARGIN = 2  # source pixels read around the grid for interpolation
+READ_THREADS = 2  # band files read at once
 _RESAMPLING = {"bilinear": Resampling.bilinear, "cubic": Resampling.cubic, "nearest": Resampling.nearest}
 _EPS = 1e-6
 
@@ -127,16 +130,18 @@ def read_resampled(
     dtype: type | np.dtype,
     label: str,
     out: np.ndarray | None = None,
+    files: OpenFiles | None = None,
 ) -> np.ndarray:
     """Read ``indexes`` of one raster on ``grid``: (k, h, w) of ``dtype``, ``fill`` where no data.
 
     ``convert`` maps the raw DN window to values (NaN / ``fill`` for no data) before resampling.
-    ``out`` (k, h, w), when given, receives the result (saves a copy of large windows).
+    ``out`` (k, h, w), when given, receives the result (saves a copy of large windows). ``files`` keeps
+    the raster open for the next block (its decoded tiles stay in GDAL's cache).
     """
     if out is None:
         out = np.empty((len(indexes), grid.height, grid.width), dtype=dtype)
     try:
-        with rasterio.open(gdal_path) as ds:
+        with files.dataset(gdal_path) if files is not None else rasterio.open(gdal_path) as ds:
             same_crs = ds.crs is not None and ds.crs.to_epsg() == grid.epsg
             offsets = _aligned_offsets(ds.transform, grid) if same_crs else None
             if offsets is not None:
@@ -215,10 +220,42 @@ def jp2_truncated(stream: IO[bytes], size: int) -> bool | None:
 # ---------------------------------------------------------------- the product reader
 
 
+class OpenFiles:
+    """The rasters of one product kept open across the blocks of a work unit.
+
+    GDAL keeps decoded blocks per open dataset, so a JPEG2000 tile shared by neighbouring blocks is
+    decoded once instead of once per block. One file is never read by two threads at once (each band
+    is its own file). :meth:`close` releases them.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.checked: set[str] = set()  # members whose JPEG2000 codestream was found complete
+
+    @contextmanager
+    def dataset(self, gdal_path: str) -> Iterator[Any]:
+        with self._lock:
+            ds = self._open.get(gdal_path)
+        if ds is None:
+            ds = rasterio.open(gdal_path)
+            with self._lock:
+                self._open[gdal_path] = ds
+        yield ds
+
+    def close(self) -> None:
+        with self._lock:
+            for ds in self._open.values():
+                ds.close()
+            self._open.clear()
+
+
 class _ProductReader:
     """Reads layers of one product on one grid, each file once."""
 
-    def __init__(self, meta: S2Metadata, grid: TargetGrid, resampling: Resampling) -> None:
+    def __init__(
+        self, meta: S2Metadata, grid: TargetGrid, resampling: Resampling, files: OpenFiles | None = None
+    ) -> None:
         if meta.location is None:
             raise ProductNotFoundError(
                 f"product {meta.product_id} has no location; read it with read_s2_metadata(path)"
@@ -226,7 +263,8 @@ class _ProductReader:
         self.meta, self.loc, self.grid, self.resampling = meta, meta.location, grid, resampling
         self._scl: np.ndarray | None = None
         self._classi: dict[str, np.ndarray] | None = None
-        self._checked: set[str] = set()
+        self.files = files
+        self._checked: set[str] = files.checked if files is not None else set()
 
     def _missing(self, band: str, why: str = "") -> CorruptProductError:
         return CorruptProductError(
@@ -268,7 +306,7 @@ class _ProductReader:
                 )
             self._checked.add(member)
         return read_resampled(
-            self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label, out
+            self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label, out, self.files
         )
 
     def reflectance(self, band: str, out: np.ndarray | None = None) -> np.ndarray:
@@ -353,7 +391,13 @@ class _ProductReader:
         return None
 
 
-def read_s2_window(meta: S2Metadata, grid: TargetGrid, bands: Sequence[str], resampling: str = "bilinear") -> S2Window:
+def read_s2_window(
+    meta: S2Metadata,
+    grid: TargetGrid,
+    bands: Sequence[str],
+    resampling: str = "bilinear",
+    files: OpenFiles | None = None,
+) -> S2Window:
     """Read ``bands`` of a product onto ``grid``.
 
     Reflectance, AOT/WVP and probabilities use ``resampling`` ("bilinear" or "cubic"); SCL, its
@@ -363,24 +407,34 @@ def read_s2_window(meta: S2Metadata, grid: TargetGrid, bands: Sequence[str], res
     if resampling not in _RESAMPLING:
         raise ConfigError("resampling", resampling, f"use one of {', '.join(_RESAMPLING)}")
     names = tuple(dict.fromkeys(canonical_s2_band(b) for b in bands))
-    reader = _ProductReader(meta, grid, _RESAMPLING[resampling])
+    reader = _ProductReader(meta, grid, _RESAMPLING[resampling], files)
     for name in names:
         if meta.level not in S2_BANDS[name].levels:
             raise reader._missing(
                 name, f" ({name} exists in {'/'.join(S2_BANDS[name].levels)} products; this is {meta.level})"
             )
-    env: AbstractContextManager[object] = (
-        meta.location.gdal_env() if isinstance(meta.location, RemoteLocation) else nullcontext()
-    )
-    with env:  # the /vsicurl/ options, for remote (STAC item) products only
-        data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
-        layers = {}
-        for i, name in enumerate(names):  # reflectance is read straight into the stack
-            if S2_BANDS[name].kind == BandKind.REFLECTANCE:
-                layers[name] = reader.reflectance(name, out=data[i : i + 1])
-            else:
+
+    def env() -> AbstractContextManager[object]:  # the /vsicurl/ options, for remote (STAC item) products only
+        return meta.location.gdal_env() if isinstance(meta.location, RemoteLocation) else nullcontext()
+
+    data = np.empty((len(names), grid.height, grid.width), dtype=np.float32)
+    layers: dict[str, np.ndarray] = {}
+
+    def read_reflectance(i: int, name: str) -> None:
+        with env():  # GDAL options are per thread
+            layers[name] = reader.reflectance(name, out=data[i : i + 1])  # straight into the stack
+
+    # Two bands at a time: JPEG2000 decoding of one window leaves a core idle whenever its tiles do not
+    # split evenly over GDAL's threads; the other band fills it.
+    reflectance = [(i, n) for i, n in enumerate(names) if S2_BANDS[n].kind == BandKind.REFLECTANCE]
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="senprep-s2-read") as pool:
+        for future in [pool.submit(read_reflectance, i, n) for i, n in reflectance]:
+            future.result()
+    with env():
+        for i, name in enumerate(names):
+            if S2_BANDS[name].kind != BandKind.REFLECTANCE:
                 data[i] = layers[name] = reader.layer(name)
-        valid = reader.valid(layers)
+        valid = reader.valid({n: layers[n] for n in names})
         cloud = reader.cloud()
     for i, name in enumerate(names):
         if S2_BANDS[name].kind != BandKind.REFLECTANCE:
