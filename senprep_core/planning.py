@@ -20,6 +20,7 @@ Pure functions on :class:`ProductRecord` lists: no I/O.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from senprep_core.catalog.records import ProductRecord
 from senprep_core.catalog.selection import DroppedProduct
 from senprep_core.config import Config, DateWindow, Mode
 from senprep_core.pairing import closest_pairs, projected_lonlat
+from senprep_core.s1.terrain import parse_s1_bands
 
 #: Sentinel-1's repeat step with two satellites; one satellite repeats every two steps (12 days).
 REPEAT_STEP = timedelta(days=6)
@@ -39,6 +41,7 @@ REPEAT_TOLERANCE = timedelta(minutes=10)
 MAX_REPEAT_STEPS = 4
 #: S1 scene borders (noisy, partly empty) are not used to cover an ROI: footprints are inset by this much.
 S1_BORDER_M = 2000.0
+_S1_POL = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_[A-Z]{3}[A-Z_]_\d[SA](DV|DH|SV|SH|VV|HH|VH|HV)_")
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,7 @@ def plan_units(config: Config, products: Sequence[ProductRecord]) -> tuple[list[
 def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[ProductRecord], list[DroppedProduct]]:
     """S1 products of the configured pass direction and relative orbits."""
     want_pass, want_orbits = config.s1.orbit_direction, set(config.s1.relative_orbits)
+    want_pols = {r.polarisation for r in parse_s1_bands(config.bands_s1) if r.polarisation is not None}
     kept, dropped = [], []
     epsg = config.roi.utm_epsg()
     roi = config.roi.projected(epsg)
@@ -235,6 +239,9 @@ def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[Product
         inner = None if record.footprint is None else projected_lonlat(record.footprint, to_utm).buffer(-S1_BORDER_M)
         if inner is not None and not inner.intersects(roi):
             dropped.append(DroppedProduct(record, f"the ROI lies only in the scene's {S1_BORDER_M / 1000:g} km border"))
+        elif (held := _polarisations(record.product_id)) is not None and not want_pols <= held:
+            need = "/".join(sorted(want_pols - held))
+            dropped.append(DroppedProduct(record, f"holds {'/'.join(sorted(held))}; the bands need {need}"))
         elif want_pass != "any" and direction and direction != want_pass:
             dropped.append(DroppedProduct(record, f"{direction} pass; sentinel1.orbit_direction is {want_pass}"))
         elif want_orbits and record.relative_orbit is not None and record.relative_orbit not in want_orbits:
@@ -243,6 +250,15 @@ def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[Product
         else:
             kept.append(record)
     return kept, dropped
+
+
+def _polarisations(product_id: str) -> set[str] | None:
+    """The polarisations an S1 product name tells (``1SDV`` -> VV+VH, ``1SSH`` -> HH), None if it does not."""
+    m = _S1_POL.search(product_id)
+    if m is None:
+        return None
+    return {"DV": {"VV", "VH"}, "DH": {"HH", "HV"}, "SV": {"VV"}, "SH": {"HH"}, "VV": {"VV"}, "HH": {"HH"},
+            "VH": {"VH"}, "HV": {"HV"}}[m.group(1)]  # fmt: skip
 
 
 def search_padding(config: Config) -> tuple[timedelta, timedelta]:

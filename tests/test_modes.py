@@ -263,3 +263,11 @@ def test_s1_scene_border_does_not_count_as_roi_coverage() -> None:
     edge = ProductRecord(**{**edge.__dict__, "footprint": box(west - 1.0, 55.0, west + 0.016, 57.0)})
     units, dropped = plan_units(_config("s1_only"), [edge])
     assert units == [] and dropped[0].reason == "the ROI lies only in the scene's 2 km border"
+
+
+def test_s1_products_without_the_needed_polarisation_are_left_out() -> None:
+    dv = _s1(0)
+    dh = ProductRecord(**{**_s1(10).__dict__, "product_id": _s1(10).product_id.replace("_1SDV_", "_1SDH_")})
+    units, dropped = plan_units(_config("s1_only"), [dv, dh])  # the config's bands need VV
+    assert _ids(units) == [(dv.product_id,)]
+    assert dropped[0].product_id == dh.product_id and dropped[0].reason == "holds HH/HV; the bands need VV"
