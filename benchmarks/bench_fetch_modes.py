@@ -70,10 +70,12 @@ class _Wire:
 class _LinkedWriter:
     """A handler's ``wfile`` whose writes first book their time on the shared link."""
 
-    def __init__(self, raw: Any, link: Any, wire: _Wire) -> None:
-        self._raw, self._link, self._wire = raw, link, wire
+    def __init__(self, raw: Any, link: Any, wire: _Wire, connection: Any = None) -> None:
+        self._raw, self._link, self._wire, self._connection = raw, link, wire, connection
 
     def write(self, data: bytes) -> int:
+        if self._connection is not None:  # the per-connection cap (CDSE: 20 MB/s)
+            self._connection.send(len(data))
         self._link.send(len(data))
         self._wire.add(len(data))
         return int(self._raw.write(data))
@@ -82,14 +84,18 @@ class _LinkedWriter:
         return getattr(self._raw, name)
 
 
-def put_on_link(httpd: Any, link: Any, wire: _Wire) -> None:
-    """Make every response of ``httpd`` (a started test server's ThreadingHTTPServer) go through ``link``."""
+def put_on_link(httpd: Any, link: Any, wire: _Wire, connection_bps: float | None = None) -> None:
+    """Make every response of ``httpd`` (a started test server's ThreadingHTTPServer) go through ``link``,
+    and through a cap of ``connection_bps`` per connection."""
+    from tests.servers.fileserver import _Link
+
     base = httpd.RequestHandlerClass
 
     class Linked(base):  # type: ignore[misc, valid-type]
         def setup(self) -> None:
             super().setup()
-            self.wfile = _LinkedWriter(self.wfile, link, wire)  # type: ignore[has-type]
+            cap = _Link(connection_bps) if connection_bps else None
+            self.wfile = _LinkedWriter(self.wfile, link, wire, cap)  # type: ignore[has-type]
 
     httpd.RequestHandlerClass = Linked
 
@@ -277,7 +283,8 @@ def measure_set(label: str, bands: list[str], ctx: dict[str, Any], link_bps: flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--link-mbps", type=float, default=50.0, help="the shared link rate, MB/s")
+    parser.add_argument("--link-mbps", type=float, default=80.0, help="the shared link rate, MB/s")
+    parser.add_argument("--conn-mbps", type=float, default=20.0, help="cap per connection, MB/s (CDSE's quota)")
     parser.add_argument("--bands", choices=["ml", "all", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode (the fastest is kept)")
     args = parser.parse_args()
@@ -306,9 +313,9 @@ def main() -> None:
     link, wire = _Link(link_bps), _Wire()
     cdse.start()
     try:
-        put_on_link(cdse._httpd, link, wire)
+        put_on_link(cdse._httpd, link, wire, args.conn_mbps * MB)
         with serve_files(WORK / "cogs") as files:
-            put_on_link(files._httpd, link, wire)
+            put_on_link(files._httpd, link, wire, args.conn_mbps * MB)
             items = {k: [es_item(meta, {b: f"{files.url}/{cogs[b].name}" for b in v})] for k, v in sets.items()}
             ctx = {"cdse": cdse, "files": files, "wire": wire, "stac": serve_stac, "items": items, "cogs": cogs,
                    "credentials": credentials, "products": products}  # fmt: skip
@@ -325,6 +332,7 @@ def main() -> None:
             "roi": "10 x 10 km centred in the tile, 10 m grid, 256 px patches (bench_s2_roi.config_dict(10))",
             "zip_mb": round(zip_path.stat().st_size / MB, 1),
             "link_mb_s": args.link_mbps,
+            "per_connection_mb_s": args.conn_mbps,
             "link": "one shared link for the CDSE and file servers and all their connections "
             "(tests/servers/fileserver.py _Link), 127.0.0.1; the STAC API (a few kB of JSON) is not on it",
             "servers": "whole / roi-files: tests/servers/cdse_server.py; cog: tests/servers/fileserver.py + "
