@@ -271,3 +271,35 @@ def test_s1_products_without_the_needed_polarisation_are_left_out() -> None:
     units, dropped = plan_units(_config("s1_only"), [dv, dh])  # the config's bands need VV
     assert _ids(units) == [(dv.product_id,)]
     assert dropped[0].product_id == dh.product_id and dropped[0].reason == "holds HH/HV; the bands need VV"
+
+
+@pytest.mark.parametrize(
+    ("callback", "mode", "units"),
+    [
+        ("S2_only", "s2_only", 3),
+        ("S2", "s2_only", 3),
+        ("S1_only", "s1_only", 2),
+        ("S1", "s1_only", 2),
+        ("S2_with_closest_S1", "s2_with_closest_s1", 1),
+        ("S2_with_previous_S1", "s2_with_closest_s1", 0),
+        ("S1_with_closest_S2", "s1_with_closest_s2", 1),
+        ("S1_with_previous_S2", "s1_with_closest_s2", 1),
+        ("S1_multitemporal", "s1_multitemporal", 0),
+        ("multitemporal", "s1_multitemporal", 0),
+    ],
+)
+def test_every_legacy_callback_runs_as_its_mode(
+    demo_products: Path, tmp_path: Path, callback: str, mode: str, units: int
+) -> None:
+    """The demo holds S2 L2A on 2021-05-11, 2022-04-20, 2022-07-29 and S1 on 2021-08-14 (orbit 132) and
+    2022-04-21 06:23 (orbit 96), 19 h after the second S2: the only pair within 3 days."""
+    data = demo_config_dict()
+    data.update({"callback_find_products": callback, "callback_snap": callback,
+                 "bands_S1": ["Sigma0_VV_S"], "bands_S2": ["B4_M"]})  # fmt: skip
+    config = parse_config(data)
+    assert config.mode.value == mode
+    result = run(config, tmp_path / "out", sources=[f"local:{demo_products}"])
+    assert result.status == "complete" and len(result.plan.units) == units
+    assert result.patches_written == 4 * units
+    if units == 0:
+        assert result.plan.not_selected  # each product left out says why
