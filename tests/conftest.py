@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +51,11 @@ def demo_products(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo-products")
     build_demo_catalog(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def cog_product(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 30 km synthetic L2A SAFE and COGs of some of its bands (see tests/test_cog_reads.py)."""
+    from tests.test_cog_reads import make_cog_product
+
+    return make_cog_product(tmp_path_factory.mktemp("cog-product"))

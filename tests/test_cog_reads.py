@@ -66,10 +66,9 @@ def _to_cog(src: Path, dst: Path, shift: int = 0) -> None:
             rasterio.shutil.copy(tmp, dst, driver="COG", BLOCKSIZE=512, COMPRESS="DEFLATE", PREDICTOR=2)
 
 
-@pytest.fixture(scope="module")
-def product(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The SAFE product, its band COGs under ``root/cogs`` and the offset-applied B04 under ``root/boa``."""
-    root = tmp_path_factory.mktemp("cog-product")
+def make_cog_product(root: Path) -> dict[str, Any]:
+    """The SAFE product, its band COGs under ``root/cogs`` and the offset-applied B04 under ``root/boa``
+    (the session fixture ``cog_product`` of tests/conftest.py)."""
     safe = make_s2_product(_spec(), root / "safe")
     meta = read_s2_metadata(safe)
     assert meta.location is not None
@@ -134,8 +133,8 @@ def _grid(col: int, row: int, size_px: int = 100) -> TargetGrid:
 ROI_GRID = _grid(640, 600)  # 1 km x 1 km inside one 512 px block at 10 m and one at 20 m
 
 
-def test_roi_read_over_http_fetches_few_bytes_and_same_pixels(product: dict[str, Any], tmp_path: Path) -> None:
-    root, meta = product["root"], product["meta"]
+def test_roi_read_over_http_fetches_few_bytes_and_same_pixels(cog_product: dict[str, Any], tmp_path: Path) -> None:
+    root, meta = cog_product["root"], cog_product["meta"]
     bands = list(BANDS)
     local_item = _write(root / "local.json", _item(meta, {b: f"cogs/{b}.tif" for b in BANDS}, "earth-search"))
     local = read_s2_window(read_s2_metadata(local_item), ROI_GRID, bands)
@@ -168,10 +167,10 @@ def test_roi_read_over_http_fetches_few_bytes_and_same_pixels(product: dict[str,
     assert remote.valid.mean() > 0.9 and 0 < np.nanmean(remote.data[1]) < 1  # real reflectances in the ROI
 
 
-def test_dialects_give_the_same_reflectance(product: dict[str, Any]) -> None:
+def test_dialects_give_the_same_reflectance(cog_product: dict[str, Any]) -> None:
     """Raster scale/offset (Earth Search c1), offset already in the DNs (Earth Search boa_offset_applied)
     and offset inferred from the baseline (Planetary Computer, signed hrefs) read to the same values."""
-    root, meta = product["root"], product["meta"]
+    root, meta = cog_product["root"], cog_product["meta"]
     grid = _grid(1500, 1400, 64)
     with serve_files(root) as server:
         url = server.url
@@ -200,8 +199,8 @@ def test_dialects_give_the_same_reflectance(product: dict[str, Any]) -> None:
     np.testing.assert_allclose(boa[both], safe[both], rtol=0, atol=1e-7)
 
 
-def test_missing_remote_file_is_a_clear_error(product: dict[str, Any]) -> None:
-    root, meta = product["root"], product["meta"]
+def test_missing_remote_file_is_a_clear_error(cog_product: dict[str, Any]) -> None:
+    root, meta = cog_product["root"], cog_product["meta"]
     with serve_files(root) as server:
         item = _item(meta, {"B04": f"{server.url}/cogs/B04.tif", "B08": f"{server.url}/gone/B08.tif"}, "earth-search")
         m = read_s2_metadata(_write(root / "items" / "gone.json", item))
@@ -211,8 +210,8 @@ def test_missing_remote_file_is_a_clear_error(product: dict[str, Any]) -> None:
             read_s2_window(m, ROI_GRID, ["B03"])
 
 
-def test_metadata_of_a_missing_grid_comes_from_the_file_header(product: dict[str, Any]) -> None:
-    root, meta = product["root"], product["meta"]
+def test_metadata_of_a_missing_grid_comes_from_the_file_header(cog_product: dict[str, Any]) -> None:
+    root, meta = cog_product["root"], cog_product["meta"]
     item = _item(meta, {"B11": "../cogs/B11.tif"}, "planetary-computer")  # relative to the item file
     for asset in item["assets"].values():
         del asset["proj:transform"], asset["proj:shape"]

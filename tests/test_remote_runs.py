@@ -18,11 +18,10 @@ from pyproj import Transformer
 
 from senprep_core.cli import main
 from senprep_core.demo.catalog import DEMO_EPSG, DEMO_ULX, DEMO_ULY, demo_config_dict
-from senprep_core.s2.metadata import read_s2_metadata
 from tests.servers.cdse_server import CdseServer
 from tests.servers.fileserver import serve_files
 from tests.servers.stac_server import serve_stac
-from tests.test_cog_reads import BANDS, _item, _to_cog
+from tests.test_cog_reads import BANDS, _item
 
 pytestmark = pytest.mark.integration
 
@@ -101,8 +100,10 @@ def _roi_geojson(col: int, row: int, size_px: int) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def test_earth_search_run_reads_cog_windows_and_equals_the_local_run(tmp_path: Path, product: dict[str, Any]) -> None:
-    meta = product["meta"]
+def test_earth_search_run_reads_cog_windows_and_equals_the_local_run(
+    tmp_path: Path, cog_product: dict[str, Any]
+) -> None:
+    meta = cog_product["meta"]
     config = {
         "name": "es",
         "roi": _roi_geojson(640, 600, 200),
@@ -116,63 +117,16 @@ def test_earth_search_run_reads_cog_windows_and_equals_the_local_run(tmp_path: P
     path = tmp_path / "es.json"
     path.write_text(json.dumps(config))
     local_out = tmp_path / "local"
-    assert _run("--config", str(path), "--outdir", str(local_out), "--source", f"local:{product['safe'].parent}") == 0
-    with serve_files(product["root"]) as files:
+    assert (
+        _run("--config", str(path), "--outdir", str(local_out), "--source", f"local:{cog_product['safe'].parent}") == 0
+    )
+    with serve_files(cog_product["root"]) as files:
         hrefs = {band: f"{files.url}/cogs/{band}.tif" for band in BANDS}
         with serve_stac([_item(meta, hrefs, "earth-search")]) as stac:
             outdir = tmp_path / "remote"
             args = ["--config", str(path), "--outdir", str(outdir), "--source", f"earth-search:{stac.url}"]
             assert _run(*args, "--cache-dir", str(tmp_path / "cache")) == 0
-        cog_bytes = sum((product["root"] / "cogs" / f"{b}.tif").stat().st_size for b in BANDS)
+        cog_bytes = sum((cog_product["root"] / "cogs" / f"{b}.tif").stat().st_size for b in BANDS)
         assert 0 < files.total_bytes < 0.1 * cog_bytes  # windows only, no download
     expected = _tifs(local_out)
     assert len(expected) == 4 and _tifs(outdir) == expected
-
-
-@pytest.fixture(scope="module")
-def product(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A 30 km synthetic L2A SAFE (in its own folder) and COGs of its bands under ``root/cogs``."""
-    from senprep_core.demo.s2 import make_s2_product
-    from tests.test_cog_reads import _spec
-
-    root = tmp_path_factory.mktemp("es-product")
-    safe = make_s2_product(_spec(), root / "safe")
-    meta = read_s2_metadata(safe)
-    assert meta.location is not None
-    for band, res in BANDS.items():
-        _to_cog(Path(meta.location.gdal_path(meta.band_files[band][res])), root / "cogs" / f"{band}.tif")
-    return {"root": root, "safe": safe, "meta": meta}
-
-
-def test_a_too_cloudy_product_is_rejected_from_its_cloud_layer_before_its_bands_are_fetched(
-    cdse: CdseServer, demo_products: Path, tmp_path: Path
-) -> None:
-    from senprep_core.config import parse_config
-
-    data = parse_config(demo_config_dict()).to_dict()
-    data["sentinel2"]["max_roi_cloud"] = 20.0
-    config = tmp_path / "cloudy.json"
-    config.write_text(json.dumps(data))
-    credentials = tmp_path / "credentials.json"
-    credentials.write_text(json.dumps({"username": USER, "password": PASSWORD}))
-    credentials.chmod(0o600)
-    local = tmp_path / "local"
-    assert _run("--config", str(config), "--outdir", str(local), "--source", f"local:{demo_products}") == 0
-    units = json.loads((local / "run.json").read_text())["units"]
-    rejected = sorted(u["unit_id"] for u in units if u["status"] == "rejected")
-    kept = sorted(u["unit_id"] for u in units if u["status"] == "done")
-    assert rejected and kept  # the demo has both: ROI cloud above and below 20 %
-    before = len(cdse.requests)
-    outdir = tmp_path / "remote"
-    args = ["--config", str(config), "--outdir", str(outdir), "--source", f"cdse:{cdse.url}"]
-    assert _run(*args, "--credentials", str(credentials), "--cache-dir", str(tmp_path / "cache")) == 0
-    report = json.loads((outdir / "run.json").read_text())["units"]
-    assert sorted(u["unit_id"] for u in report if u["status"] == "rejected") == rejected
-    assert _tifs(outdir) == _tifs(local)
-    fetched = [path for method, path, _auth in cdse.requests[before:] if method == "GET" and "Nodes(" in path]
-    for unit_id in rejected:  # only metadata and the SCL came down for the cloudy products
-        files = [p for p in fetched if unit_id in p]
-        assert files and not any(band in p for p in files for band in ("_B02_", "_B03_", "_B04_", "_B08_")), files
-        assert any("SCL" in p for p in files)
-    for unit_id in kept:
-        assert any(unit_id in p and "_B04_" in p for p in fetched)

@@ -381,9 +381,9 @@ def test_planetary_computer_fetch_signs_hrefs(pc_server: StacServer, tmp_path: P
             assert item["assets"]["B04"]["href"].endswith(".tif?st=2099&sp=rl&sig=test%2Bsig")
             assert read_s2_metadata(fetched.href).band_files["B04"][10].endswith("sig=test%2Bsig")
         assert [p for _m, p, _r in fs.requests] == ["/token/sentinel-2-l2a"]  # one token, reused
-    s1 = next(r for r in provider.search(_query(S1_ROI, WINDOWS, ("GRD",))).products)
-    with pytest.raises(SourceError, match="use --source cdse or local for S1"):
-        provider.fetch(s1, FetchRequest(cache_dir=tmp_path))
+        s1 = next(r for r in provider.search(_query(S1_ROI, WINDOWS, ("GRD",))).products)
+        with pytest.raises(DownloadError, match="token/sentinel-1-grd"):  # S1 hrefs signed with their own token
+            provider.fetch(s1, FetchRequest(cache_dir=tmp_path))
 
 
 def test_signer_leaves_other_hosts_and_signed_hrefs() -> None:

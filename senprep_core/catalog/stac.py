@@ -9,7 +9,8 @@ ignores a filter. The cloud-cover range goes to the server as a CQL2 ``filter`` 
 when the API declares that conformance class (some servers answer nothing at all to an unknown one).
 
 ``fetch`` of a COG provider writes the (signed) item JSON into the cache; the S2 reader then reads
-the band windows straight from the asset hrefs over HTTP.
+the band windows straight from the asset hrefs over HTTP. S1 GRD items (Planetary Computer) become a
+partial SAFE whose measurements are read by window from the COGs (:mod:`senprep_core.catalog.s1_cog`).
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def matches(record: ProductRecord, query: SearchQuery) -> bool:
 
 
 class StacProvider:
-    """Search a STAC API for Sentinel products; read S2 as COGs (no download) where ``reads_cogs``.
+    """Search a STAC API for Sentinel products; read S2 (and S1 GRD) COGs in place where ``reads_cogs``.
 
     ``collections`` maps product types ("S2MSI2A", "S2MSI1C", "GRD") to the API's collection ids.
     ``sign`` turns an item dict into one whose asset hrefs can be read (PC SAS tokens). ``page_size``
@@ -389,22 +390,24 @@ class StacProvider:
         )
 
     def fetch(self, record: ProductRecord, request: FetchRequest) -> ProductRecord:
-        """Write the (signed) STAC item into ``<cache_dir>/<provider>/<product_id>.json``; return a record
-        whose ``href`` is that file. Nothing else is downloaded: the reader reads COG windows over HTTP."""
-        if record.family != "S2":
-            raise SourceError(
-                f"{self.name} cannot read Sentinel-1 {record.product_type} products in place yet: "
-                "use --source cdse or local for S1"
-            )
+        """S2: write the (signed) STAC item into ``<cache_dir>/<provider>/<product_id>.json``; return a record
+        whose ``href`` is that file. Nothing else is downloaded: the reader reads COG windows over HTTP.
+        S1 GRD: build a partial SAFE (XML metadata downloaded, measurements as VRTs over the signed COGs,
+        see :mod:`senprep_core.catalog.s1_cog`) and return a record whose ``href`` is that folder."""
         if not self.reads_cogs:
             raise SourceError(
                 f"{self.name} is a search-only source: its assets ({record.product_id}) need a CDSE token; "
                 "use --source cdse, which downloads them through OData"
             )
-        from senprep_core.s2.cog import s2_metadata_from_item
-
         item = self._item_of(record)
         signed = self.sign(item) if self.sign is not None else item
+        if record.family == "S1":
+            from senprep_core.catalog.s1_cog import fetch_s1_partial_safe
+
+            safe = fetch_s1_partial_safe(signed, record.product_id, self.name, request)
+            return replace(record, href=str(safe), extra={**record.extra, "stac_item_href": record.href})
+        from senprep_core.s2.cog import s2_metadata_from_item
+
         meta = s2_metadata_from_item(signed)
         unreadable = sorted(b for b, files in meta.band_files.items() if any(not _readable(p) for p in files.values()))
         if unreadable:

@@ -81,10 +81,15 @@ def _classify(location: ProductLocation, manifest: ManifestInfo) -> dict[str, _I
         return out
 
     annotations = by_stem("annotation", (".xml",), "", present)
+    # a partial SAFE fetched for a run (ROI mode) holds only the polarisations asked for, on purpose
+    partial = ".complete" in present
     for stem, member in by_stem("annotation", (".xml",), "", listed).items():
         if stem not in annotations:
-            log.warning(
-                "%s: the manifest lists %s but the product lacks it; that image is skipped", location.path.name, member
+            log.log(
+                logging.INFO if partial else logging.WARNING,
+                "%s: the manifest lists %s but the product lacks it; that image is skipped",
+                location.path.name,
+                member,
             )
     calibrations = by_stem("annotation/calibration", (".xml",), "calibration-", present)
     noises = by_stem("annotation/calibration", (".xml",), "noise-", present)

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -38,6 +38,7 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.local import LocalProvider
+from tests.servers.base import QuietHandler, start_server, stop_server
 from tests.servers.fileserver import _RANGE, CHUNK
 
 TOKEN_PATH = "/auth/realms/CDSE/protocol/openid-connect/token"
@@ -328,24 +329,15 @@ class CdseServer:
         return sum(self.bytes_served.values())
 
     def start(self) -> CdseServer:
-        server = self
-
-        class Handler(_Handler):
-            owner = server
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = start_server(_Handler, owner=self)
         self.url = f"http://127.0.0.1:{self._httpd.server_port}"
         self.token_url, self.odata_url = self.url + TOKEN_PATH, self.url + "/odata/v1"
         self.download_url = self.url + "/download/odata/v1"  # the base URLs the provider gets
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        stop_server(self._httpd)
+        self._httpd = None
 
     # ------------------------------------------------------------------ tokens
 
@@ -430,12 +422,8 @@ class CdseServer:
                 return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     owner: CdseServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()

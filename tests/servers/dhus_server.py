@@ -26,13 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shapely import wkt
 from shapely.geometry.base import BaseGeometry
+
+from tests.servers.base import QuietHandler, start_server, stop_server
 
 _TERMS = [
     ("date", re.compile(r'beginPosition:\["([^"]+)" TO "([^"]+)"\]', re.I)),
@@ -108,21 +110,12 @@ class DhusServer:
         return f"http://127.0.0.1:{port}/dhus/"
 
     def start(self) -> DhusServer:
-        owner = self
-
-        class Handler(_Handler):
-            server_state = owner
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._httpd = start_server(_Handler, server_state=self)
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        stop_server(self._httpd)
+        self._httpd = None
 
     # -- OpenSearch ---------------------------------------------------------------------------------------------
 
@@ -198,12 +191,8 @@ class DhusServer:
         }}  # fmt: skip
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server_state: DhusServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     def do_HEAD(self) -> None:
         self._handle(head=True)

@@ -28,11 +28,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.servers.base import QuietHandler, start_server, stop_server
 
 #: Body keys dropped for each advertised conformance class when ``ignore_filters`` is set.
 _FILTER_KEYS = ("query", "filter", "filter-lang", "filter_lang", "filter-crs")
@@ -131,10 +133,8 @@ class StacServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=10)
-        if self._proxy is not None:
-            self._proxy.shutdown()
-            self._proxy.server_close()
-            self._proxy = None
+        stop_server(self._proxy)
+        self._proxy = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -142,22 +142,11 @@ class StacServer:
     # ------------------------------------------------------------ the proxy
 
     def _start_proxy(self) -> None:
-        owner = self
-
-        class Handler(_ProxyHandler):
-            server_owner = owner
-
-        self._proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._proxy.daemon_threads = True
-        threading.Thread(target=self._proxy.serve_forever, daemon=True).start()
+        self._proxy = start_server(_ProxyHandler, server_owner=self)
 
 
-class _ProxyHandler(BaseHTTPRequestHandler):
+class _ProxyHandler(QuietHandler):
     server_owner: StacServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     def do_GET(self) -> None:
         self._forward(None)
