@@ -59,3 +59,17 @@ def cog_product(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.test_cog_reads import make_cog_product
 
     return make_cog_product(tmp_path_factory.mktemp("cog-product"))
+
+
+def make_demo_runs(demo_products: Path, root: Path) -> dict[str, Path]:
+    """The demo's runs (S2 legacy-form config "demo", S1 "demo-s1") made by the pipeline under ``root``."""
+    from senprep_core.config import parse_config
+    from senprep_core.demo.catalog import demo_runs
+    from senprep_core.pipeline import run
+
+    out = {}
+    for name, data in demo_runs(demo_products):
+        result = run(parse_config(data), root / name, sources=[f"local:{demo_products}"])
+        assert result.status == "complete" and result.patches_written > 0
+        out[name] = root / name
+    return out

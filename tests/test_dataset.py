@@ -15,17 +15,12 @@ from senprep_core.dataset import PatchDataset, Sample
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.zarr_cube import CUBE_NAME, delta_hours, parse_time, run_entries
-from tests.test_zarr_cube import build_paired_run, build_run
+from tests.test_zarr_cube import build_runs
 
 
 @pytest.fixture(scope="module")
 def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("loader")
-    s2 = build_run(demo_products, base / "s2", "s2")
-    s1 = build_run(demo_products, base / "s1", "s1")
-    (base / "pairs").mkdir()
-    build_paired_run(s2, s1, base / "pairs")
-    return {"s2": s2, "s1": s1, "pairs": base / "pairs"}
+    return build_runs(demo_products, tmp_path_factory.mktemp("loader"))
 
 
 def _utc(text: str) -> datetime:

@@ -19,6 +19,7 @@ from senprep_core.errors import OutputError
 from senprep_core.outputs import legacy_layout
 from senprep_core.outputs.legacy_layout import legacy_tree, read_run_entries, write_legacy_layout
 from senprep_core.pipeline import run
+from tests.conftest import make_demo_runs
 
 S2_0420 = "S2B_MSIL2A_20220420T113619_N0400_R080_T30UVG_20220420T140000"
 S1_0421 = "S1A_IW_GRDH_1SDV_20220421T062348_20220421T062350_042868_06CA51_B12D"
@@ -27,13 +28,7 @@ S1_0421 = "S1A_IW_GRDH_1SDV_20220421T062348_20220421T062350_042868_06CA51_B12D"
 @pytest.fixture(scope="module")
 def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The demo's S2 (legacy-form config, name "demo") and S1 (name "demo-s1") runs, made by the pipeline."""
-    root = tmp_path_factory.mktemp("legacy-runs")
-    out = {}
-    for name, data in demo_runs(demo_products):
-        result = run(parse_config(data), root / name, sources=[f"local:{demo_products}"])
-        assert result.status == "complete" and result.patches_written > 0
-        out[name] = root / name
-    return out
+    return make_demo_runs(demo_products, tmp_path_factory.mktemp("legacy-runs"))
 
 
 def _manifest_entries(run_dir: Path) -> list[dict[str, Any]]:

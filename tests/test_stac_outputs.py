@@ -21,8 +21,6 @@ from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
-from senprep_core.config import parse_config
-from senprep_core.demo.catalog import demo_runs
 from senprep_core.outputs.stac import (
     COLLECTIONS_DIR,
     ITEMS_DIR,
@@ -31,7 +29,7 @@ from senprep_core.outputs.stac import (
     S2_COLLECTION,
     write_catalog,
 )
-from senprep_core.pipeline import run
+from tests.conftest import make_demo_runs
 
 
 def _fields_schema(prefix: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -152,13 +150,7 @@ def validate_tree(catalog_path: Path) -> list[pystac.Item]:
 @pytest.fixture(scope="module")
 def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The demo's S2 and S1 runs, made with the pipeline (which writes the catalog with this module)."""
-    root = tmp_path_factory.mktemp("stac-runs")
-    out = {}
-    for name, data in demo_runs(demo_products):
-        result = run(parse_config(data), root / name, sources=[f"local:{demo_products}"])
-        assert result.status == "complete" and result.patches_written > 0
-        out[name] = root / name
-    return out
+    return make_demo_runs(demo_products, tmp_path_factory.mktemp("stac-runs"))
 
 
 def _entries(run_dir: Path) -> list[dict[str, Any]]:

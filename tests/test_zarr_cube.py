@@ -78,14 +78,18 @@ def build_paired_run(s2_run: Path, s1_run: Path, outdir: Path) -> list[dict[str,
     return entries
 
 
-@pytest.fixture(scope="module")
-def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("cube")
+def build_runs(demo_products: Path, base: Path) -> dict[str, Path]:
+    """An S2 run, an S1 run and a paired run made from their entries, under ``base``."""
     s2 = build_run(demo_products, base / "s2", "s2")
     s1 = build_run(demo_products, base / "s1", "s1")
     (base / "pairs").mkdir()
     build_paired_run(s2, s1, base / "pairs")
     return {"s2": s2, "s1": s1, "pairs": base / "pairs"}
+
+
+@pytest.fixture(scope="module")
+def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_runs(demo_products, tmp_path_factory.mktemp("cube"))
 
 
 def _read_cog(path: Path) -> tuple[np.ndarray, list[str]]:
