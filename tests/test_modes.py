@@ -303,3 +303,18 @@ def test_every_legacy_callback_runs_as_its_mode(
     assert result.patches_written == 4 * units
     if units == 0:
         assert result.plan.not_selected  # each product left out says why
+
+
+def test_time_series_run_stacks_every_acquisition_on_one_grid(demo_products: Path, tmp_path: Path) -> None:
+    data = demo_s1_config_dict(demo_products)
+    data.update({"name": "ts", "mode": "time_series", "sentinel2": {"bands": ["B04", "SCL"]},
+                 "output": {"zarr": True}})  # fmt: skip
+    data.pop("sentinel1")
+    result = run(parse_config(data), tmp_path / "out", sources=[f"local:{demo_products}"])
+    assert result.status == "complete" and len(result.plan.units) == 3  # the three L2A dates
+    grids = {json.dumps(e["grid"], sort_keys=True) for r in result.results for e in r.patch_entries}
+    assert len(grids) == 4  # the same 4 patch grids at every date
+    import xarray as xr
+
+    cube = xr.open_zarr(tmp_path / "out" / "cube.zarr", group="S2")
+    assert cube.sizes["time"] == 3 and list(cube["band"].values) == ["B04", "SCL"]
