@@ -268,3 +268,37 @@ def test_pairing_mode_preview_lists_pairs_with_their_time_difference(state: AppS
     lonely = [p for p in state.search.pairs if p["secondary"] is None]
     assert len(lonely) == 2 and all("no S1" in p["reason"] for p in lonely)
     assert state.search.paired_ids() == {april["primary"], april["secondary"]}
+
+
+def test_account_fields_reach_the_provider_in_a_private_file_that_is_removed(
+    state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    import app.state.search as search_module
+    from senprep_core.catalog.records import SearchResult
+
+    seen: list[tuple[str, str | None, dict[str, str] | None, int]] = []
+
+    class _Empty:
+        name = "cdse"
+
+        def search(self, query: object) -> SearchResult:
+            return SearchResult(())
+
+    def fake_open(source: str, credentials: str | None = None) -> _Empty:
+        data = json.loads(Path(credentials).read_text()) if credentials else None
+        mode = stat.S_IMODE(os.stat(credentials).st_mode) if credentials else 0
+        seen.append((source, credentials, data, mode))
+        return _Empty()
+
+    monkeypatch.setattr(search_module, "open_provider", fake_open)
+    state.options.source = "cdse"
+    state.options.username, state.options.password = "me@example.org", "s3cret-pass"
+    assert state.start_search()
+    state.search.wait()
+    (source, path, data, mode) = seen[0]
+    assert source == "cdse" and data == {"username": "me@example.org", "password": "s3cret-pass"}
+    assert mode == 0o600 and path is not None and not Path(path).exists()  # only the owner, and gone after
+    assert "s3cret-pass" not in json.dumps(state.options.config_dict(DEMO_ROI_GEOJSON))

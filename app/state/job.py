@@ -11,6 +11,7 @@ from typing import Any
 
 import param
 
+from app.state.options import forget_credentials
 from senprep_core.config import Config
 from senprep_core.errors import SenprepError
 from senprep_core.events import (
@@ -39,6 +40,7 @@ class RunRequest:
     outdir: Path
     sources: tuple[str, ...]
     workers: int = 0
+    credentials: Path | None = None  # a private credentials file, removed when the job ends
 
 
 class JobState(param.Parameterized):
@@ -94,6 +96,8 @@ class JobState(param.Parameterized):
         demo catalogue). Returns False when a job is already running."""
         with self._lock:
             if self.running:
+                for request in runs:
+                    forget_credentials(request.credentials)
                 return False
             self._cancel.clear()
             with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
@@ -176,6 +180,15 @@ class JobState(param.Parameterized):
         return ProcessExecutor(request.workers)
 
     def _work(self, runs: list[RunRequest], prepare: Callable[[], None] | None) -> None:
+        try:
+            self._work_runs(runs, prepare)
+        finally:
+            for request in runs:
+                forget_credentials(request.credentials)
+
+    def _work_runs(self, runs: list[RunRequest], prepare: Callable[[], None] | None) -> None:
+        from senprep_core.fetch.cache import default_cache_dir
+        from senprep_core.fetch.needs import FetchOptions
         from senprep_core.pipeline import run
 
         statuses = []
@@ -188,8 +201,10 @@ class JobState(param.Parameterized):
                 self._outdir = request.outdir
                 executor = self._executor(request)
                 try:
+                    fetch = FetchOptions(default_cache_dir(), str(request.credentials) if request.credentials else None)
                     result = run(request.config, request.outdir, sources=list(request.sources),
-                                 callback=self.on_event, cancel=self._cancel, executor=executor)  # fmt: skip
+                                 callback=self.on_event, cancel=self._cancel, executor=executor,
+                                 fetch=fetch)  # fmt: skip
                 finally:
                     if executor is not None:
                         executor.close()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,6 +110,18 @@ class RunOptions(param.Parameterized):
         suffix = "_dB" if self.db else ""
         return [f"{calibration}_{p}{suffix}" for p in self.polarisations] + list(self.s1_layers)
 
+    def write_credentials(self) -> Path | None:
+        """For a source that needs an account and a user name: a credentials file only this user can read,
+        in a fresh private folder (remove it with :func:`forget_credentials`); None otherwise."""
+        if self.source not in ACCOUNT_SOURCES or not self.username:
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="senprep-credentials-"))  # mode 0700
+        path = folder / "credentials.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"username": self.username, "password": self.password}, f)
+        return path
+
     def source_spec(self) -> str:
         """The ``--source`` value: ``demo``, ``local:DIR`` or a remote catalogue's name."""
         if self.source == "local":
@@ -175,3 +191,9 @@ class RunOptions(param.Parameterized):
             elif source in SOURCES:
                 values["source"] = source
         self.param.update(**values)
+
+
+def forget_credentials(path: str | Path | None) -> None:
+    """Remove a file (and its private folder) written by :meth:`RunOptions.write_credentials`."""
+    if path is not None:
+        shutil.rmtree(Path(path).parent, ignore_errors=True)

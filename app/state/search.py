@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import param
 
+from app.state.options import forget_credentials
 from senprep_core.catalog import ProductRecord, open_provider
 from senprep_core.config import Config
 from senprep_core.errors import SenprepError
@@ -56,13 +58,17 @@ class SearchState(param.Parameterized):
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, config: Config, sources: list[str]) -> bool:
-        """Search in a background thread (the UI stays live); False while a search is running."""
+    def start(self, config: Config, sources: list[str], credentials: Path | None = None) -> bool:
+        """Search in a background thread (the UI stays live); False while a search is running.
+
+        ``credentials`` is a credentials file for sources that need an account; it is removed afterwards."""
         if self.busy:
+            forget_credentials(credentials)
             return False
         with param.edit_constant(self):
             self.status, self.error = "searching", ""
-        self._thread = threading.Thread(target=self.run_now, args=(config, sources), name="senprep-search", daemon=True)
+        self._thread = threading.Thread(target=self.run_now, args=(config, sources, credentials),
+                                        name="senprep-search", daemon=True)  # fmt: skip
         self._thread.start()
         return True
 
@@ -70,12 +76,13 @@ class SearchState(param.Parameterized):
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def run_now(self, config: Config, sources: list[str]) -> None:
+    def run_now(self, config: Config, sources: list[str], credentials: Path | None = None) -> None:
         """Search synchronously and publish the results."""
         from senprep_core.pairing import closest_pairs, roi_coverage
 
         try:
-            products, problems = search(config, [open_provider(s) for s in sources])
+            cred = str(credentials) if credentials else None
+            products, problems = search(config, [open_provider(s, credentials=cred) for s in sources])
             rows = [product_row(p, roi_coverage(p, config.roi.geometry)) for p in products]
             pairs: list[dict[str, Any]] = []
             if config.mode.is_pairing:
@@ -106,6 +113,8 @@ class SearchState(param.Parameterized):
             with param.edit_constant(self):
                 self.status, self.error, self.rows, self.pairs = "failed", str(exc), [], []
             return
+        finally:
+            forget_credentials(credentials)
         with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
             self.rows, self.pairs = rows, pairs
             self.problems = [f"{p.name}: {p.message}" for p in problems]

@@ -127,7 +127,7 @@ class AppState(param.Parameterized):
         config = self.config()
         if config is None:
             return False
-        return self.search.start(config, [self.options.source_spec()])
+        return self.search.start(config, [self.options.source_spec()], self.options.write_credentials())
 
     def start_run(self) -> bool:
         """Run the pipeline in this session's background job (refused while one runs)."""
@@ -140,7 +140,8 @@ class AppState(param.Parameterized):
         outdir = Path(self.options.outdir).expanduser() / config.name
         prepare = _build_demo if self.options.source == "demo" else None
         self.gallery.clear()
-        request = RunRequest(config, outdir, (self.options.source_spec(),), workers=self.options.workers)
+        request = RunRequest(config, outdir, (self.options.source_spec(),), workers=self.options.workers,
+                             credentials=self.options.write_credentials())  # fmt: skip
         return self.job.start([request], prepare=prepare)
 
     def cancel_run(self) -> None:
