@@ -213,9 +213,18 @@ def _execute(
         openers = [_opener(r, fetch) for r in records]
 
         def open_sources() -> list[UnitSource]:
-            sources = [open_(r, unit.unit_id, config) for open_, r in zip(openers, records, strict=True)]
-            for role, source in zip(unit.roles, sources, strict=False):
-                source.modality = role  # e.g. "S1_previous" for the earlier acquisition of a multitemporal unit
+            sources: list[UnitSource] = []
+            try:
+                for open_, record, role in zip(openers, records, unit.roles, strict=True):
+                    source = open_(record, unit.unit_id, config)
+                    source.modality = role  # e.g. "S1_previous" for the earlier acquisition of a multitemporal unit
+                    sources.append(source)
+            except BaseException:
+                for opened in sources:  # a second product failed: release the first one's files
+                    close = getattr(opened, "close", None)
+                    if close is not None:
+                        close()
+                raise
             return sources
 
         return run_unit(unit.unit_id, records, config, outdir, open_sources, rebuild, on_patch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +40,8 @@ def open_provider(source: str, credentials: str | None = None) -> Provider:
 
     ``credentials`` is a credentials JSON file (legacy form); without it, cdse / dhus read
     ``SENPREP_CDSE_USERNAME`` / ``SENPREP_CDSE_PASSWORD`` (or ``SENPREP_USERNAME`` / ``SENPREP_PASSWORD``)
-    or ``~/.netrc``. Remote providers keep ``source`` so a worker can reopen them from a record.
+    or ``~/.netrc``. Remote providers keep ``source`` so a worker can reopen them from a record; one
+    instance per (source, credentials file) serves a whole process, so its token and connections are reused.
     """
     from senprep_core.catalog.local import LocalProvider
 
@@ -51,6 +53,18 @@ def open_provider(source: str, credentials: str | None = None) -> Provider:
         return LocalProvider(folder)
     if source.startswith("local:"):
         return LocalProvider(Path(source[len("local:") :]))
+    key = (source, credentials)
+    with _REMOTE_LOCK:
+        if key not in _REMOTE:
+            _REMOTE[key] = _open_remote(source, credentials)
+        return _REMOTE[key]
+
+
+_REMOTE: dict[tuple[str, str | None], Provider] = {}
+_REMOTE_LOCK = threading.Lock()
+
+
+def _open_remote(source: str, credentials: str | None) -> Provider:
     kind, _, url = source.partition(":")
     url = url or None  # type: ignore[assignment]
     provider: Provider

@@ -55,7 +55,7 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.events import Event, EventCallback, Message, no_op
-from senprep_core.fetch.cache import remove_marker
+from senprep_core.fetch.cache import file_lock, remove_marker
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
@@ -317,6 +317,17 @@ class CdseProvider:
         return None
 
     def _fetch_nodes(self, record: ProductRecord, ident: str, name: str, cache: Path, request: FetchRequest) -> Path:
+        """The partial SAFE of ``record``, built by one process or thread at a time (units of several
+        processes may need the same product): whoever waited finds it complete, or adds what it lacks."""
+        final = cache / f"{record.product_id}.SAFE"
+        cache.mkdir(parents=True, exist_ok=True)
+        with file_lock(cache / f"{record.product_id}.SAFE.lock"):
+            ready = self._cached_partial(final, record, request.bands)
+            if ready is not None:
+                return ready
+            return self._build_partial(record, ident, name, cache, request)
+
+    def _build_partial(self, record: ProductRecord, ident: str, name: str, cache: Path, request: FetchRequest) -> Path:
         """Fetch ``manifest.safe`` and the needed members into ``.tmp-<id>.SAFE`` (resumable: the HTTP client
         keeps ``.part`` / ``.verified`` files there), drop the client's markers, write ``.complete`` and
         rename the folder to ``<id>.SAFE``. Files of an earlier complete partial are reused, not fetched."""
@@ -483,7 +494,7 @@ def _unpack_eof(download: Path, eof: Path) -> None:
                 names = [n for n in zf.namelist() if n.upper().endswith(".EOF")]
                 if len(names) != 1:
                     raise OrbitError(f"orbit archive {eof.name} holds {len(names)} .EOF files (expected 1)")
-                part = eof.with_name(f".tmp-{eof.name}")
+                part = eof.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{eof.name}")
                 part.write_bytes(zf.read(names[0]))
                 os.replace(part, eof)
             download.unlink()

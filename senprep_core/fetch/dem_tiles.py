@@ -23,8 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,8 +33,10 @@ from shapely.geometry.base import BaseGeometry
 
 from senprep_core.errors import DownloadError
 from senprep_core.events import EventCallback, no_op
-from senprep_core.fetch.http import HttpClient
+from senprep_core.fetch.cache import file_lock
+from senprep_core.fetch.http import HttpClient, HttpStatusError
 from senprep_core.geo.roi import ROI
+from senprep_core.outputs.atomic import atomic_path, write_json_atomic
 from senprep_core.s1.dem import copernicus_tile_name
 
 log = logging.getLogger(__name__)
@@ -102,16 +102,7 @@ def glo30_tile_url(name: str, base_url: str = GLO30_BASE_URL) -> str:
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    for attr in ("status", "status_code", "http_status"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value == 404
-    response = getattr(exc, "response", None)
-    code = getattr(response, "status_code", None)
-    if isinstance(code, int):
-        return code == 404
-    text = str(exc)
-    return "404" in text and "not found" in text.lower()
+    return isinstance(exc, HttpStatusError) and exc.status == 404
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -124,17 +115,6 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_sea_tile(path: Path, lat: int, lon: int, pixels: int = SEA_TILE_PIXELS) -> None:
     """A constant 0 m (EGM2008 mean sea level) float32 GeoTIFF over the 1° cell (lat, lon), one pixel wider
     on every side: real tiles reach half a pixel beyond their cell, so an exact cell would leave a gap
@@ -142,8 +122,6 @@ def write_sea_tile(path: Path, lat: int, lon: int, pixels: int = SEA_TILE_PIXELS
     import rasterio
     from affine import Affine
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
     res = 1.0 / pixels
     profile = {
         "driver": "GTiff",
@@ -155,10 +133,9 @@ def write_sea_tile(path: Path, lat: int, lon: int, pixels: int = SEA_TILE_PIXELS
         "transform": Affine(res, 0.0, lon - res, 0.0, -res, lat + 1 + res),
         "compress": "deflate",
     }
-    with rasterio.open(tmp, "w", **profile) as ds:
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as ds:  # a temp name per writer
         ds.write(np.zeros((1, pixels + 2, pixels + 2), dtype=np.float32))
         ds.update_tags(senprep_sea_tile="no GLO-30 tile published for this cell (ocean): heights 0 m EGM2008")
-    os.replace(tmp, path)
 
 
 def fetch_dem_tiles(
@@ -181,6 +158,18 @@ def fetch_dem_tiles(
     bounds = _as_bounds(roi)
     folder = Path(cache_dir) / "dem" / "copernicus-glo30"
     folder.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder / "tiles.json.lock"):  # one fetcher per folder: workers share the cache
+        return _fetch_into(folder, bounds, margin_deg, base_url, client, on_event)
+
+
+def _fetch_into(
+    folder: Path,
+    bounds: tuple[float, float, float, float],
+    margin_deg: float,
+    base_url: str,
+    client: HttpClient | None,
+    on_event: EventCallback,
+) -> Path:
     manifest = _read_manifest(folder)
     known: dict[str, Any] = manifest["tiles"]
     http = client if client is not None else HttpClient(name="dem", max_connections=PARALLEL_TILES, on_event=on_event)
@@ -222,7 +211,7 @@ def fetch_dem_tiles(
             known[name] = {"status": "downloaded", "url": url, "size": size, "fetched": _now()}
     if results:
         manifest["source"] = base_url
-        _write_json_atomic(folder / MANIFEST, manifest)
+        write_json_atomic(folder / MANIFEST, manifest)
     if sea:
         log.warning(
             "no Copernicus GLO-30 tile exists for %s: taken as sea (0 m above EGM2008 mean sea level); if a cell "

@@ -84,7 +84,10 @@ def cloud_precheck(
         layer = ("SCL",) if config.s2_level == "L2A" else ("opaque_clouds", canonical_s2_band(config.bands_s2[0]))
         probe = fetch_record(record, config, options, emit, layers=layer)
         source = S2Source(probe, unit_id, config)
-        stats = source.roi_stats()
+        try:
+            stats = source.roi_stats()
+        finally:
+            source.close()
         reason = source.rejection(stats)
         if reason is not None:
             log.info("%s: %s (from its cloud layer; bands not fetched)", record.product_id, reason)

@@ -186,9 +186,10 @@ def read_resampled(
                 out[np.isnan(nearest)] = fill
             return out
     except (RasterioError, CPLE_BaseError, OSError) as exc:
+        # GDAL repeats the path, which for remote products holds signed URLs: redact, and drop the chain
         raise CorruptProductError(
-            f"cannot read {label}: {exc}. The file is truncated or damaged; download the product again"
-        ) from exc
+            redact_text(f"cannot read {label}: {exc}. The file is truncated or damaged; download the product again")
+        ) from None
 
 
 def jp2_truncated(stream: IO[bytes], size: int) -> bool | None:
@@ -235,12 +236,10 @@ class OpenFiles:
 
     @contextmanager
     def dataset(self, gdal_path: str) -> Iterator[Any]:
-        with self._lock:
+        with self._lock:  # opened under the lock: two threads never open one file twice
             ds = self._open.get(gdal_path)
-        if ds is None:
-            ds = rasterio.open(gdal_path)
-            with self._lock:
-                self._open[gdal_path] = ds
+            if ds is None:
+                ds = self._open[gdal_path] = rasterio.open(gdal_path)
         yield ds
 
     def close(self) -> None:
