@@ -22,6 +22,7 @@ import numpy as np
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.config import Config
+from senprep_core.errors import OutputError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.geo.tiling import Patch
 from senprep_core.outputs.atomic import write_json_atomic
@@ -418,6 +419,19 @@ def _commit_manifest(unit_dir: Path, manifest: dict[str, Any]) -> None:
     for stale in unit_dir.iterdir():
         if stale.is_file() and stale.name not in keep:
             stale.unlink()
+
+
+def run_entries(outdir: Path) -> list[dict[str, Any]]:
+    """The patch entries of every complete unit of a run folder (``patches/*/unit.json``), in unit order
+    (rejected units list none). What the Zarr cube, the legacy layout and the ML loader are built from."""
+    entries: list[dict[str, Any]] = []
+    for path in sorted(Path(outdir).glob(f"patches/*/{MANIFEST}")):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"cannot read the unit manifest {path}: {exc}; re-run the run to rewrite it") from exc
+        entries.extend(manifest.get("patches", []))
+    return entries
 
 
 def discard_unfinished(outdir: Path, unit_id: str) -> None:

@@ -14,7 +14,8 @@ import rasterio
 from senprep_core.dataset import PatchDataset, Sample
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
-from senprep_core.outputs.zarr_cube import CUBE_NAME, delta_hours, parse_time, run_entries
+from senprep_core.outputs.zarr_cube import CUBE_NAME, delta_hours, parse_time
+from senprep_core.units import run_entries
 from tests.test_zarr_cube import build_runs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import shapely
@@ -284,3 +285,21 @@ def test_cloud_cover_range() -> None:
     assert cloud_cover_in_range(s1(start, box(0, 0, 1, 1)), 0, 0)
     with pytest.raises(ConfigError):
         cloud_cover_in_range(s2(), 50, 10)
+
+
+@pytest.mark.parametrize("bad", ["../../outside", "a/b", "..", ""])
+def test_catalogue_ids_that_would_leave_the_cache_are_refused(tmp_path: Path, bad: str) -> None:
+    from senprep_core.catalog.cdse import CdseProvider
+    from senprep_core.catalog.records import FetchRequest
+    from senprep_core.catalog.stac import StacProvider
+    from senprep_core.errors import MetadataError
+
+    record = ProductRecord(bad, "S2", "S2A", "S2MSI2A", datetime(2022, 5, 1, tzinfo=timezone.utc), None,
+                           "x", "cdse", extra={"odata_id": "abc", "stac_item": {}})  # fmt: skip
+    for provider in (
+        CdseProvider(odata_url="http://127.0.0.1:9/odata/v1"),
+        StacProvider.earth_search("http://127.0.0.1:9"),
+    ):
+        with pytest.raises(MetadataError, match="unsafe product id"):
+            provider.fetch(record, FetchRequest(cache_dir=tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -25,10 +25,10 @@ from senprep_core.outputs.zarr_cube import (
     cube_attrs,
     delta_hours,
     parse_time,
-    run_entries,
     write_zarr_cube,
 )
 from senprep_core.pipeline import run
+from senprep_core.units import run_entries
 
 
 def build_run(products: Path, outdir: Path, kind: str) -> Path:

@@ -55,7 +55,7 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.events import Event, EventCallback, Message, no_op
-from senprep_core.fetch.cache import file_lock, remove_marker
+from senprep_core.fetch.cache import file_lock, remove_marker, safe_cache_name
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
@@ -260,6 +260,7 @@ class CdseProvider:
     def fetch(self, record: ProductRecord, request: FetchRequest) -> ProductRecord:
         """Download the product (whole, or only the files of ``request.bands`` in ROI mode) into the cache
         and return the record with ``href`` set to the local ``.zip`` or partial ``.SAFE`` folder."""
+        safe_cache_name(record.product_id)
         ident = record.extra.get("odata_id")
         if not ident:
             raise SourceError(

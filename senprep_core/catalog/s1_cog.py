@@ -41,7 +41,7 @@ from senprep_core.catalog.cdse_odata import manifest_files, s1_needed, s1_polari
 from senprep_core.catalog.records import FetchRequest
 from senprep_core.errors import DownloadError, MetadataError, SourceError
 from senprep_core.events import BytesProgress
-from senprep_core.fetch.cache import file_lock
+from senprep_core.fetch.cache import file_lock, safe_cache_name
 from senprep_core.fetch.http import HttpClient
 from senprep_core.fetch.redact import redact_text, redact_url
 from senprep_core.outputs.atomic import write_bytes_atomic
@@ -280,7 +280,7 @@ def fetch_s1_partial_safe(
     cog = CogFolder.from_item(item, product_id)
     cache = Path(request.cache_dir).expanduser() / provider
     cache.mkdir(parents=True, exist_ok=True)
-    final = cache / f"{product_id}.SAFE"
+    final = cache / f"{safe_cache_name(product_id)}.SAFE"
     own_client = http is None
     client = http if http is not None else HttpClient(name=provider, on_event=request.on_event)
     builder = _Builder(cog, client, request)

@@ -51,6 +51,7 @@ from senprep_core.errors import (
     SenprepError,
     SourceError,
 )
+from senprep_core.fetch.cache import safe_cache_name
 from senprep_core.outputs.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -399,6 +400,7 @@ class StacProvider:
                 f"{self.name} is a search-only source: its assets ({record.product_id}) need a CDSE token; "
                 "use --source cdse, which downloads them through OData"
             )
+        safe_cache_name(record.product_id)  # a catalogue-supplied id names files in the cache
         item = self._item_of(record)
         signed = self.sign(item) if self.sign is not None else item
         if record.family == "S1":

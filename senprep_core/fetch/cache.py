@@ -50,6 +50,15 @@ def _check_part(part: str, what: str) -> None:
         )
 
 
+def safe_cache_name(name: str, what: str = "product id") -> str:
+    """``name`` when it can name a file or folder inside the cache (no ``/``, ``\\``, ``..`` or empty), else
+    :class:`MetadataError`: catalogue-supplied ids must never lead outside the cache."""
+    if "/" in name:
+        raise MetadataError(f"unsafe {what} {name!r} for the download cache: it may not contain '/'")
+    _check_part(name, what)
+    return name
+
+
 @dataclass(frozen=True)
 class ProductCache:
     """The cache folder shared by all runs: ``path_for(provider, product_id, name)`` gives where a file goes."""

@@ -67,6 +67,7 @@ from typing import Any
 
 from senprep_core.errors import OutputError
 from senprep_core.outputs.atomic import temp_path_for
+from senprep_core.units import run_entries
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +215,7 @@ def with_windows(outdir: Path, entries: list[dict[str, Any]]) -> list[dict[str, 
 
 def read_run_entries(outdir: Path) -> list[dict[str, Any]]:
     """The manifest entries of every complete unit of the run in ``outdir`` (with their patch windows)."""
-    entries: list[dict[str, Any]] = []
-    for manifest_path in sorted(Path(outdir).glob("patches/*/unit.json")):
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise OutputError(f"cannot read {manifest_path}: {exc}; re-run to rebuild the unit") from exc
-        if manifest.get("status") == "done":
-            entries.extend(manifest.get("patches", []))
-    return with_windows(Path(outdir), entries)
+    return with_windows(Path(outdir), run_entries(Path(outdir)))
 
 
 def _place(source: Path, dest: Path) -> bool:

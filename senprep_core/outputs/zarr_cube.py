@@ -129,18 +129,6 @@ def entry_layers(entry: dict[str, Any], outdir: Path) -> list[CubeLayer]:
         ) from exc
 
 
-def run_entries(outdir: Path) -> list[dict[str, Any]]:
-    """The manifest entries of every complete unit of a run folder (``patches/*/unit.json``), in unit order."""
-    entries: list[dict[str, Any]] = []
-    for path in sorted(Path(outdir).glob("patches/*/unit.json")):
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise OutputError(f"cannot read the unit manifest {path}: {exc}; re-run the run to rewrite it") from exc
-        entries.extend(manifest.get("patches", []))
-    return entries
-
-
 def require_zarr() -> Any:
     """The zarr module; a :class:`ConfigError` saying how to install it when it is missing or too old."""
     try:
