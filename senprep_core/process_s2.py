@@ -8,6 +8,8 @@ from typing import Any
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.config import Config
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.productfs import ProductLocation
+from senprep_core.s2.jp2 import area_decoding_available
 from senprep_core.s2.masks import roi_fractions
 from senprep_core.s2.metadata import S2Metadata, read_s2_metadata
 from senprep_core.s2.reader import OpenFiles, read_s2_window
@@ -21,13 +23,15 @@ class S2Source:
     """Reads an S2 product's configured bands onto blocks of the target grid."""
 
     modality = MODALITY
-    #: Blocks of 512 x 512 px: a block's patches are written while the next block is read, and the files
-    #: stay open between blocks, so no JPEG2000 tile is decoded twice.
-    block_pixels = 1 << 18
 
     def __init__(self, record: ProductRecord, unit_id: str, config: Config) -> None:
         self.files = OpenFiles()
         self.meta = read_s2_metadata(record.href)
+        #: A block's patches are written while the next block is read, and the files stay open between
+        #: blocks. GDAL decodes whole 1024 px JPEG2000 tiles and keeps them: 512 px blocks suit it.
+        #: OpenJPEG's area decoding (local JP2 files) decodes each block's own area and pays a fixed cost
+        #: per read: 1024 px blocks suit it (measured in benchmarks/bench_s2_roi.py).
+        self.block_pixels = 1 << 20 if _area_decoded(self.meta) else 1 << 18
         self.config = config
         self.bands = list(config.bands_s2)
         self.extra = _sidecar_extra(self.meta, record, unit_id, config, config.fingerprint())
@@ -36,8 +40,15 @@ class S2Source:
         w = read_s2_window(self.meta, grid, self.bands, self.config.reflectance_resampling, self.files)
         return BlockData(w.data, w.valid, w.cloud)
 
-    def roi_stats(self) -> RoiStats:
-        """ROI-level valid and cloud fractions from the class layer only (cheap: one small read)."""
+    def roi_stats(self) -> RoiStats | None:
+        """ROI-level valid and cloud fractions from the class layer only (one small read), before any band.
+
+        Needed only for an ROI cloud threshold. Without one, the unit's only rejection is "no valid
+        pixel", which refuses every patch anyway: the fractions then come from the blocks as they are
+        read (None here), and the class layer is not decoded twice.
+        """
+        if self.config.max_roi_cloud is None:
+            return None
         probe = ["SCL"] if self.meta.level == "L2A" else [self.config.bands_s2[0]]
         window = read_s2_window(self.meta, self.config.grid(), probe, "nearest", self.files)
         f = roi_fractions(window.valid, window.cloud, self.config.roi_mask())
@@ -54,6 +65,13 @@ class S2Source:
         if limit is not None and stats.cloud_fraction is not None and 100 * stats.cloud_fraction > limit:
             return f"ROI cloud {100 * stats.cloud_fraction:.1f} % > {limit:g} %"
         return None
+
+
+def _area_decoded(meta: S2Metadata) -> bool:
+    """True when the product's band files are local JP2 files that OpenJPEG decodes by area."""
+    if not isinstance(meta.location, ProductLocation) or meta.location.is_zip or not area_decoding_available():
+        return False
+    return any(m.lower().endswith(".jp2") for files in meta.band_files.values() for m in files.values())
 
 
 def _sidecar_extra(

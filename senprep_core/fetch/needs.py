@@ -88,8 +88,8 @@ def cloud_precheck(
             stats = source.roi_stats()
         finally:
             source.close()
-        reason = source.rejection(stats)
-        if reason is not None:
+        reason = source.rejection(stats) if stats is not None else None  # (never None with a threshold)
+        if stats is not None and reason is not None:
             log.info("%s: %s (from its cloud layer; bands not fetched)", record.product_id, reason)
             return (reason if len(records) == 1 else f"S2: {reason}"), stats
     return None

@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 import pystac
 import shapely
-from pyproj import Transformer
 from pystac.extensions.eo import EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.sar import SarExtension
@@ -53,6 +52,7 @@ from pystac.extensions.sat import SatExtension
 from shapely.geometry import Polygon, mapping
 
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.geo.projection import transformer
 from senprep_core.outputs.atomic import write_json_atomic
 
 ITEMS_DIR = "items"
@@ -95,7 +95,7 @@ def grid_footprint_lonlat(grid: TargetGrid) -> Polygon:
     """The grid's outline in lon/lat (densified so the projected edges stay faithful)."""
     b = grid.bounds
     box = Polygon.from_bounds(b.left, b.bottom, b.right, b.top).segmentize(max(b.width, b.height) / 8)
-    to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform
+    to_lonlat = transformer(grid.epsg, 4326).transform
     return shapely.transform(box, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
 
 

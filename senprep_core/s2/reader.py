@@ -32,6 +32,7 @@ from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.productfs import ProductLocation
 from senprep_core.remotefs import RemoteLocation
 from senprep_core.resample import AxisMap, bilinear, nearest
+from senprep_core.s2.jp2 import Jp2AreaReader, open_area_reader
 from senprep_core.s2.masks import CLOUD_CLASSES, gml_cloud_masks, scl_mask
 from senprep_core.s2.metadata import S2Metadata, inferred_offset
 from senprep_core.s2.radiometry import dn_to_auxiliary, dn_to_reflectance
@@ -120,6 +121,20 @@ def _source_window(ds: rasterio.DatasetReader, grid: TargetGrid, same_crs: bool)
     return PixelWindow(r0, c0, r1 - r0, c1 - c0).intersection(PixelWindow(0, 0, ds.height, ds.width))
 
 
+def _read_raw(
+    ds: rasterio.DatasetReader, gdal_path: str, indexes: Sequence[int], window: PixelWindow, files: OpenFiles | None
+) -> np.ndarray:
+    """The DN of ``window`` (inside the file): OpenJPEG area decoding for local JP2 files, else GDAL."""
+    if list(indexes) == [1]:
+        area = files.area_reader(gdal_path) if files is not None else open_area_reader(gdal_path)
+        if area is not None and (area.height, area.width) == (ds.height, ds.width):
+            try:
+                return area.read(window)
+            except Exception as exc:  # GDAL reads it instead, and reports a damaged file in its own words
+                logger.debug("OpenJPEG could not decode %s of %s: %s", window, gdal_path, exc)
+    return ds.read(list(indexes), window=window.to_rasterio())
+
+
 def read_resampled(
     gdal_path: str,
     indexes: Sequence[int],
@@ -150,7 +165,7 @@ def read_resampled(
                 if inside != want:  # the grid reaches beyond the file
                     out.fill(fill)
                 if inside is not None:
-                    raw = ds.read(list(indexes), window=inside.to_rasterio())
+                    raw = _read_raw(ds, gdal_path, indexes, inside, files)
                     rows, cols = inside.shifted(-want.row_off, -want.col_off).slices()
                     out[:, rows, cols] = convert(raw)
                 return out
@@ -158,7 +173,7 @@ def read_resampled(
             if window is None:
                 out.fill(fill)
                 return out
-            raw = ds.read(list(indexes), window=window.to_rasterio())
+            raw = _read_raw(ds, gdal_path, indexes, window, files)
             src = np.ascontiguousarray(convert(raw), dtype=dtype)
             fast = _separable(src, ds.transform, window, grid, resampling, fill) if same_crs else None
             if fast is not None:
@@ -231,6 +246,7 @@ class OpenFiles:
 
     def __init__(self) -> None:
         self._open: dict[str, Any] = {}
+        self._areas: dict[str, Jp2AreaReader | None] = {}
         self._lock = threading.Lock()
         self.checked: set[str] = set()  # members whose JPEG2000 codestream was found complete
 
@@ -242,11 +258,19 @@ class OpenFiles:
                 ds = self._open[gdal_path] = rasterio.open(gdal_path)
         yield ds
 
+    def area_reader(self, gdal_path: str) -> Jp2AreaReader | None:
+        """The file's OpenJPEG area reader (parsed once), or None when GDAL reads it."""
+        with self._lock:
+            if gdal_path not in self._areas:
+                self._areas[gdal_path] = open_area_reader(gdal_path)
+            return self._areas[gdal_path]
+
     def close(self) -> None:
         with self._lock:
             for ds in self._open.values():
                 ds.close()
             self._open.clear()
+            self._areas.clear()
 
 
 class _ProductReader:
