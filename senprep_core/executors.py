@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import os
 import queue
 import threading
 import uuid
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from senprep_core.errors import ConfigError
 from senprep_core.events import Event, event_from_dict
+from senprep_core.threads import ENV_THREADS, set_budget, worker_budget
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,10 @@ class SerialExecutor:
 _WORKER_QUEUE: Any = None
 
 
-def _init_worker(events: Any) -> None:
+def _init_worker(events: Any, threads: int) -> None:
     global _WORKER_QUEUE
     _WORKER_QUEUE = events
+    set_budget(threads)  # the machine's cores shared between the workers (no oversubscription)
 
 
 class _QueueEmit:
@@ -128,7 +131,10 @@ class ProcessExecutor:
             context.set_forkserver_preload(["senprep_core.pipeline"])
             self._events = context.Queue()
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_init_worker, initargs=(self._events,)
+                self.workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self._events, worker_budget(self.workers)),
             )
         return self._pool
 
@@ -188,6 +194,21 @@ class _DaskEmit:
         get_worker().log_event(self.topic, event.to_dict())
 
 
+class _DaskTask:
+    """A unit's task on a Dask worker, with one thread as its budget: Dask runs one task per worker thread.
+
+    A worker whose environment sets ``SENPREP_THREADS`` keeps that budget instead.
+    """
+
+    def __init__(self, task: Callable[[Any, Emit], Any]) -> None:
+        self.task = task
+
+    def __call__(self, unit: Any, emit: Emit) -> Any:
+        if ENV_THREADS not in os.environ:
+            set_budget(1)
+        return self.task(unit, emit)
+
+
 class DaskExecutor:
     """Units as tasks on a Dask cluster: an existing scheduler (``--scheduler``) or a local one."""
 
@@ -224,8 +245,15 @@ class DaskExecutor:
                 return Client(self.address, timeout="10s", set_as_default=False)  # no global dask change
             except OSError as exc:
                 raise ConfigError("scheduler", self.address, f"no Dask scheduler answers there ({exc})") from exc
-        cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.WARNING)  # fmt: skip
+        import dask
+
+        # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers; that also turns off glibc's
+        # adaptive mmap threshold, so every large array is a fresh mmap (page faults, zeroing) and units
+        # ran ~1.5x slower than in --njobs workers (benchmarks/bench_scaleout.py). senprep's own local
+        # cluster leaves glibc's defaults.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.WARNING)  # fmt: skip
         return Client(cluster, set_as_default=False)
 
     def map_units(
@@ -242,7 +270,9 @@ class DaskExecutor:
         client.subscribe_topic(topic, on_event)
         emit = _DaskEmit(topic)
         pending = {
-            client.submit(task, unit, emit, key=f"senprep-unit-{unit.unit_id}-{uuid.uuid4().hex[:8]}", pure=False): unit
+            client.submit(
+                _DaskTask(task), unit, emit, key=f"senprep-unit-{unit.unit_id}-{uuid.uuid4().hex[:8]}", pure=False
+            ): unit
             for unit in units
         }
         try:

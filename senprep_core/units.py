@@ -36,6 +36,7 @@ from senprep_core.patches import (
     sidecar_for,
     write_patch,
 )
+from senprep_core.threads import threads_for
 
 log = logging.getLogger(__name__)
 MANIFEST = "unit.json"
@@ -282,7 +283,8 @@ class _PatchWriter:
         self, unit_dir: Path, sources: Sequence[UnitSource], compress: str, on_patch: PatchCallback | None
     ) -> None:
         self.unit_dir, self.sources, self.compress, self.on_patch = unit_dir, sources, compress, on_patch
-        self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="senprep-patch-writer")
+        threads = threads_for(WRITER_THREADS)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="senprep-patch-writer")
         self._pending: list[tuple[dict[str, Any], list[Future[dict[str, str]]]]] = []
 
     def submit(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 TMP_MARK = ".tmp-"
 
@@ -43,9 +44,23 @@ def write_bytes_atomic(path: Path, data: bytes) -> bool:
     return True
 
 
+_ORJSON_OPTIONS = (
+    orjson.OPT_INDENT_2
+    | orjson.OPT_SORT_KEYS
+    | orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME  # datetimes and dataclasses go through ``str``, as they always did
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def dump_json(obj: Any) -> bytes:
-    """Stable JSON bytes (sorted keys, 2-space indent, trailing newline)."""
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    """Stable JSON bytes (sorted keys, 2-space indent, UTF-8, trailing newline); NaN is written as null.
+
+    orjson writes the thousands of STAC items, sidecars and manifests of a large run ~10x faster than
+    the standard library's indenting encoder, which is pure Python.
+    """
+    return orjson.dumps(obj, default=str, option=_ORJSON_OPTIONS)
 
 
 def write_json_atomic(path: Path, obj: Any) -> bool:

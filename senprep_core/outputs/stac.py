@@ -35,6 +35,7 @@ and ``eo:cloud_cover`` the S2 one; each data asset also carries its own sensor's
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -282,7 +283,7 @@ def patch_item(entry: dict[str, Any], outdir: Path) -> pystac.Item:
         item.add_asset(
             key,
             pystac.Asset(
-                href=str((outdir / rel).resolve()),
+                href=os.path.normpath(outdir / rel),  # outdir is resolved: no filesystem calls per asset
                 media_type=pystac.MediaType.COG if is_data else pystac.MediaType.JSON,
                 roles=["data"] if is_data else ["metadata"],
                 title=f"{key} patch ({', '.join(bands)})" if is_data else "senprep sidecar metadata",

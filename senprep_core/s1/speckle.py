@@ -82,7 +82,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,6 +91,7 @@ import numpy as np
 from scipy import ndimage, optimize, special
 
 from senprep_core.errors import ConfigError
+from senprep_core.threads import threads_for
 
 logger = logging.getLogger(__name__)
 
@@ -587,7 +587,7 @@ def apply_speckle_filter(intensity: np.ndarray, spec: SpeckleFilter) -> np.ndarr
         block = _Block.of(padded[start : stop + 2 * m], m)
         out[start:stop] = kernel(block, spec)
 
-    workers = min(len(starts), os.cpu_count() or 1, 4)
+    workers = min(len(starts), threads_for(4))
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, starts))

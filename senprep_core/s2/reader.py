@@ -36,6 +36,7 @@ from senprep_core.s2.jp2 import Jp2AreaReader, open_area_reader
 from senprep_core.s2.masks import CLOUD_CLASSES, gml_cloud_masks, scl_mask
 from senprep_core.s2.metadata import S2Metadata, inferred_offset
 from senprep_core.s2.radiometry import dn_to_auxiliary, dn_to_reflectance
+from senprep_core.threads import threads_for
 
 try:  # GDAL errors raised by rasterio during reads are not all RasterioError subclasses
     from rasterio._err import CPLE_BaseError
@@ -450,7 +451,7 @@ def read_s2_window(
     # Two bands at a time: JPEG2000 decoding of one window leaves a core idle whenever its tiles do not
     # split evenly over GDAL's threads; the other band fills it.
     reflectance = [(i, n) for i, n in enumerate(names) if S2_BANDS[n].kind == BandKind.REFLECTANCE]
-    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="senprep-s2-read") as pool:
+    with ThreadPoolExecutor(threads_for(READ_THREADS), thread_name_prefix="senprep-s2-read") as pool:
         for future in [pool.submit(read_reflectance, i, n) for i, n in reflectance]:
             future.result()
     with env():
