@@ -114,10 +114,20 @@ def measure(kind: str) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu0 = os.times()
+    phase: dict[str, float] = {}
+
+    def on_event(event: object) -> None:  # the unit phase: first unit started .. last unit finished
+        name, now = type(event).__name__, time.perf_counter()
+        if name == "UnitStarted":
+            phase.setdefault("first_start", now)
+        elif name == "UnitFinished":
+            phase["last_finish"] = now
+
     t0 = time.perf_counter()
     units = 0
     for data in configs(folder):
-        result = run(parse_config(data), out / data["name"], sources=[f"local:{folder}"], executor=executor)
+        result = run(parse_config(data), out / data["name"], sources=[f"local:{folder}"], executor=executor,
+                     callback=on_event)  # fmt: skip
         if result.status != "complete":
             raise SystemExit(f"{kind}: run {data['name']} ended {result.status}")
         units += len(result.results)
@@ -126,7 +136,9 @@ def measure(kind: str) -> None:
     stop.set()
     cpu1 = os.times()
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    print(json.dumps({"seconds": seconds, "units": units, "cpu_cores_used": cpu / seconds,
+    units_seconds = phase["last_finish"] - phase["first_start"]
+    print(json.dumps({"seconds": seconds, "units_seconds": units_seconds, "units": units,
+                      "cpu_cores_used": cpu / seconds,
                       "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "worker_peak_rss_mb": worker_rss[0] if not kind.startswith("serial") else None}))  # fmt: skip
 
@@ -162,6 +174,8 @@ def main() -> None:
             "seconds": round(r["seconds"], 2),
             "speedup": round(serial / r["seconds"], 2),
             "speedup_vs_1_thread": round(single / r["seconds"], 2),
+            "units_seconds": round(r["units_seconds"], 2),
+            "units_speedup": round(best["serial"]["units_seconds"] / r["units_seconds"], 2),
             "units": r["units"],
             "driver_cpu_cores": round(r["cpu_cores_used"], 2),
             "driver_peak_rss_mb": round(r["driver_peak_rss_mb"], 1),
