@@ -14,21 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import shapely
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.config import PAIR_DIRECTIONS
 from senprep_core.config_values import check_choice
 from senprep_core.errors import ConfigError, MetadataError
+from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
 
 __all__ = ["Pair", "closest_pairs", "roi_coverage"]
 
 #: Longest edge (degrees) before projecting: projected edges then follow the lon/lat ones.
-_DENSIFY_DEGREES = 0.01
+DENSIFY_DEGREES = 0.01
 #: How each direction's time window reads in a :class:`Pair` reason.
 _WINDOW_TEXT = {"closest": "within {}", "before": "up to {} before", "after": "up to {} after"}
 _UNBOUNDED_TEXT = {"closest": "at any time", "before": "at any time before", "after": "at any time after"}
@@ -148,16 +147,6 @@ def closest_pairs(
     return pairs
 
 
-def projected_lonlat(geometry: BaseGeometry, transformer: Transformer) -> BaseGeometry:
-    dense = shapely.segmentize(geometry, _DENSIFY_DEGREES)
-
-    def reproject(coords: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(dense, reproject)
-
-
 def roi_coverage(record: ProductRecord, roi: ROI | BaseGeometry) -> float | None:
     """Percent (0..100) of the ROI's area inside the record's footprint; None when the footprint is unknown.
 
@@ -174,7 +163,7 @@ def roi_coverage(record: ProductRecord, roi: ROI | BaseGeometry) -> float | None
     overlap = footprint.intersection(region.geometry)
     if overlap.is_empty:
         return 0.0
-    transformer = Transformer.from_crs(4326, region.utm_epsg(), always_xy=True)
-    roi_area = projected_lonlat(region.geometry, transformer).area
-    covered = projected_lonlat(overlap, transformer).area
+    epsg = region.utm_epsg()
+    roi_area = project_lonlat(region.geometry, epsg, DENSIFY_DEGREES).area
+    covered = project_lonlat(overlap, epsg, DENSIFY_DEGREES).area
     return float(min(100.0, 100.0 * covered / roi_area))

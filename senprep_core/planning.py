@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pyproj import Transformer
-
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.catalog.selection import DroppedProduct
 from senprep_core.config import Config, DateWindow, Mode
-from senprep_core.pairing import closest_pairs, projected_lonlat
+from senprep_core.geo.projection import project_lonlat
+from senprep_core.pairing import DENSIFY_DEGREES, closest_pairs
 from senprep_core.s1.terrain import parse_s1_bands
 
 #: Sentinel-1's repeat step with two satellites; one satellite repeats every two steps (12 days).
@@ -233,10 +232,13 @@ def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[Product
     kept, dropped = [], []
     epsg = config.roi.utm_epsg()
     roi = config.roi.projected(epsg)
-    to_utm = Transformer.from_crs(4326, epsg, always_xy=True)
     for record in s1:
         direction = (record.orbit_direction or "").lower()
-        inner = None if record.footprint is None else projected_lonlat(record.footprint, to_utm).buffer(-S1_BORDER_M)
+        inner = (
+            None
+            if record.footprint is None
+            else project_lonlat(record.footprint, epsg, DENSIFY_DEGREES).buffer(-S1_BORDER_M)
+        )
         if inner is not None and not inner.intersects(roi):
             dropped.append(DroppedProduct(record, f"the ROI lies only in the scene's {S1_BORDER_M / 1000:g} km border"))
         elif (held := _polarisations(record.product_id)) is not None and not want_pols <= held:

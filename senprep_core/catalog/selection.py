@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-import numpy as np
 import shapely
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.config_values import check_cloud_range
+from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
 
 log = logging.getLogger(__name__)
@@ -259,14 +258,8 @@ def _acquisition_key(record: ProductRecord) -> tuple[Any, ...]:
 
 
 def _projector(epsg: int) -> Any:
-    transformer = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-
     def project(geometry: BaseGeometry) -> BaseGeometry:
-        def apply(coords: np.ndarray) -> np.ndarray:
-            x, y = transformer.transform(coords[:, 0], coords[:, 1])
-            return np.column_stack([x, y])
-
-        out = shapely.transform(geometry, apply)
+        out = project_lonlat(geometry, epsg)
         return out if out.is_valid else shapely.make_valid(out)
 
     return project

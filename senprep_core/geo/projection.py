@@ -1,10 +1,13 @@
-"""Cached coordinate transformers (building a PROJ pipeline costs ~1 ms; patches reuse a few)."""
+"""Coordinate transformers, built once per pair of CRSs (~1 ms each), and lon/lat geometries projected with them."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+import shapely
 from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
 
 
 @lru_cache(maxsize=64)
@@ -14,3 +17,20 @@ def transformer(src_epsg: int, dst_epsg: int) -> Transformer:
     pyproj transformers are safe to share between threads (pyproj >= 3.1).
     """
     return Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
+
+
+def project_lonlat(geometry: BaseGeometry, epsg: int, densify_degrees: float | None = None) -> BaseGeometry:
+    """A lon/lat geometry in EPSG ``epsg``, parts and holes kept.
+
+    With ``densify_degrees``, edges are first split into pieces no longer than that, so long edges
+    (product footprints) follow the projection's curvature instead of staying straight.
+    """
+    to_xy = transformer(4326, epsg).transform
+    source = shapely.segmentize(geometry, densify_degrees) if densify_degrees else geometry
+
+    def reproject(coords: np.ndarray) -> np.ndarray:
+        x, y = to_xy(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    # shapely.transform (not the deprecated shapely.ops.transform) keeps holes and parts
+    return shapely.transform(source, reproject)

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import shapely
-from pyproj import CRS, Geod, Transformer
+from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 from shapely.validation import explain_validity
 
 from senprep_core.errors import InvalidROIError
+from senprep_core.geo.projection import project_lonlat
 
 _GEOD = Geod(ellps="WGS84")
 _CRS84_NAMES = {
@@ -176,14 +176,7 @@ class ROI:
 
     def projected(self, epsg: int) -> BaseGeometry:
         """The ROI geometry in another CRS (e.g. the target grid's UTM zone)."""
-        transformer = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(epsg), always_xy=True)
-
-        def reproject(coords: np.ndarray) -> np.ndarray:
-            x, y = transformer.transform(coords[:, 0], coords[:, 1])
-            return np.column_stack([x, y])
-
-        # shapely.transform (not the deprecated shapely.ops.transform) keeps holes and parts
-        return shapely.transform(self.geometry, reproject)
+        return project_lonlat(self.geometry, epsg)
 
     def to_geojson(self) -> dict[str, Any]:
         """The ROI as a GeoJSON geometry dict."""
