@@ -20,12 +20,11 @@ Pure functions on :class:`ProductRecord` lists: no I/O.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from senprep_core.catalog.records import ProductRecord
+from senprep_core.catalog.records import ProductRecord, parse_product_name
 from senprep_core.catalog.selection import DroppedProduct
 from senprep_core.config import Config, DateWindow, Mode
 from senprep_core.geo.projection import project_lonlat
@@ -40,7 +39,6 @@ REPEAT_TOLERANCE = timedelta(minutes=10)
 MAX_REPEAT_STEPS = 4
 #: S1 scene borders (noisy, partly empty) are not used to cover an ROI: footprints are inset by this much.
 S1_BORDER_M = 2000.0
-_S1_POL = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_[A-Z]{3}[A-Z_]_\d[SA](DV|DH|SV|SH|VV|HH|VH|HV)_")
 
 
 @dataclass(frozen=True)
@@ -256,11 +254,9 @@ def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[Product
 
 def _polarisations(product_id: str) -> set[str] | None:
     """The polarisations an S1 product name tells (``1SDV`` -> VV+VH, ``1SSH`` -> HH), None if it does not."""
-    m = _S1_POL.search(product_id)
-    if m is None:
-        return None
-    return {"DV": {"VV", "VH"}, "DH": {"HH", "HV"}, "SV": {"VV"}, "SH": {"HH"}, "VV": {"VV"}, "HH": {"HH"},
-            "VH": {"VH"}, "HV": {"HV"}}[m.group(1)]  # fmt: skip
+    info = parse_product_name(product_id)
+    pols = info.polarisations if info is not None else None
+    return set(pols) if pols else None
 
 
 def search_padding(config: Config) -> tuple[timedelta, timedelta]:

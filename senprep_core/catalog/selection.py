@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.catalog.records import ProductRecord
+from senprep_core.catalog.records import NameInfo, ProductRecord, parse_product_name, product_stem
 from senprep_core.config_values import check_cloud_range
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
@@ -38,15 +38,6 @@ log = logging.getLogger(__name__)
 MIN_GAIN_FRACTION = 0.001
 """A product adding less than this fraction of the ROI area (0.1 %) to the cover is dropped."""
 
-_S2_FULL = re.compile(
-    r"^(?P<mission>S2[A-D])_MSI(?P<level>L1C|L2A)_(?P<start>\d{8}T\d{6})_N(?P<baseline>\d{4})_R(?P<orbit>\d{3})_"
-    r"T(?P<tile>\d{2}[A-Z]{3})_(?P<generation>\d{8}T\d{6})$"
-)
-_S1_FULL = re.compile(
-    r"^(?P<mission>S1[A-D])_(?P<kind>(?:IW|EW|SM|S\d|WV)_(?:GRD|SLC|OCN|RAW)[FHM_]_\d[SA](?:SH|SV|DH|DV|HH|VV|HV|VH))_"
-    r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_(?P<orbit>\d{6})_(?P<datatake>[0-9A-F]{6})_(?P<uid>[0-9A-F]{4})$",
-    re.IGNORECASE,
-)
 _NAME_KEYS = ("safe_name", "s2:product_uri", "product_uri")
 _BASELINE_KEYS = ("processing_baseline", "s2:processing_baseline", "s1:processing_baseline")
 _GENERATION_KEYS = ("generation_time", "s2:generation_time", "processing_time", "ingestion_time", "published")
@@ -87,19 +78,21 @@ class CloudCheck:
 # names and versions
 
 
-def _stem(name: str) -> str:
-    return re.sub(r"(\.SAFE)?(\.zip)?$", "", name.strip(), flags=re.IGNORECASE)
+def _full_name(name: str) -> NameInfo | None:
+    """The parsed name when it is a complete SAFE name (S1 names in any case), else None."""
+    info = parse_product_name(name) or parse_product_name(name.upper())
+    return info if info is not None and info.complete else None
 
 
 def _safe_name(record: ProductRecord) -> str:
     """The SAFE product name of a record (its id, or the name a STAC catalogue keeps in ``extra``)."""
-    stem = _stem(record.product_id)
-    if _S2_FULL.match(stem) or _S1_FULL.match(stem):
+    stem = product_stem(record.product_id)
+    if _full_name(stem) is not None:
         return stem
     for key in _NAME_KEYS:
         value = record.extra.get(key)
         if isinstance(value, str) and value.strip():
-            return _stem(value.rsplit("/", 1)[-1])
+            return product_stem(value.rsplit("/", 1)[-1])
     return stem
 
 
@@ -162,9 +155,9 @@ class _Version:
 
 def _version(record: ProductRecord, name: str) -> _Version:
     """The processing version: an S2 name's baseline and generation time, else what the catalogue adds."""
-    m = _S2_FULL.match(name)
-    if m:
-        return _Version(_as_baseline(m["baseline"]), _as_time(m["generation"]), record.online, record.product_id)
+    info = _full_name(name)
+    if info is not None and info.family == "S2":
+        return _Version(_as_baseline(info.baseline), _as_time(info.generation), record.online, record.product_id)
     baseline = _as_baseline(_extra(record, _BASELINE_KEYS))
     generated = _as_time(_extra(record, _GENERATION_KEYS))
     return _Version(baseline, generated, record.online, record.product_id)
@@ -172,14 +165,13 @@ def _version(record: ProductRecord, name: str) -> _Version:
 
 def _datatake_key(record: ProductRecord, name: str) -> tuple[Any, ...] | None:
     """What reprocessed versions of one product share; None when the name does not tell."""
-    m = _S2_FULL.match(name)
-    if m:
-        return ("S2", m["mission"], m["level"], m["start"], int(m["orbit"]), m["tile"])
-    m = _S1_FULL.match(name)
-    if m:
-        return ("S1", m["mission"].upper(), m["kind"].upper(), m["start"], m["stop"], int(m["orbit"]),
-                m["datatake"].upper())  # fmt: skip
-    return None
+    info = _full_name(name)
+    if info is None:
+        return None
+    start = f"{info.start:%Y%m%dT%H%M%S}"
+    if info.family == "S2":
+        return ("S2", info.mission, info.level, start, info.relative_orbit, info.tile_id)
+    return ("S1", info.mission, info.kind, start, info.stop, info.absolute_orbit, info.datatake)
 
 
 def _why(winner: _Version, loser: _Version) -> str:
@@ -240,12 +232,11 @@ def _acquisition_key(record: ProductRecord) -> tuple[Any, ...]:
     """Products of one acquisition: S2 same mission, level, sensing day and relative orbit; S1 same mission,
     product kind and datatake (or absolute orbit, or relative orbit and day when the name does not tell)."""
     name = _safe_name(record)
-    m2 = _S2_FULL.match(name)
-    if m2:
-        return ("S2", m2["mission"], record.product_type, m2["start"][:8], int(m2["orbit"]))
-    m1 = _S1_FULL.match(name)
-    if m1:
-        return ("S1", m1["mission"].upper(), m1["kind"].upper(), m1["datatake"].upper())
+    info = _full_name(name)
+    if info is not None and info.family == "S2":
+        return ("S2", info.mission, record.product_type, f"{info.start:%Y%m%d}", info.relative_orbit)
+    if info is not None:
+        return ("S1", info.mission, info.kind, info.datatake)
     day = record.sensing_time.astimezone(timezone.utc).date().isoformat()
     if record.family == "S1":
         datatake = _extra(record, ("datatake_id", "s1:datatake_id"))

@@ -52,6 +52,7 @@ from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
 from shapely.geometry import Polygon, mapping
 
+from senprep_core.catalog.records import NameInfo, parse_product_name
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
 from senprep_core.outputs.atomic import write_json_atomic
@@ -83,12 +84,6 @@ COSPAR_IDS = {
     "sentinel-2c": "2024-157A",
 }
 S1_CENTER_FREQUENCY_GHZ = 5.405
-_S1_NAME = re.compile(
-    r"^S1[A-D]_(?P<mode>IW|EW|SM|S[1-6]|WV)_(?P<type>GRD|SLC|OCN|RAW)[FHM_]_\d[SA](?P<pol>SH|SV|DH|DV|HH|VV|HV|VH)_"
-    r"\d{8}T\d{6}_\d{8}T\d{6}_(?P<orbit>\d{6})_"
-)
-_S2_ORBIT = re.compile(r"^S2[A-D]_MSI\w{3}_\d{8}T\d{6}_N\d{4}_R(?P<orbit>\d{3})_")
-_NAME_POLS = {"SH": ["HH"], "SV": ["VV"], "DH": ["HH", "HV"], "DV": ["VV", "VH"]}
 _BAND_POL = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
 
 
@@ -132,22 +127,24 @@ def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _first_product(about: dict[str, Any]) -> str:
+def _first_product(about: dict[str, Any]) -> NameInfo | None:
+    """The parsed name of the modality's first product (None when it has none or it is not a SAFE name)."""
     ids = about.get("product_ids") or []
-    return re.sub(r"(\.SAFE)?(\.zip)?$", "", str(ids[0]), flags=re.IGNORECASE) if ids else ""
+    return parse_product_name(str(ids[0])) if ids else None
 
 
 def sar_fields(about: dict[str, Any]) -> dict[str, Any]:
     """``sar:*`` fields of an S1 modality (empty when mode or polarisations are unknown)."""
-    m = _S1_NAME.match(_first_product(about) + "_")
-    mode = about.get("instrument_mode") or (m["mode"] if m else None)
-    product_type = about.get("product_type") or (m["type"] if m else None)
+    info = _first_product(about)
+    m = info if info is not None and info.family == "S1" else None
+    mode = about.get("instrument_mode") or (m.mode if m else None)
+    product_type = about.get("product_type") or (m.product_type if m else None)
     pols = list(about.get("polarizations") or [])
     if not pols:
         for band in about.get("bands") or []:
             pols += [p for p in _BAND_POL.findall(str(band)) if p not in pols]
     if not pols and m:
-        pols = _NAME_POLS.get(m["pol"], [m["pol"]])
+        pols = list(m.polarisations or ())
     if not mode or not pols:
         return {}
     fields: dict[str, Any] = {
@@ -163,18 +160,17 @@ def sar_fields(about: dict[str, Any]) -> dict[str, Any]:
 
 def sat_fields(modality: str, about: dict[str, Any]) -> dict[str, Any]:
     """``sat:*`` fields of one modality, as far as they are known."""
-    name = _first_product(about)
+    info = _first_product(about)
     fields: dict[str, Any] = {}
     if _family(modality) == "S1":
         state = about.get("orbit_direction")
         relative = about.get("relative_orbit")
-        m = _S1_NAME.match(name + "_")
-        if m and int(m["orbit"]) > 0:
-            fields["sat:absolute_orbit"] = int(m["orbit"])
+        if info is not None and info.family == "S1" and info.absolute_orbit:
+            fields["sat:absolute_orbit"] = info.absolute_orbit
     else:
         state = "descending"  # Sentinel-2 images on the descending (daytime) pass
-        m2 = _S2_ORBIT.match(name + "_")
-        relative = about.get("relative_orbit") or (int(m2["orbit"]) if m2 else None)
+        from_name = info.relative_orbit if info is not None and info.family == "S2" else None
+        relative = about.get("relative_orbit") or from_name
     if state:
         fields["sat:orbit_state"] = str(state).lower()
     if relative:
