@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +36,7 @@ from senprep_core.patches import (
     write_patch,
 )
 from senprep_core.threads import threads_for
+from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 MANIFEST = "unit.json"
@@ -369,17 +369,13 @@ def _entry(
     }
     if len(sources) > 1:
         secondary = sources[1].modality
-        t0, t1 = (_parse_time(abouts[m]["sensing_time"]) for m in (primary, secondary))
+        t0, t1 = (parse_utc(abouts[m]["sensing_time"]) for m in (primary, secondary))
         entry["pair"] = {
             "primary": primary,
             "secondary": secondary,
             "delta_t_hours": round((t1 - t0).total_seconds() / 3600.0, 4),
         }
     return entry
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def record_rejection(

@@ -13,6 +13,7 @@ from shapely.geometry.base import BaseGeometry
 
 from senprep_core.config import DateWindow
 from senprep_core.events import EventCallback, no_op
+from senprep_core.timeutil import parse_utc
 
 _S2_NAME = re.compile(
     r"^(?P<mission>S2[A-D])_MSI(?P<level>L1C|L2A)_(?P<start>\d{8}T\d{6})_N(?P<baseline>\d{4})_R(?P<orbit>\d{3})_"
@@ -165,7 +166,7 @@ class ProductRecord:
             family=data["family"],
             mission=data["mission"],
             product_type=data["product_type"],
-            sensing_time=datetime.fromisoformat(data["sensing_time"].replace("Z", "+00:00")),
+            sensing_time=parse_utc(data["sensing_time"]),
             footprint=wkt.loads(data["footprint"]) if data.get("footprint") else None,
             href=data["href"],
             provider=data["provider"],

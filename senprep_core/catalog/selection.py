@@ -32,6 +32,7 @@ from senprep_core.catalog.records import NameInfo, ProductRecord, parse_product_
 from senprep_core.config_values import check_cloud_range
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
+from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,9 @@ def _as_time(value: Any) -> datetime | None:
         try:
             if re.fullmatch(r"\d{8}T\d{6}", text):
                 return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return parse_utc(text)
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     return None
 
 

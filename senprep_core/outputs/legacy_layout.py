@@ -67,6 +67,7 @@ from typing import Any
 
 from senprep_core.errors import OutputError
 from senprep_core.outputs.atomic import temp_path_for
+from senprep_core.timeutil import parse_utc
 from senprep_core.units import run_entries
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,6 @@ class LegacyFile:
 
     path: str
     source: str
-
-
-def _parse_time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t.astimezone(timezone.utc) if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
 def monday_of(t: datetime) -> date:
@@ -157,7 +153,7 @@ def legacy_files(entries: list[dict[str, Any]], name: str) -> list[LegacyFile]:
     for unit_id, unit_entries in units.items():
         first = unit_entries[0]
         mods = _modalities(first)
-        t = _parse_time(str(mods[_primary(first, mods)].get("sensing_time") or first["sensing_time"]))
+        t = parse_utc(str(mods[_primary(first, mods)].get("sensing_time") or first["sensing_time"]))
         weeks.setdefault(monday_of(t), []).append((-len(unit_entries), t, unit_id))
     folder: dict[str, str] = {}
     for monday, ranked in weeks.items():

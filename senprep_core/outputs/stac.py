@@ -39,7 +39,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from senprep_core.catalog.records import NameInfo, parse_product_name
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
 from senprep_core.outputs.atomic import write_json_atomic
+from senprep_core.timeutil import format_utc, parse_utc
 
 ITEMS_DIR = "items"
 COLLECTIONS_DIR = "collections"
@@ -116,15 +117,6 @@ def collection_id(entry: dict[str, Any]) -> str:
     if families == {"S1", "S2"}:
         return PAIRS_COLLECTION
     return S1_COLLECTION if families == {"S1"} else S2_COLLECTION
-
-
-def _time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _first_product(about: dict[str, Any]) -> NameInfo | None:
@@ -190,7 +182,7 @@ def _sensor_fields(modality: str, about: dict[str, Any]) -> dict[str, Any]:
     """Common metadata and extension fields of one sensor, for the data asset of a multi-sensor item."""
     fields: dict[str, Any] = {"platform": about.get("platform"), **_MISSION_FIELDS.get(modality[:2], {})}
     if about.get("sensing_time"):
-        fields["datetime"] = _iso(_time(str(about["sensing_time"])))
+        fields["datetime"] = format_utc(parse_utc(str(about["sensing_time"])))
     if _family(modality) == "S1":
         fields.update(sar_fields(about))
     elif _eo_cloud(about) is not None:
@@ -202,7 +194,7 @@ def _sensor_fields(modality: str, about: dict[str, Any]) -> dict[str, Any]:
 def _pair_properties(
     entry: dict[str, Any], mods: dict[str, dict[str, Any]], primary: str
 ) -> tuple[dict[str, Any], datetime, datetime]:
-    times = {k: _time(str(v["sensing_time"])) for k, v in mods.items() if v.get("sensing_time")}
+    times = {k: parse_utc(str(v["sensing_time"])) for k, v in mods.items() if v.get("sensing_time")}
     pair = entry.get("pair") or {}
     secondary = pair.get("secondary") or next((k for k in mods if k != primary), primary)
     delta = pair.get("delta_t_hours")
@@ -215,7 +207,7 @@ def _pair_properties(
     }
     for key in ("S1", "S2"):
         if key in times:
-            props[f"senprep:{key.lower()}_datetime"] = _iso(times[key])
+            props[f"senprep:{key.lower()}_datetime"] = format_utc(times[key])
     return props, min(times.values()), max(times.values())
 
 
@@ -244,7 +236,7 @@ def patch_item(entry: dict[str, Any], outdir: Path) -> pystac.Item:
         id=f"{entry['unit_id']}_{entry['patch_id']}",
         geometry=mapping(footprint),
         bbox=list(footprint.bounds),
-        datetime=_time(str(about.get("sensing_time") or entry["sensing_time"])),
+        datetime=parse_utc(str(about.get("sensing_time") or entry["sensing_time"])),
         properties=props,
         start_datetime=start,
         end_datetime=end,

@@ -28,7 +28,6 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from senprep_core.bands import S2_BANDS, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.outputs.atomic import dump_json
+from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,7 @@ class CubeLayer:
 
 def parse_time(text: str) -> np.datetime64:
     """An ISO 8601 time ("...Z", "+00:00" or naive UTC) as a naive UTC ``datetime64[us]``."""
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
-    return np.datetime64(when, "us")
+    return np.datetime64(parse_utc(text).replace(tzinfo=None), "us")
 
 
 def delta_hours(primary: np.datetime64, secondary: np.datetime64) -> float:
