@@ -17,7 +17,6 @@ requests at once, CDSE allows 4) with :class:`~senprep_core.fetch.cdse_auth.Cdse
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -55,10 +54,17 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.events import Event, EventCallback, Message, no_op
-from senprep_core.fetch.cache import file_lock, remove_marker, safe_cache_name
+from senprep_core.fetch.cache import (
+    PARTIAL_COMPLETE,
+    file_lock,
+    mark_partial_complete,
+    remove_marker,
+    safe_cache_name,
+)
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
+from senprep_core.outputs.atomic import replace_folder
 from senprep_core.s1.orbit_files import COVER_MARGIN, find_orbit_file, parse_orbit_file_name
 
 log = logging.getLogger(__name__)
@@ -66,7 +72,6 @@ log = logging.getLogger(__name__)
 CDSE_ODATA_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 CDSE_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
 MAX_SKIP = 10_000  # CDSE refuses $skip beyond this: longer searches are split by time
-COMPLETE = ".complete"
 
 
 def _checksum(checksums: Sequence[Mapping[str, str]]) -> Checksum | None:
@@ -307,7 +312,7 @@ class CdseProvider:
         return [f for f in files if f.member in wanted]
 
     def _cached_partial(self, safe: Path, record: ProductRecord, bands: Sequence[str]) -> Path | None:
-        if not (safe / COMPLETE).is_file() or not (safe / "manifest.safe").is_file():
+        if not (safe / PARTIAL_COMPLETE).is_file() or not (safe / "manifest.safe").is_file():
             return None
         try:
             needed = self._needed(record, (safe / "manifest.safe").read_bytes(), bands, str(safe / "manifest.safe"))
@@ -336,11 +341,11 @@ class CdseProvider:
         work = cache / f".tmp-{record.product_id}.SAFE"
         work.mkdir(parents=True, exist_ok=True)
         trusted: set[str] = set()
-        if (final / COMPLETE).is_file():  # an earlier partial: keep its files, fetch only the missing ones
+        if (final / PARTIAL_COMPLETE).is_file():  # an earlier partial: keep its files, fetch only the missing ones
             for src in final.rglob("*"):
                 member = src.relative_to(final).as_posix()
                 dst = work / member
-                if src.is_file() and src.name != COMPLETE:
+                if src.is_file() and src.name != PARTIAL_COMPLETE:
                     trusted.add(member)
                     if not dst.exists():
                         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -376,11 +381,10 @@ class CdseProvider:
             list(pool.map(lambda job: get(*job), jobs))
         for member in ["manifest.safe", *(f.member for f in needed)]:
             remove_marker(work / member)  # the folder's .complete vouches for every file from now on
-        members = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
-        (work / COMPLETE).write_text(json.dumps({"product": name, "odata_id": ident, "members": members}, indent=1))
+        mark_partial_complete(work, product=name, odata_id=ident)
         total = sum(f.size or 0 for f in needed if f.member not in trusted)
         log.info("%s: fetched %d file(s), %.1f MB (ROI mode)", record.product_id, len(needed), total / 1e6)
-        return _swap_in(work, final)
+        return replace_folder(work, final, done_marker=PARTIAL_COMPLETE)
 
     # ------------------------------------------------------------------ orbits
 
@@ -467,24 +471,6 @@ class _LazyAuth:
 
 def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-
-
-def _swap_in(work: Path, final: Path) -> Path:
-    """Rename the finished ``work`` folder to ``final`` (replacing an older partial)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{final.name}")
-        os.replace(final, old)
-    try:
-        os.replace(work, final)
-    except OSError:
-        if (final / COMPLETE).is_file():  # another process finished it first
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def _unpack_eof(download: Path, eof: Path) -> None:

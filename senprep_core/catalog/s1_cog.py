@@ -19,13 +19,10 @@ when complete, and reused by later fetches, which only rewrite the VRTs (fresh s
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,16 +38,22 @@ from senprep_core.catalog.cdse_odata import manifest_files, s1_needed, s1_polari
 from senprep_core.catalog.records import FetchRequest
 from senprep_core.errors import DownloadError, MetadataError, SourceError
 from senprep_core.events import BytesProgress
-from senprep_core.fetch.cache import file_lock, safe_cache_name
+from senprep_core.fetch.cache import (
+    PARTIAL_COMPLETE,
+    file_lock,
+    mark_partial_complete,
+    read_partial_marker,
+    safe_cache_name,
+)
 from senprep_core.fetch.http import HttpClient
 from senprep_core.fetch.redact import redact_text, redact_url
-from senprep_core.outputs.atomic import write_bytes_atomic
+from senprep_core.outputs.atomic import replace_folder, write_bytes_atomic
 from senprep_core.s1.manifest import MANIFEST
 
 log = logging.getLogger(__name__)
 
 #: Marker of a finished partial SAFE: JSON with the product, its polarisations and members.
-COMPLETE = ".complete"
+COMPLETE = PARTIAL_COMPLETE
 #: ``/vsicurl?`` options of the measurement sources: no directory listing, retries on transient errors.
 VSICURL_QUERY = "empty_dir=yes&max_retry=4&retry_delay=1"
 
@@ -210,24 +213,6 @@ def measurement_vrt(href: str, label: str) -> bytes:
     return bytes(etree.tostring(root, pretty_print=True))
 
 
-def _read_complete(safe: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((safe / COMPLETE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _swap_in(work: Path, final: Path) -> None:
-    """Rename the finished ``work`` folder to ``final``, replacing an older partial (the caller holds the lock)."""
-    old = final.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{final.name}") if final.exists() else None
-    if old is not None:
-        os.replace(final, old)
-    os.replace(work, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 class _Builder:
     """Fetches the files of one product into a folder (XML downloaded, measurements as VRTs)."""
 
@@ -286,7 +271,7 @@ def fetch_s1_partial_safe(
     builder = _Builder(cog, client, request)
     try:
         with file_lock(cache / f"{product_id}.SAFE.lock"):
-            if _read_complete(final) is not None and (final / MANIFEST).is_file():
+            if read_partial_marker(final) is not None and (final / MANIFEST).is_file():
                 needed = builder.needed(final / MANIFEST, request.bands)
                 if all((final / f.member).is_file() for f in needed if f.kind != "measurement"):
                     for file in needed:
@@ -321,11 +306,10 @@ def _build(builder: _Builder, final: Path, bands: Sequence[str]) -> Path:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    members = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
-    pols = sorted({f.pol.upper() for f in map(image_file, members) if f is not None and f.kind == "measurement"})
-    marker = {"product": builder.cog.product_id, "polarisations": pols, "members": members}
-    (work / COMPLETE).write_text(json.dumps(marker, indent=1), encoding="utf-8")
-    _swap_in(work, final)
+    images = [image_file(p.relative_to(work).as_posix()) for p in work.rglob("*") if p.is_file()]
+    pols = sorted({f.pol.upper() for f in images if f is not None and f.kind == "measurement"})
+    mark_partial_complete(work, product=builder.cog.product_id, polarisations=pols)
+    replace_folder(work, final)
     log.info("%s: partial SAFE %s ready (%d XML fetched; %s read over HTTP)", builder.cog.product_id, final, fetched,
              "/".join(pols))  # fmt: skip
     return final

@@ -215,3 +215,23 @@ __all__ = [
     "remove_marker",
     "write_marker",
 ]
+
+
+#: The file that vouches for a partial SAFE folder (only the files a run needs, fetched one by one).
+PARTIAL_COMPLETE = ".complete"
+
+
+def mark_partial_complete(folder: Path, **facts: Any) -> list[str]:
+    """Write ``folder``'s :data:`PARTIAL_COMPLETE` file: ``facts`` and the folder's members; return them."""
+    members = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    (folder / PARTIAL_COMPLETE).write_text(json.dumps({**facts, "members": members}, indent=1), encoding="utf-8")
+    return members
+
+
+def read_partial_marker(folder: Path) -> dict[str, Any] | None:
+    """The facts of a complete partial SAFE folder, None when it is not (yet) complete."""
+    try:
+        data = json.loads((folder / PARTIAL_COMPLETE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,31 @@ def dump_json(obj: Any) -> bytes:
 def write_json_atomic(path: Path, obj: Any) -> bool:
     """Write JSON atomically; unchanged content is not rewritten."""
     return write_bytes_atomic(path, dump_json(obj))
+
+
+def replace_folder(work: Path, final: Path, aside: Path | None = None, done_marker: str | None = None) -> Path:
+    """Rename the finished folder ``work`` onto ``final`` and return ``final``.
+
+    An existing ``final`` is first renamed to ``aside`` (default: a unique ``.tmp-old-`` sibling) and
+    removed afterwards, so readers see the old folder or the new one, never a mix. With ``done_marker``,
+    a ``final`` that another process completed in the meantime (it holds that file) wins: ``work`` is
+    dropped instead of raising.
+    """
+    old = None
+    if final.exists():
+        old = aside or final.with_name(f"{TMP_MARK}old-{uuid.uuid4().hex[:8]}-{final.name}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    try:
+        os.replace(work, final)
+    except OSError:
+        if done_marker is None or not (final / done_marker).is_file():
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:

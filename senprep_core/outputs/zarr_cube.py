@@ -38,7 +38,7 @@ from senprep_core import __version__
 from senprep_core.bands import S2_BANDS, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.atomic import dump_json
+from senprep_core.outputs.atomic import dump_json, replace_folder
 from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
@@ -522,7 +522,7 @@ def write_zarr_cube(outdir: Path, entries: list[dict[str, Any]], name: str) -> P
             }
         )
         zarr.consolidate_metadata(str(tmp), zarr_format=2)
-        _swap_into_place(tmp, target)
+        replace_folder(tmp, target, aside=target.with_name(f"cube{_OLD}{os.getpid()}.zarr"))
     except OSError as exc:
         raise OutputError(
             f"cannot write the Zarr cube {target}: {exc}; check the folder is writable and has space"
@@ -532,16 +532,3 @@ def write_zarr_cube(outdir: Path, entries: list[dict[str, Any]], name: str) -> P
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("Zarr cube %s: %d patches, modalities %s", target, copied, ", ".join(sorted(by_modality)))
     return target
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` onto ``target``; an existing cube is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f"cube{_OLD}{os.getpid()}.zarr")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
