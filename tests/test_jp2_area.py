@@ -148,3 +148,20 @@ def test_runs_write_identical_patches_with_either_decoder(
     assert tifs == sorted(p.relative_to(outputs["gdal"]) for p in outputs["gdal"].rglob("*_S2.tif"))
     for rel in tifs:
         assert filecmp.cmp(outputs["auto"] / rel, outputs["gdal"] / rel, shallow=False), rel
+
+
+def test_without_the_openjpeg_library_gdal_reads_everything() -> None:
+    """A machine without libopenjp2 (glymur finds no library): the area path is off, with a log line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes.util, logging\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "ctypes.util.find_library = lambda name: None\n"
+        "from senprep_core.s2.jp2 import area_decoding_available, open_area_reader\n"
+        "print(area_decoding_available(), open_area_reader('/data/x_B04_10m.jp2'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False None"
+    assert "decoded by GDAL" in done.stderr
