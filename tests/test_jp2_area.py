@@ -53,6 +53,7 @@ def test_real_band_windows_equal_gdal(member: str) -> None:
     path = need_real_samples("stactools-sentinel2", SAFE, IMG, member)
     reader = jp2.open_area_reader(str(path))
     assert reader is not None
+    reader._jp2 = None  # only the low-level decoder (64 KB stream buffer) may answer, not glymur's own reader
     with rasterio.open(path) as ds:
         tile = ds.block_shapes[0][0]
         windows = _windows(ds.height, ds.width, tile)
