@@ -43,11 +43,12 @@ class S2Source:
     def roi_stats(self) -> RoiStats | None:
         """ROI-level valid and cloud fractions from the class layer only (one small read), before any band.
 
-        Needed only for an ROI cloud threshold. Without one, the unit's only rejection is "no valid
+        Needed only for an ROI cloud threshold (``max_roi_cloud``, or the legacy ``cloud_mask_filtering``
+        with the ``cloud_cover`` maximum). Without one, the unit's only rejection is "no valid
         pixel", which refuses every patch anyway: the fractions then come from the blocks as they are
         read (None here), and the class layer is not decoded twice.
         """
-        if self.config.max_roi_cloud is None:
+        if self.config.roi_cloud_threshold is None:
             return None
         probe = ["SCL"] if self.meta.level == "L2A" else [self.config.bands_s2[0]]
         window = read_s2_window(self.meta, self.config.grid(), probe, "nearest", self.files)
@@ -61,7 +62,7 @@ class S2Source:
     def rejection(self, stats: RoiStats) -> str | None:
         if stats.valid_fraction == 0:
             return "no valid pixel of the product inside the ROI"
-        limit = self.config.max_roi_cloud
+        limit = self.config.roi_cloud_threshold
         if limit is not None and stats.cloud_fraction is not None and 100 * stats.cloud_fraction > limit:
             return f"ROI cloud {100 * stats.cloud_fraction:.1f} % > {limit:g} %"
         return None

@@ -182,7 +182,7 @@ def _process(
     blocks = plan_blocks(config.patches(), block_pixels)
     full = PixelWindow(0, 0, grid.height, grid.width)
     single = len(blocks) == 1 and blocks[0].window.intersection(full) == full
-    up_front = config.max_roi_cloud is not None or not single
+    up_front = config.roi_cloud_threshold is not None or not single
     stats: list[RoiStats | None] = [s.roi_stats() if up_front else None for s in sources]
     reject = _rejection(sources, stats)
     if reject is not None:

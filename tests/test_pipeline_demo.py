@@ -151,3 +151,28 @@ def test_demo_s1_run_writes_terrain_corrected_patches(demo_run: Path) -> None:
     validator = pystac.validation.stac_validator.JsonSchemaSTACValidator()  # core schemas ship with pystac
     for item in items:
         validator.validate_core(item.to_dict(), pystac.STACObjectType.ITEM, pystac.get_stac_version(), item.id)
+
+
+@pytest.mark.parametrize("filtering", [False, True])
+def test_legacy_cloud_mask_filtering_rejects_products_cloudier_over_the_roi(
+    demo_products: Path, tmp_path: Path, filtering: bool
+) -> None:
+    """``cloud_mask_filtering: true`` makes the ``cloudcover`` maximum an ROI-level threshold, judged from SCL.
+
+    The demo tiles' metadata say 24.6, 16.1 and 29.9 % cloud; over the ROI their SCL says 34.6, 3.9 and
+    73.7 %. With ``cloudcover: [0, 30]`` every tile passes the metadata filter; the ROI threshold then
+    keeps only the 2022-04-20 product.
+    """
+    from senprep_core.pipeline import run
+
+    config = parse_config({**demo_config_dict(), "cloudcover": [0, 30], "cloud_mask_filtering": filtering})
+    result = run(config, tmp_path / "out", sources=[f"local:{demo_products}"])
+    status = {r.unit_id[:19]: (r.status, r.reason) for r in result.results}
+    assert len(status) == 3
+    assert status["S2B_MSIL2A_20220420"][0] == "done"
+    for unit in ("S2A_MSIL2A_20210511", "S2B_MSIL2A_20220729"):
+        if filtering:
+            assert status[unit][0] == "rejected"
+            assert "ROI cloud" in str(status[unit][1]) and "> 30 %" in str(status[unit][1])
+        else:
+            assert status[unit][0] == "done"

@@ -70,13 +70,14 @@ def fetch_record(
 def cloud_precheck(
     unit_id: str, records: list[ProductRecord], config: Config, options: FetchOptions | None, emit: EventCallback
 ) -> tuple[str, RoiStats] | None:
-    """With ``sentinel2.max_roi_cloud``, the ROI cloud fraction of each remote S2 product from its cloud
-    layer alone (SCL, or the L1C cloud masks), fetched before any band: ``(reason, stats)`` when one is too
-    cloudy, so its bands are never downloaded. None when every product passes (or nothing is remote)."""
+    """With an ROI cloud threshold (``sentinel2.max_roi_cloud``, or ``cloud_mask_filtering``), the ROI cloud
+    fraction of each remote S2 product from its cloud layer alone (SCL, or the L1C cloud masks), fetched before
+    any band: ``(reason, stats)`` when one is too cloudy, so its bands are never downloaded. None when every
+    product passes (or nothing is remote)."""
     from senprep_core.catalog import REMOTE_SOURCES
     from senprep_core.process_s2 import S2Source
 
-    if config.max_roi_cloud is None or options is None:
+    if config.roi_cloud_threshold is None or options is None:
         return None
     for record in records:
         if record.family != "S2" or record.provider.partition(":")[0] not in REMOTE_SOURCES:
