@@ -141,6 +141,16 @@ def test_config_round_trip_both_forms_without_credentials(state: AppState, tmp_p
         assert other.options.s2_bands == state.options.s2_bands
 
 
+def test_legacy_cloud_mask_filtering_loads_as_the_roi_cloud_threshold() -> None:
+    """A legacy config with ``cloud_mask_filtering`` keeps its ROI cloud threshold through the app."""
+    other = AppState()
+    legacy = {**demo_config_dict(), "cloudcover": [0, 30], "cloud_mask_filtering": True}
+    assert other.load_config_text(json.dumps(legacy)), other.message
+    assert other.options.roi_cloud_max == 30
+    config = other.config()
+    assert config is not None and config.roi_cloud_threshold == 30
+
+
 def test_s1_options_map_to_bands_and_run_on_the_demo(state: AppState) -> None:
     options = state.options
     options.param.update(

@@ -170,7 +170,7 @@ class RunOptions(param.Parameterized):
             "resolution": float(config.resolution),
             "s2_level": config.s2_level,
             "cloud_max": float(config.cloud_cover[1]),
-            "roi_cloud_max": config.max_roi_cloud,
+            "roi_cloud_max": config.roi_cloud_threshold,  # the legacy cloud_mask_filtering's threshold too
         }
         if config.bands_s2:
             values["s2_bands"] = [b for b in config.bands_s2 if b in S2_BANDS]
