@@ -10,8 +10,6 @@ import logging
 import re
 from pathlib import Path
 
-import numpy as np
-import shapely
 from shapely.geometry import Polygon
 
 from senprep_core.catalog.records import (
@@ -23,6 +21,7 @@ from senprep_core.catalog.records import (
     parse_product_name,
 )
 from senprep_core.errors import MetadataError, ProductNotFoundError, SenprepError
+from senprep_core.geo.projection import project
 from senprep_core.productfs import ProductLocation
 from senprep_core.s2.metadata import read_s2_metadata
 
@@ -78,13 +77,9 @@ def _s2_record(path: Path, provider: str) -> ProductRecord:
     meta = read_s2_metadata(path)
     footprint = meta.footprint
     if footprint is None and meta.geocoding:
-        from pyproj import Transformer
-
         geo = meta.geocoding[min(meta.geocoding)]
         tile = geo.grid(meta.epsg).bounds
-        box = Polygon.from_bounds(tile.left, tile.bottom, tile.right, tile.top)
-        to_lonlat = Transformer.from_crs(meta.epsg, 4326, always_xy=True).transform
-        footprint = shapely.transform(box, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
+        footprint = project(Polygon.from_bounds(tile.left, tile.bottom, tile.right, tile.top), meta.epsg, 4326)
     return ProductRecord(
         product_id=meta.product_id,
         family="S2",

@@ -89,8 +89,10 @@ def cloud_precheck(
             stats = source.roi_stats()
         finally:
             source.close()
-        reason = source.rejection(stats) if stats is not None else None  # (never None with a threshold)
-        if stats is not None and reason is not None:
+        if stats is None:  # only without a threshold, which returned above
+            continue
+        reason = source.rejection(stats)
+        if reason is not None:
             log.info("%s: %s (from its cloud layer; bands not fetched)", record.product_id, reason)
             return (reason if len(records) == 1 else f"S2: {reason}"), stats
     return None

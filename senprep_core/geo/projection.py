@@ -19,14 +19,14 @@ def transformer(src_epsg: int, dst_epsg: int) -> Transformer:
     return Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
 
 
-def project_lonlat(geometry: BaseGeometry, epsg: int, densify_degrees: float | None = None) -> BaseGeometry:
-    """A lon/lat geometry in EPSG ``epsg``, parts and holes kept.
+def project(geometry: BaseGeometry, src_epsg: int, dst_epsg: int, densify: float | None = None) -> BaseGeometry:
+    """A geometry from EPSG ``src_epsg`` to ``dst_epsg`` (x/y order; lon/lat for 4326), parts and holes kept.
 
-    With ``densify_degrees``, edges are first split into pieces no longer than that, so long edges
-    (product footprints) follow the projection's curvature instead of staying straight.
+    With ``densify`` (in source units), edges are first split into pieces no longer than that, so long
+    edges follow the projection's curvature instead of staying straight.
     """
-    to_xy = transformer(4326, epsg).transform
-    source = shapely.segmentize(geometry, densify_degrees) if densify_degrees else geometry
+    to_xy = transformer(src_epsg, dst_epsg).transform
+    source = shapely.segmentize(geometry, densify) if densify else geometry
 
     def reproject(coords: np.ndarray) -> np.ndarray:
         x, y = to_xy(coords[:, 0], coords[:, 1])
@@ -34,3 +34,8 @@ def project_lonlat(geometry: BaseGeometry, epsg: int, densify_degrees: float | N
 
     # shapely.transform (not the deprecated shapely.ops.transform) keeps holes and parts
     return shapely.transform(source, reproject)
+
+
+def project_lonlat(geometry: BaseGeometry, epsg: int, densify_degrees: float | None = None) -> BaseGeometry:
+    """A lon/lat geometry in EPSG ``epsg`` (see :func:`project`)."""
+    return project(geometry, 4326, epsg, densify_degrees)

@@ -41,11 +41,10 @@ import shutil
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pystac
-import shapely
 from pystac.extensions.eo import EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.sar import SarExtension
@@ -54,7 +53,7 @@ from shapely.geometry import Polygon, mapping
 
 from senprep_core.catalog.records import NameInfo, parse_product_name
 from senprep_core.geo.grid import TargetGrid
-from senprep_core.geo.projection import transformer
+from senprep_core.geo.projection import project
 from senprep_core.outputs.atomic import write_json_atomic
 from senprep_core.timeutil import format_utc, parse_utc
 
@@ -91,9 +90,8 @@ _BAND_POL = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
 def grid_footprint_lonlat(grid: TargetGrid) -> Polygon:
     """The grid's outline in lon/lat (densified so the projected edges stay faithful)."""
     b = grid.bounds
-    box = Polygon.from_bounds(b.left, b.bottom, b.right, b.top).segmentize(max(b.width, b.height) / 8)
-    to_lonlat = transformer(grid.epsg, 4326).transform
-    return shapely.transform(box, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1])))
+    box = Polygon.from_bounds(b.left, b.bottom, b.right, b.top)
+    return cast(Polygon, project(box, grid.epsg, 4326, densify=max(b.width, b.height) / 8))
 
 
 def _family(key: str) -> str | None:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from pyproj import Transformer
 
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.geo.projection import transformer
 
 # (lat, lon, h) -> (line, pixel): the range-Doppler solution of one image
 Locator = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -56,8 +56,7 @@ def lonlat_of(grid: TargetGrid, step: int = LATTICE_STEP) -> tuple[np.ndarray, n
 def _lattice_lonlat(grid: TargetGrid, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xs = grid.left + (cols + 0.5) * grid.resolution
     ys = grid.top - (rows + 0.5) * grid.resolution
-    to_ll = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    lon, lat = to_ll.transform(*np.meshgrid(xs, ys))
+    lon, lat = transformer(grid.epsg, 4326).transform(*np.meshgrid(xs, ys))
     return np.asarray(lon), np.asarray(lat)
 
 

@@ -30,6 +30,7 @@ from lxml import etree
 
 from senprep_core.errors import ConfigError, SnapError
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.geo.projection import transformer
 from senprep_core.s1.speckle import SpeckleFilter
 
 logger = logging.getLogger(__name__)
@@ -178,8 +179,6 @@ def _grid_projection(grid: TargetGrid) -> tuple[str, bool]:
 
 def grid_lonlat_polygon(grid: TargetGrid, points_per_edge: int = 16) -> str:
     """The grid's outline as a WKT polygon in lon/lat (edges densified so projected curvature is covered)."""
-    from pyproj import Transformer
-
     b = grid.bounds
     steps = [i / points_per_edge for i in range(points_per_edge)]
     ring = (
@@ -188,8 +187,7 @@ def grid_lonlat_polygon(grid: TargetGrid, points_per_edge: int = 16) -> str:
         + [(b.right - t * b.width, b.bottom) for t in steps]
         + [(b.left, b.bottom + t * b.height) for t in steps]
     )
-    transformer = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    lons, lats = transformer.transform([x for x, _ in ring], [y for _, y in ring])
+    lons, lats = transformer(grid.epsg, 4326).transform([x for x, _ in ring], [y for _, y in ring])
     coords = [(float(lon), float(lat)) for lon, lat in zip(lons, lats, strict=True)]
     if not all(math.isfinite(v) for xy in coords for v in xy):
         raise ConfigError("grid", grid.to_dict(), "the grid cannot be expressed in lon/lat; check its CRS and bounds")

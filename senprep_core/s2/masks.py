@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from lxml import etree
 from numpy.typing import ArrayLike
 from shapely.geometry import Polygon
@@ -15,6 +14,7 @@ from shapely.ops import unary_union
 from senprep_core.bands import SCL_CLASSES
 from senprep_core.errors import UnknownBandError
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.geo.projection import project
 from senprep_core.xmlsafe import parse_xml
 
 #: SCL classes counted as cloud: medium probability, high probability, thin cirrus.
@@ -131,9 +131,6 @@ def gml_cloud_masks(
             continue
         geom = unary_union(polys)
         if srs_epsg != grid.epsg:
-            from pyproj import Transformer
-
-            project = Transformer.from_crs(srs_epsg, grid.epsg, always_xy=True).transform
-            geom = shapely.transform(geom, lambda c, f=project: np.column_stack(f(c[:, 0], c[:, 1])))
+            geom = project(geom, srs_epsg, grid.epsg)
         masks[key] = grid.rasterize(geom)
     return masks

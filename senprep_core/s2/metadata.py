@@ -25,6 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon, box, shape
 from senprep_core.bands import S2_REFLECTANCE
 from senprep_core.errors import MetadataError
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.geo.projection import transformer
 from senprep_core.productfs import ProductLocation
 from senprep_core.remotefs import RemoteLocation
 from senprep_core.xmlsafe import parse_xml
@@ -209,9 +210,7 @@ def _footprint_from_geojson(geom: Mapping[str, Any], default_epsg: int) -> Polyg
     crs_name = str(((geom.get("crs") or {}).get("properties") or {}).get("name", ""))
     m = re.search(r"(\d{4,5})$", crs_name)
     epsg = int(m.group(1)) if m else default_epsg
-    from pyproj import Transformer
-
-    to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
+    to_lonlat = transformer(epsg, 4326)
     poly = shape({"type": geom.get("type", "Polygon"), "coordinates": coords})
     if not isinstance(poly, Polygon):
         return None
