@@ -23,7 +23,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.roi import ROI
 from senprep_core.geo.tiling import Patch, PatchLayout, tile_grid
+from senprep_core.timeutil import DateWindow
 
 __all__ = [
     "Config",
@@ -84,38 +84,6 @@ class Mode(str, Enum):
     def is_pairing(self) -> bool:
         """True for the modes that pair each primary acquisition with one of the other sensor."""
         return self in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_WITH_CLOSEST_S2)
-
-
-@dataclass(frozen=True)
-class DateWindow:
-    """An inclusive range of days (UTC)."""
-
-    start: date
-    end: date
-
-    def __post_init__(self) -> None:
-        if self.end < self.start:
-            raise ConfigError(
-                "dates",
-                [self.start.isoformat(), self.end.isoformat()],
-                "the end date must be on or after the start date; swap the two dates",
-            )
-
-    def contains(self, t: datetime) -> bool:
-        """True when ``t`` falls on a day of the window (aware times are converted to UTC first)."""
-        if t.tzinfo is not None:
-            t = t.astimezone(timezone.utc)
-        return self.start <= t.date() <= self.end
-
-    @property
-    def label(self) -> str:
-        """``YYYYMMDD-YYYYMMDD``, e.g. ``20200501-20200801``."""
-        return f"{self.start:%Y%m%d}-{self.end:%Y%m%d}"
-
-    @property
-    def days(self) -> int:
-        """Number of days in the window (both ends included)."""
-        return (self.end - self.start).days + 1
 
 
 LAYOUTS = ("default", "legacy")

@@ -23,7 +23,7 @@ from typing import Any
 from senprep_core.catalog import Provider, SearchQuery, open_provider
 from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
-from senprep_core.config import Config, DateWindow, Mode
+from senprep_core.config import Config, Mode
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.events import (
     Event,
@@ -45,6 +45,7 @@ from senprep_core.outputs.report import RunReport, UnitResult
 from senprep_core.outputs.stac import write_catalog
 from senprep_core.planning import WorkUnit, plan_units, search_padding
 from senprep_core.process_s2 import S2Source
+from senprep_core.timeutil import DateWindow
 from senprep_core.units import UnitSource, discard_unfinished, load_complete_manifest, record_rejection, run_unit
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,11 @@ from datetime import timedelta
 
 from senprep_core.catalog.records import ProductRecord, parse_product_name
 from senprep_core.catalog.selection import DroppedProduct
-from senprep_core.config import Config, DateWindow, Mode
+from senprep_core.config import Config, Mode
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.pairing import DENSIFY_DEGREES, closest_pairs
 from senprep_core.s1.terrain import parse_s1_bands
+from senprep_core.timeutil import DateWindow
 
 #: Sentinel-1's repeat step with two satellites; one satellite repeats every two steps (12 days).
 REPEAT_STEP = timedelta(days=6)

@@ -22,7 +22,6 @@ from shapely.geometry import box, shape
 
 from senprep_core.catalog.cdse import CdseProvider
 from senprep_core.catalog.records import FetchRequest, ProductRecord, SearchQuery
-from senprep_core.config import DateWindow
 from senprep_core.demo.catalog import DEMO_ROI_BOUNDS_UTM, DEMO_ROI_GEOJSON
 from senprep_core.errors import ChecksumError, CredentialsError, OrbitError, ProductOfflineError
 from senprep_core.events import Event
@@ -32,6 +31,7 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.s1 import read_s1_metadata, select_orbit
 from senprep_core.s2.metadata import read_s2_metadata
 from senprep_core.s2.reader import read_s2_window
+from senprep_core.timeutil import DateWindow
 from tests.servers.cdse_server import CdseServer, Entry, attribute
 from tests.test_s1_orbit_files import eof_name, eof_xml
 

@@ -17,11 +17,11 @@ from shapely.geometry import shape
 from senprep_core.catalog.dhus import DhusProvider, open_dhus, public_url
 from senprep_core.catalog.local import LocalProvider
 from senprep_core.catalog.records import FetchRequest, ProductRecord, SearchQuery
-from senprep_core.config import DateWindow
 from senprep_core.demo.catalog import DEMO_ROI_GEOJSON
 from senprep_core.errors import ChecksumError, CredentialsError, DownloadError, ProductOfflineError, SourceError
 from senprep_core.events import BytesProgress, Event
 from senprep_core.fetch.credentials import Credentials, Secret
+from senprep_core.timeutil import DateWindow
 from tests.servers.dhus_server import DhusProduct, DhusServer, serve_dhus
 
 USER = "researcher"

@@ -31,13 +31,13 @@ from senprep_core.catalog.s1_cog import COMPLETE
 from senprep_core.catalog.stac import ENV_PLANETARY_COMPUTER_SAS_URL, PlanetaryComputerSigner, StacProvider
 from senprep_core.catalog.stac_items import item_to_record
 from senprep_core.cli import main
-from senprep_core.config import DateWindow
 from senprep_core.demo.catalog import DEMO_DEM, demo_s1_config_dict
 from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
 from senprep_core.errors import DownloadError, SourceError
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.s1.measurement import read_dn
 from senprep_core.s1.metadata import read_s1_metadata
+from senprep_core.timeutil import DateWindow
 from tests.servers.fileserver import FileServer, Reply, serve_files
 from tests.servers.stac_server import serve_stac
 from tests.test_cog_reads import SIGNATURE

@@ -22,9 +22,9 @@ from shapely.geometry.base import BaseGeometry
 from senprep_core.catalog.records import FetchRequest, ProductRecord, SearchQuery
 from senprep_core.catalog.stac import PlanetaryComputerSigner, StacProvider
 from senprep_core.catalog.stac_items import item_to_record
-from senprep_core.config import DateWindow
 from senprep_core.errors import DownloadError, SourceError
 from senprep_core.s2.metadata import read_s2_metadata
+from senprep_core.timeutil import DateWindow
 from tests.conftest import IN_CI, need_real_samples
 from tests.servers.fileserver import serve_files
 from tests.servers.stac_server import (

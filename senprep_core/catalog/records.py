@@ -11,9 +11,8 @@ from typing import Any
 from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.config import DateWindow
 from senprep_core.events import EventCallback, no_op
-from senprep_core.timeutil import parse_utc
+from senprep_core.timeutil import DateWindow, parse_utc
 
 _S2_NAME = re.compile(
     r"^(?P<mission>S2[A-D])_MSI(?P<level>L1C|L2A)_(?P<start>\d{8}T\d{6})_N(?P<baseline>\d{4})_R(?P<orbit>\d{3})_"

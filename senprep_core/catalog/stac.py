@@ -42,7 +42,6 @@ from senprep_core.catalog.records import (
     SearchResult,
 )
 from senprep_core.catalog.stac_items import item_to_record, self_href
-from senprep_core.config import DateWindow
 from senprep_core.errors import (
     CredentialsError,
     DownloadError,
@@ -53,6 +52,7 @@ from senprep_core.errors import (
 )
 from senprep_core.fetch.cache import safe_cache_name
 from senprep_core.outputs.atomic import write_json_atomic
+from senprep_core.timeutil import DateWindow
 
 log = logging.getLogger(__name__)
 
