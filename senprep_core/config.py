@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 import shapely
 
+from senprep_core.checks import check_choice, check_cloud_range
 from senprep_core.config_io import read_config_data, write_config_data
 from senprep_core.config_s1 import S1Options
 from senprep_core.config_values import (
     check_bands,
-    check_choice,
-    check_cloud_range,
     check_fraction,
     check_name,
     check_percent,

@@ -22,11 +22,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from senprep_core.checks import check_cloud_range
 from senprep_core.config_values import (
     canonical_bands,
     check_bands,
     check_bool,
-    check_cloud_range,
     check_name,
     parse_patch_layout,
     parse_roi,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from senprep_core.checks import check_choice, check_cloud_range
 from senprep_core.config import (
     COMPRESSIONS,
     LAYOUTS,
@@ -30,8 +31,6 @@ from senprep_core.config_values import (
     canonical_bands,
     check_bands,
     check_bool,
-    check_choice,
-    check_cloud_range,
     check_fraction,
     check_name,
     check_percent,

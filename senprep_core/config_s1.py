@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from senprep_core.config_values import check_bool, check_choice, check_number
+from senprep_core.checks import check_choice, check_number
+from senprep_core.config_values import check_bool
 from senprep_core.errors import ConfigError
 
 SPECKLE_FILTERS = ("none", "boxcar", "median", "lee", "lee_sigma", "refined_lee", "gamma_map", "frost")

@@ -3,12 +3,12 @@
 Each function takes the raw value and the key it was read from, and returns the value in its
 canonical type (a float, a band-name tuple, a :class:`~senprep_core.geo.tiling.PatchLayout`...)
 or raises :class:`~senprep_core.errors.ConfigError` (or a subclass) naming the key, the value
-and the fix.
+and the fix. The checks the packages below the configuration share with it (numbers, choices, the
+cloud-cover range) are in :mod:`senprep_core.checks`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -17,6 +17,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from senprep_core.bands import S2_BANDS, canonical_s1_band, canonical_s2_band
+from senprep_core.checks import check_choice, check_number
 from senprep_core.errors import ConfigError
 from senprep_core.geo.roi import ROI
 from senprep_core.geo.tiling import EdgePolicy, PatchLayout
@@ -28,14 +29,10 @@ __all__ = [
     "canonical_bands",
     "check_bands",
     "check_bool",
-    "check_choice",
-    "check_cloud_range",
     "check_fraction",
     "check_name",
-    "check_number",
     "check_percent",
     "check_positive",
-    "is_finite_number",
     "parse_date",
     "parse_epsg",
     "parse_patch_layout",
@@ -43,16 +40,6 @@ __all__ = [
     "parse_s1_product",
     "parse_s2_level",
 ]
-
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_number(value: object, key: str) -> float:
-    if not is_finite_number(value):
-        raise ConfigError(key, value, "give a finite number")
-    return float(value)  # type: ignore[arg-type]
 
 
 def check_positive(value: object, key: str) -> float:
@@ -80,14 +67,6 @@ def check_bool(value: object, key: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(key, value, "give true or false")
     return value
-
-
-def check_choice(value: object, key: str, choices: Sequence[str]) -> str:
-    if isinstance(value, str):
-        for choice in choices:
-            if value.strip().lower() == choice.lower():
-                return choice
-    raise ConfigError(key, value, f"use one of {', '.join(choices)}")
 
 
 def check_name(value: object, key: str) -> str:
@@ -136,22 +115,6 @@ def parse_patch_layout(size: object, overlap: object, edge: object, keys: tuple[
     policies = [p.value for p in EdgePolicy]
     policy = edge if isinstance(edge, EdgePolicy) else EdgePolicy(check_choice(edge, keys[2], policies))
     return PatchLayout(size=size_pair, overlap=overlap_pair, edge=policy)
-
-
-def check_cloud_range(value: object, key: str) -> tuple[float, float]:
-    if (
-        isinstance(value, (str, bytes))
-        or not isinstance(value, Sequence)
-        or len(value) != 2
-        or not all(is_finite_number(v) for v in value)
-    ):
-        raise ConfigError(key, value, "give a [min, max] cloud percentage range, e.g. [0, 80]")
-    low, high = float(value[0]), float(value[1])
-    if not (0 <= low <= 100 and 0 <= high <= 100):
-        raise ConfigError(key, list(value), "both limits must be percentages between 0 and 100")
-    if low > high:
-        raise ConfigError(key, list(value), "the minimum must not exceed the maximum; swap them")
-    return (low, high)
 
 
 def _band_list(value: object, key: str) -> list[str]:

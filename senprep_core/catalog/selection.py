@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.records import NameInfo, ProductRecord, parse_product_name, product_stem
-from senprep_core.config_values import check_cloud_range
+from senprep_core.checks import check_cloud_range
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
 from senprep_core.timeutil import parse_utc
