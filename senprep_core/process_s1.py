@@ -277,7 +277,7 @@ def open_s1_source(record: ProductRecord, unit_id: str, config: Config, cache_di
 
     ``cache_dir`` is where fetched orbits and DEM tiles go (default: the shared download cache)."""
     if config.s1.backend == "snap":
-        from senprep_core.s1.snap_source import SnapS1Source
+        from senprep_core.process_s1_snap import SnapS1Source
 
         return SnapS1Source(record, unit_id, config)
     return S1Source(record, unit_id, config, cache_dir)
