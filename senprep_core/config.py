@@ -32,7 +32,6 @@ import shapely
 
 from senprep_core.checks import check_choice, check_cloud_range
 from senprep_core.config_io import read_config_data, write_config_data
-from senprep_core.config_s1 import S1Options
 from senprep_core.config_values import (
     check_bands,
     check_fraction,
@@ -45,6 +44,7 @@ from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.roi import ROI
 from senprep_core.geo.tiling import Patch, PatchLayout, tile_grid
+from senprep_core.s1.options import S1Options
 from senprep_core.timeutil import DateWindow
 
 __all__ = [

@@ -1,91 +1,31 @@
-"""The ``sentinel1`` processing options of a configuration (speckle filter, DEM, orbit, radiometry).
+"""The ``sentinel1`` section of a configuration, read into :class:`~senprep_core.s1.options.S1Options`.
 
-Defaults reproduce the 2022 framework's SNAP graph: thermal noise removal, calibration,
-Lee Sigma (7x7 window, 3x3 target, sigma 0.9), terrain correction with bilinear sampling.
-Unlike that graph, senprep needs a DEM named here; without one it terrain-corrects onto a flat
-ellipsoid and says so loudly.
+Relative paths (``dem``, ``orbit_folder``) start at the configuration file's folder; a filter name
+or mapping becomes the speckle parameters; every invalid value raises
+:class:`~senprep_core.errors.ConfigError` naming its ``sentinel1.*`` key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from senprep_core.checks import check_choice, check_number
 from senprep_core.config_values import check_bool
 from senprep_core.errors import ConfigError
+from senprep_core.s1.options import (
+    BACKENDS,
+    GEOIDS,
+    NEGATIVE_POWER,
+    ORBIT_DIRECTIONS,
+    S1_SAMPLINGS,
+    S1Options,
+    check_speckle_params,
+)
 
-SPECKLE_FILTERS = ("none", "boxcar", "median", "lee", "lee_sigma", "refined_lee", "gamma_map", "frost")
-SPECKLE_KEYS = ("name", "window", "target_window", "sigma", "looks", "damping")
-S1_SAMPLINGS = ("bilinear", "nearest", "bicubic")
-NEGATIVE_POWER = ("zero", "nodata")
-GEOIDS = ("auto", "egm96", "egm2008", "none")
-BACKENDS = ("native", "snap")
 S1_OPTION_KEYS = ("speckle_filter", "dem", "geoid", "orbit_folder", "noise_removal", "negative_power", "db_floor",
                   "resampling", "backend", "orbit_direction", "relative_orbits")  # fmt: skip
-ORBIT_DIRECTIONS = ("any", "ascending", "descending")
-
-
-@dataclass(frozen=True)
-class S1Options:
-    """How Sentinel-1 GRDs are turned into backscatter on the grid.
-
-    ``speckle`` holds the filter's parameters as sorted (key, value) pairs (``name`` first is
-    not required); :meth:`speckle_params` returns them as a dict.
-    """
-
-    speckle: tuple[tuple[str, Any], ...] = (("name", "lee_sigma"), ("sigma", 0.9), ("target_window", 3),
-                                            ("window", 7))  # fmt: skip
-    dem: str | None = None
-    geoid: str = "auto"
-    orbit_folder: str | None = None
-    noise_removal: bool = True
-    negative_power: str = "zero"
-    db_floor: float = -40.0
-    resampling: str = "bilinear"
-    backend: str = "native"
-    orbit_direction: str = "any"  # selection: only this pass direction
-    relative_orbits: tuple[int, ...] = ()  # selection: only these relative orbits (empty: any)
-
-    def __post_init__(self) -> None:
-        check_choice(self.orbit_direction, "sentinel1.orbit_direction", ORBIT_DIRECTIONS)
-        check_choice(self.geoid, "sentinel1.geoid", GEOIDS)
-        check_choice(self.negative_power, "sentinel1.negative_power", NEGATIVE_POWER)
-        check_choice(self.resampling, "sentinel1.resampling", S1_SAMPLINGS)
-        check_choice(self.backend, "sentinel1.backend", BACKENDS)
-        check_number(self.db_floor, "sentinel1.db_floor")
-        _check_speckle(dict(self.speckle))
-
-    def speckle_params(self) -> dict[str, Any]:
-        """The speckle filter parameters (``name`` plus what was set)."""
-        return dict(self.speckle)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "speckle_filter": self.speckle_params(),
-            "dem": self.dem,
-            "geoid": self.geoid,
-            "orbit_folder": self.orbit_folder,
-            "noise_removal": self.noise_removal,
-            "negative_power": self.negative_power,
-            "db_floor": self.db_floor,
-            "resampling": self.resampling,
-            "backend": self.backend,
-            "orbit_direction": self.orbit_direction,
-            "relative_orbits": list(self.relative_orbits),
-        }
-
-
-def _check_speckle(params: Mapping[str, Any]) -> None:
-    from senprep_core.s1.speckle import SpeckleFilter
-
-    unknown = sorted(set(params) - set(SPECKLE_KEYS))
-    if unknown:
-        fix = f"known keys are {', '.join(SPECKLE_KEYS)}"
-        raise ConfigError(f"sentinel1.speckle_filter.{unknown[0]}", params[unknown[0]], fix)
-    SpeckleFilter(**params)  # raises ConfigError naming the key for any bad value
 
 
 def _speckle(value: object) -> tuple[tuple[str, Any], ...]:
@@ -100,7 +40,7 @@ def _speckle(value: object) -> tuple[tuple[str, Any], ...]:
         raise ConfigError("sentinel1.speckle_filter", value, fix)
     params = dict(value)
     params.setdefault("name", "lee_sigma")
-    _check_speckle(params)
+    check_speckle_params(params)
     return tuple(sorted(params.items()))
 
 
