@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.checks import check_choice
-from senprep_core.config import PAIR_DIRECTIONS
+from senprep_core.config.model import PAIR_DIRECTIONS
 from senprep_core.errors import ConfigError, MetadataError
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI

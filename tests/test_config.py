@@ -21,6 +21,7 @@ from senprep_core.config import (
     Mode,
     OutputOptions,
     is_legacy_form,
+    legacy_dict,
     load_config,
     parse_config,
     save_config,
@@ -142,12 +143,12 @@ def test_docs_example_parses() -> None:
 
 def test_legacy_round_trip_via_modern_and_legacy() -> None:
     config = load_config(LEGACY)
-    again = parse_config(config.to_legacy_dict())
+    again = parse_config(legacy_dict(config))
     assert again == config
     modern = parse_config(config.to_dict())
     assert not modern.legacy_form
     assert dataclasses.replace(modern, legacy_form=True) == config
-    assert parse_config(modern.to_legacy_dict()) == config
+    assert parse_config(legacy_dict(modern)) == config
     assert modern.fingerprint() == config.fingerprint()
 
 
@@ -163,7 +164,7 @@ def test_modern_config_without_extras_converts_to_legacy() -> None:
     data = modern_data(mode="s2_with_closest_s1", sentinel1={"bands": ["sigma0_VV", "sigma0_VH"]},
                        pairing={"direction": "before"})  # fmt: skip
     config = parse_config(data)
-    legacy = config.to_legacy_dict()
+    legacy = legacy_dict(config)
     assert legacy["callback_find_products"] == "S2_with_previous_S1"
     assert legacy["bands_S1"] == ["Sigma0_VV_S", "Sigma0_VH_S"]
     assert legacy["bands_S2"] == ["B2_M", "B3_M", "B4_M"]
@@ -178,7 +179,7 @@ def test_pairing_direction_after_is_accepted_but_has_no_legacy_form() -> None:
     assert parse_config(config.to_dict()) == config
     assert config.fingerprint() != dataclasses.replace(config, pair_direction="before").fingerprint()
     with pytest.raises(ConfigError, match="legacy form") as info:
-        config.to_legacy_dict()
+        legacy_dict(config)
     assert info.value.key == "pairing.direction"
 
 
@@ -198,7 +199,7 @@ def test_pairing_direction_after_is_accepted_but_has_no_legacy_form() -> None:
 def test_legacy_form_refuses_what_it_cannot_hold(changes: dict[str, Any], key: str) -> None:
     config = parse_config(modern_data(**changes))
     with pytest.raises(ConfigError, match=re.escape(f"'{key}'")):
-        config.to_legacy_dict()
+        legacy_dict(config)
 
 
 @pytest.mark.parametrize("form", ["modern", "legacy"])
@@ -307,7 +308,7 @@ def test_legacy_callbacks(callback: str, mode: Mode, direction: str) -> None:
     assert config.mode is mode
     assert config.pair_direction == direction
     assert config.bands_s1 == ("sigma0_VV", "sigma0_VH", "collocation_flags")
-    assert parse_config(config.to_legacy_dict()) == config
+    assert parse_config(legacy_dict(config)) == config
 
 
 def test_legacy_default_mode_from_bands() -> None:
@@ -328,7 +329,7 @@ def test_legacy_2022_default_callback_loads() -> None:
 
 
 def test_legacy_unknown_keys_warn(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="senprep_core.config_legacy"):
+    with caplog.at_level(logging.WARNING, logger="senprep_core.config.legacy"):
         config = parse_config(legacy_data(comment="made by hand"))
     assert config.name == "test"
     assert "comment" in caplog.text

@@ -13,7 +13,7 @@ from shapely.geometry import Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.records import ProductRecord
-from senprep_core.config import PAIR_DIRECTIONS
+from senprep_core.config.model import PAIR_DIRECTIONS
 from senprep_core.errors import ConfigError, InvalidROIError, MetadataError
 from senprep_core.geo.roi import ROI, geodesic_area
 from senprep_core.pairing import Pair, closest_pairs, roi_coverage

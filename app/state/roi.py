@@ -10,7 +10,7 @@ import shapely
 from shapely.geometry import Polygon, mapping
 
 from senprep_core.config import is_legacy_form
-from senprep_core.config_values import parse_roi
+from senprep_core.config.values import parse_roi
 from senprep_core.errors import SenprepError
 from senprep_core.geo.roi import ROI
 

@@ -21,8 +21,8 @@ from app.state.job import JobState, RunRequest
 from app.state.options import RunOptions
 from app.state.roi import RoiState
 from app.state.search import SearchState
-from senprep_core.config import Config, is_legacy_form, parse_config
-from senprep_core.config_io import read_config_data
+from senprep_core.config import Config, is_legacy_form, legacy_dict, parse_config
+from senprep_core.config.io import read_config_data
 from senprep_core.errors import SenprepError
 
 #: Most patch outlines drawn as the layout overlay (beyond that the map only shows the grid's outline).
@@ -206,7 +206,7 @@ class AppState(param.Parameterized):
         if config is None:
             return ""
         try:
-            data = self._for_form(config, form).to_legacy_dict() if form == "legacy" else config.to_dict()
+            data = legacy_dict(self._for_form(config, form)) if form == "legacy" else config.to_dict()
         except SenprepError as exc:
             self.message = str(exc)
             return ""

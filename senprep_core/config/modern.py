@@ -4,7 +4,7 @@ Top-level keys are ``name``, ``roi`` (or ``roi_file``), ``dates``, ``mode`` and 
 the sections ``grid``, ``patches``, ``sentinel2``, ``sentinel1``, ``pairing`` and ``output``
 hold the rest (see ``docs/configuration.md``). Unknown keys are errors, with a suggestion
 for a likely misspelling. :func:`parse_modern` reads the form into a
-:class:`~senprep_core.config.Config`; ``Config.to_dict`` writes it back.
+:class:`~senprep_core.config.model.Config`; ``Config.to_dict`` writes it back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from senprep_core.checks import check_choice, check_cloud_range
-from senprep_core.config import (
+from senprep_core.config.model import (
     COMPRESSIONS,
     LAYOUTS,
     PAIR_DIRECTIONS,
@@ -24,12 +24,11 @@ from senprep_core.config import (
     Config,
     Mode,
     OutputOptions,
-    parse_window,
-)
-from senprep_core.config_s1 import S1_OPTION_KEYS, parse_s1_options
-from senprep_core.config_values import (
-    canonical_bands,
     check_bands,
+)
+from senprep_core.config.s1 import S1_OPTION_KEYS, parse_s1_options
+from senprep_core.config.values import (
+    canonical_bands,
     check_bool,
     check_fraction,
     check_name,
@@ -40,6 +39,7 @@ from senprep_core.config_values import (
     parse_roi,
     parse_s1_product,
     parse_s2_level,
+    parse_window,
 )
 from senprep_core.errors import ConfigError
 from senprep_core.geo.roi import ROI

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from senprep_core.bands import S2_BANDS, canonical_s1_band, canonical_s2_band
+from senprep_core.bands import canonical_s1_band, canonical_s2_band
 from senprep_core.checks import check_choice, check_number
 from senprep_core.errors import ConfigError
 from senprep_core.geo.roi import ROI
 from senprep_core.geo.tiling import EdgePolicy, PatchLayout
-
-if TYPE_CHECKING:
-    from senprep_core.config import Mode
+from senprep_core.timeutil import DateWindow
 
 __all__ = [
     "canonical_bands",
-    "check_bands",
     "check_bool",
     "check_fraction",
     "check_name",
@@ -39,6 +35,7 @@ __all__ = [
     "parse_roi",
     "parse_s1_product",
     "parse_s2_level",
+    "parse_window",
 ]
 
 
@@ -92,6 +89,16 @@ def parse_date(value: object, key: str) -> date:
     raise ConfigError(key, value, "write dates as 'YYYY-MM-DD' or 'YYYYMMDD' (a real calendar day)")
 
 
+def parse_window(value: object, key: str) -> DateWindow:
+    """A ``[start, end]`` pair of dates (``YYYY-MM-DD`` or ``YYYYMMDD``) as a :class:`DateWindow`."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ConfigError(key, value, "give a window as [start, end], e.g. ['2023-05-01', '2023-05-31']")
+    start, end = parse_date(value[0], key), parse_date(value[1], key)
+    if end < start:
+        raise ConfigError(key, list(value), "the end date must be on or after the start date; swap the two dates")
+    return DateWindow(start, end)
+
+
 def _int_pair(value: object, key: str) -> tuple[int, int]:
     if (
         isinstance(value, (str, bytes))
@@ -136,30 +143,6 @@ def canonical_bands(value: object, key: str, s1: bool) -> tuple[str, ...]:
         if canonical not in out:
             out.append(canonical)
     return tuple(out)
-
-
-def check_bands(
-    mode: Mode, level: str, bands_s2: Sequence[str], bands_s1: Sequence[str], key_s2: str, key_s1: str
-) -> None:
-    """Bands exist at the processing level and the mode has the bands it needs."""
-    for band in bands_s2:
-        info = S2_BANDS.get(band)
-        if info is None:
-            canonical_s2_band(band, key_s2)  # raises UnknownBandError for a non-canonical name
-            raise ConfigError(key_s2, band, "use canonical band names (see senprep_core.bands)")
-        if level not in info.levels:
-            other = "L2A" if level == "L1C" else "L1C"
-            levels = "/".join(info.levels)
-            raise ConfigError(key_s2, band, f"{band} exists only at level {levels}: drop it or use level {other}")
-    for band in bands_s1:
-        canonical_s1_band(band, key_s1)
-    if mode.needs_s2 and not bands_s2:
-        fix = f"mode {mode.value} reads Sentinel-2: list its bands, e.g. [B02, B03, B04]"
-        raise ConfigError(key_s2, list(bands_s2), fix)
-    if mode.needs_s1 and not bands_s1:
-        raise ConfigError(
-            key_s1, list(bands_s1), f"mode {mode.value} reads Sentinel-1: list its bands, e.g. [sigma0_VV, sigma0_VH]"
-        )
 
 
 def parse_s2_level(value: object, key: str) -> str:

@@ -1,45 +1,27 @@
-"""Run configuration: one frozen :class:`Config`, read from the modern or the legacy form.
+"""The run configuration's model: :class:`Mode`, :class:`OutputOptions` and the frozen :class:`Config`.
 
-Two on-disk forms describe the same :class:`Config`:
-
-- the **modern** form (JSON or YAML) with sections ``grid``, ``patches``, ``sentinel2``,
-  ``sentinel1``, ``pairing`` and ``output`` (see ``docs/configuration.md``);
-- the **legacy** JSON form of the 2022 Strathclyde senprep tool (``geojson``, ``dates``,
-  ``cloudcover``, ``bands_S2``, ``callback_find_products``...), read verbatim by
-  :mod:`senprep_core.config_legacy`.
-
-:func:`parse_config` tells them apart, :func:`load_config` reads a file and
-:func:`save_config` writes either form atomically. Every invalid value raises
-:class:`~senprep_core.errors.ConfigError` (or a subclass) naming the key, the value and the fix.
-
-The work is shared with sibling modules: :mod:`senprep_core.config_modern` and
-:mod:`senprep_core.config_legacy` read the two forms, :mod:`senprep_core.config_values` checks
-single values, and :mod:`senprep_core.config_io` reads and writes the files.
+A :class:`Config` checks its values when built (each invalid one raises
+:class:`~senprep_core.errors.ConfigError` naming the key, the value and the fix), derives the grid,
+ROI mask and patches, and writes the modern form (:meth:`Config.to_dict`). The two on-disk forms are
+read by :mod:`senprep_core.config.modern` and :mod:`senprep_core.config.legacy`;
+:func:`check_bands` is the rule both apply to the bands of a mode.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
 
+from senprep_core.bands import S2_BANDS, canonical_s1_band, canonical_s2_band
 from senprep_core.checks import check_choice, check_cloud_range
-from senprep_core.config_io import read_config_data, write_config_data
-from senprep_core.config_values import (
-    check_bands,
-    check_fraction,
-    check_name,
-    check_percent,
-    check_positive,
-    parse_date,
-)
+from senprep_core.config.values import check_fraction, check_name, check_percent, check_positive
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.roi import ROI
@@ -48,14 +30,16 @@ from senprep_core.s1.options import S1Options
 from senprep_core.timeutil import DateWindow
 
 __all__ = [
+    "COMPRESSIONS",
+    "LAYOUTS",
+    "PAIR_DIRECTIONS",
+    "PER_WINDOW",
+    "RESAMPLINGS",
+    "S2_LEVELS",
     "Config",
-    "DateWindow",
     "Mode",
     "OutputOptions",
-    "is_legacy_form",
-    "load_config",
-    "parse_config",
-    "save_config",
+    "check_bands",
 ]
 
 
@@ -116,12 +100,37 @@ class OutputOptions:
             check_fraction(self.max_patch_cloud, "output.max_patch_cloud")
 
 
+def check_bands(
+    mode: Mode, level: str, bands_s2: Sequence[str], bands_s1: Sequence[str], key_s2: str, key_s1: str
+) -> None:
+    """Bands exist at the processing level and the mode has the bands it needs."""
+    for band in bands_s2:
+        info = S2_BANDS.get(band)
+        if info is None:
+            canonical_s2_band(band, key_s2)  # raises UnknownBandError for a non-canonical name
+            raise ConfigError(key_s2, band, "use canonical band names (see senprep_core.bands)")
+        if level not in info.levels:
+            other = "L2A" if level == "L1C" else "L1C"
+            levels = "/".join(info.levels)
+            raise ConfigError(key_s2, band, f"{band} exists only at level {levels}: drop it or use level {other}")
+    for band in bands_s1:
+        canonical_s1_band(band, key_s1)
+    if mode.needs_s2 and not bands_s2:
+        fix = f"mode {mode.value} reads Sentinel-2: list its bands, e.g. [B02, B03, B04]"
+        raise ConfigError(key_s2, list(bands_s2), fix)
+    if mode.needs_s1 and not bands_s1:
+        raise ConfigError(
+            key_s1, list(bands_s1), f"mode {mode.value} reads Sentinel-1: list its bands, e.g. [sigma0_VV, sigma0_VH]"
+        )
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated run configuration (immutable).
 
     Field names follow the modern form; ``legacy_form`` records that it was read from a
-    2022-style file. Build one with :func:`parse_config` or :func:`load_config`.
+    2022-style file. Build one with :func:`~senprep_core.config.parse_config` or
+    :func:`~senprep_core.config.load_config`.
     """
 
     name: str
@@ -240,12 +249,6 @@ class Config:
             "sources": list(self.sources),
         }
 
-    def to_legacy_dict(self) -> dict[str, Any]:
-        """The legacy (2022) JSON form; raises ConfigError for settings that form cannot hold."""
-        from senprep_core.config_legacy import legacy_dict
-
-        return legacy_dict(self)
-
     def fingerprint(self) -> str:
         """First 16 hex chars of the SHA-256 of everything that changes the output pixels.
 
@@ -280,7 +283,7 @@ class Config:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-# ----- helpers for reading and writing the forms ------------------------------------------
+# ----- helpers for writing the modern form -----------------------------------------------
 
 
 def _plain_number(value: float | None) -> float | int | None:
@@ -290,73 +293,7 @@ def _plain_number(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def parse_window(value: object, key: str) -> DateWindow:
-    """A ``[start, end]`` pair of dates (``YYYY-MM-DD`` or ``YYYYMMDD``) as a :class:`DateWindow`."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ConfigError(key, value, "give a window as [start, end], e.g. ['2023-05-01', '2023-05-31']")
-    start, end = parse_date(value[0], key), parse_date(value[1], key)
-    if end < start:
-        raise ConfigError(key, list(value), "the end date must be on or after the start date; swap the two dates")
-    return DateWindow(start, end)
-
-
 def _geometry_json(roi: ROI) -> dict[str, Any]:
     """The ROI geometry with lists instead of tuples (plain JSON/YAML data)."""
     result: dict[str, Any] = json.loads(json.dumps(roi.to_geojson()))
     return result
-
-
-# ----- entry points -----------------------------------------------------------------------
-
-
-def is_legacy_form(data: Mapping[str, Any]) -> bool:
-    """True for a 2022-style configuration.
-
-    It has ``geojson``; or it has ``dates`` (or another legacy key such as ``bands_S2``) and
-    no key found only in the modern form (``roi``, ``roi_file``, ``mode``, ``sentinel2``...).
-    """
-    from senprep_core.config_legacy import LEGACY_KEYS
-    from senprep_core.config_modern import MODERN_KEYS
-
-    if "geojson" in data:
-        return True
-    if any(key in data for key in MODERN_KEYS if key not in ("name", "dates")):
-        return False
-    return any(key in data for key in LEGACY_KEYS if key != "name")
-
-
-def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
-    """Validate configuration data (legacy or modern form) into a :class:`Config`.
-
-    ``base_dir`` is where relative paths (``roi_file``, ``local:`` sources) start; usually the
-    config file's folder. Raises :class:`ConfigError` naming the key, value and fix.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError("config", type(data).__name__, "the configuration must be a mapping of keys to values")
-    if is_legacy_form(data):
-        from senprep_core.config_legacy import parse_legacy
-
-        return parse_legacy(data, base_dir)
-    from senprep_core.config_modern import parse_modern
-
-    return parse_modern(data, base_dir)
-
-
-def load_config(path: str | Path) -> Config:
-    """Read a ``.json``, ``.yaml`` or ``.yml`` configuration file (either form); the file is not modified."""
-    path = Path(path)
-    data = read_config_data(path)
-    if not isinstance(data, Mapping):
-        raise ConfigError("config", str(path), "the file must hold a mapping of keys to values at its top level")
-    return parse_config(data, base_dir=path.resolve().parent)
-
-
-def save_config(config: Config, path: Path, form: str = "modern") -> None:
-    """Write ``config`` in the ``modern`` or ``legacy`` form, atomically (temp file + rename).
-
-    YAML is written for ``.yaml``/``.yml`` paths, JSON otherwise.
-    """
-    form = check_choice(form, "form", ("modern", "legacy"))
-    path = Path(path)
-    data = config.to_legacy_dict() if form == "legacy" else config.to_dict()
-    write_config_data(data, path)

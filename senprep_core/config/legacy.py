@@ -20,24 +20,22 @@ import logging
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from senprep_core.checks import check_cloud_range
-from senprep_core.config_values import (
+from senprep_core.config.model import Config, Mode, OutputOptions, check_bands
+from senprep_core.config.values import (
     canonical_bands,
-    check_bands,
     check_bool,
     check_name,
     parse_patch_layout,
     parse_roi,
     parse_s1_product,
     parse_s2_level,
+    parse_window,
 )
 from senprep_core.errors import ConfigError
 from senprep_core.geo.tiling import EdgePolicy
-
-if TYPE_CHECKING:
-    from senprep_core.config import Config, Mode
 
 __all__ = ["KNOWN_CALLBACKS", "LEGACY_KEYS", "legacy_dict", "legacy_s1_name", "legacy_s2_name", "parse_legacy"]
 
@@ -49,23 +47,20 @@ LEGACY_KEYS = (
 )  # fmt: skip
 
 
-def _callback_table() -> dict[str, tuple[Mode, str]]:
-    """Lower-cased legacy callback name -> (mode, pair direction)."""
-    from senprep_core.config import Mode
-
-    return {
-        "s2_with_previous_s1": (Mode.S2_WITH_CLOSEST_S1, "before"),
-        "s2_with_closest_s1": (Mode.S2_WITH_CLOSEST_S1, "closest"),
-        "s1_with_previous_s2": (Mode.S1_WITH_CLOSEST_S2, "before"),
-        "s1_with_closest_s2": (Mode.S1_WITH_CLOSEST_S2, "closest"),
-        "s2_only": (Mode.S2_ONLY, "closest"),
-        "s2": (Mode.S2_ONLY, "closest"),
-        "s1_only": (Mode.S1_ONLY, "closest"),
-        "s1": (Mode.S1_ONLY, "closest"),
-        "s1_multitemporal": (Mode.S1_MULTITEMPORAL, "closest"),
-        "multitemporal": (Mode.S1_MULTITEMPORAL, "closest"),
-        "time_series": (Mode.TIME_SERIES, "closest"),
-    }
+#: Lower-cased legacy callback name -> (mode, pair direction).
+_CALLBACK_TABLE: dict[str, tuple[Mode, str]] = {
+    "s2_with_previous_s1": (Mode.S2_WITH_CLOSEST_S1, "before"),
+    "s2_with_closest_s1": (Mode.S2_WITH_CLOSEST_S1, "closest"),
+    "s1_with_previous_s2": (Mode.S1_WITH_CLOSEST_S2, "before"),
+    "s1_with_closest_s2": (Mode.S1_WITH_CLOSEST_S2, "closest"),
+    "s2_only": (Mode.S2_ONLY, "closest"),
+    "s2": (Mode.S2_ONLY, "closest"),
+    "s1_only": (Mode.S1_ONLY, "closest"),
+    "s1": (Mode.S1_ONLY, "closest"),
+    "s1_multitemporal": (Mode.S1_MULTITEMPORAL, "closest"),
+    "multitemporal": (Mode.S1_MULTITEMPORAL, "closest"),
+    "time_series": (Mode.TIME_SERIES, "closest"),
+}
 
 
 #: The callback name written for each (mode, direction); the time-series mode has none.
@@ -84,7 +79,7 @@ KNOWN_CALLBACKS = ("S2_with_previous_S1", "S2_with_closest_S1", "S1_with_previou
 
 
 def _callback_mode(value: object, key: str) -> tuple[Mode, str]:
-    table = _callback_table()
+    table = _CALLBACK_TABLE
     if isinstance(value, str) and value.strip().lower() in table:
         return table[value.strip().lower()]
     known = ", ".join(KNOWN_CALLBACKS)
@@ -93,8 +88,6 @@ def _callback_mode(value: object, key: str) -> tuple[Mode, str]:
 
 def _legacy_mode(data: Mapping[str, Any], has_s1_bands: bool) -> tuple[Mode, str]:
     """Mode and pairing direction from the two callbacks (the product finder decides)."""
-    from senprep_core.config import Mode
-
     find = data.get("callback_find_products")
     snap = data.get("callback_snap")
     found = _callback_mode(find, "callback_find_products") if find is not None else None
@@ -126,12 +119,10 @@ def _cloud_range(data: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def parse_legacy(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
-    """Read the legacy form verbatim into a :class:`~senprep_core.config.Config`.
+    """Read the legacy form verbatim into a :class:`~senprep_core.config.model.Config`.
 
     ``base_dir`` is accepted for symmetry with the modern form; the legacy form holds no paths.
     """
-    from senprep_core import config as cfg
-
     for key in data:
         if key not in LEGACY_KEYS:
             log.warning("legacy config: ignoring unknown key %r (known keys: %s)", key, ", ".join(LEGACY_KEYS))
@@ -143,7 +134,7 @@ def parse_legacy(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     roi = parse_roi(data["geojson"], name, "geojson")
     if "dates" not in data:
         raise ConfigError("dates", None, "add dates: ['YYYYMMDD', 'YYYYMMDD']")
-    window = cfg.parse_window(data["dates"], "dates")
+    window = parse_window(data["dates"], "dates")
     layout = parse_patch_layout(
         data.get("size", [256, 256]), data.get("overlap", [0, 0]), EdgePolicy.SHIFT, ("size", "overlap", "edge")
     )
@@ -152,7 +143,7 @@ def parse_legacy(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     bands_s1 = canonical_bands(data.get("bands_S1"), "bands_S1", s1=True)
     mode, direction = _legacy_mode(data, bool(bands_s1))
     check_bands(mode, level, bands_s2, bands_s1, "bands_S2", "bands_S1")
-    return cfg.Config(
+    return Config(
         name=name,
         roi=roi,
         date_windows=(window,),
@@ -206,9 +197,11 @@ def _not_legacy(key: str, value: object, what: str) -> ConfigError:
 
 
 def legacy_dict(config: Config) -> dict[str, Any]:
-    """The legacy JSON form of ``config`` (geojson as a FeatureCollection string, like the 2022 tool)."""
-    from senprep_core.config import Mode, OutputOptions
+    """The legacy JSON form of ``config`` (geojson as a FeatureCollection string, like the 2022 tool).
 
+    Raises :class:`ConfigError` for settings that form cannot hold (several date windows, a fixed EPSG
+    code, a resolution other than 10 m...).
+    """
     if len(config.date_windows) != 1:
         raise _not_legacy("dates", [w.label for w in config.date_windows], "more than one date window")
     if config.resolution != 10.0:

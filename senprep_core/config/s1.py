@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from senprep_core.checks import check_choice, check_number
-from senprep_core.config_values import check_bool
+from senprep_core.config.values import check_bool
 from senprep_core.errors import ConfigError
 from senprep_core.s1.options import (
     BACKENDS,
@@ -23,6 +23,8 @@ from senprep_core.s1.options import (
     S1Options,
     check_speckle_params,
 )
+
+__all__ = ["S1_OPTION_KEYS", "parse_s1_options"]
 
 S1_OPTION_KEYS = ("speckle_filter", "dem", "geoid", "orbit_folder", "noise_removal", "negative_power", "db_floor",
                   "resampling", "backend", "orbit_direction", "relative_orbits")  # fmt: skip
