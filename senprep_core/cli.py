@@ -196,7 +196,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from senprep_core.catalog.records import parse_product_name
+    from senprep_core.product_names import parse_product_name
     from senprep_core.s2.metadata import read_s2_metadata
 
     path = Path(args.product)

@@ -24,11 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from senprep_core.catalog.records import ProductRecord, parse_product_name
+from senprep_core.catalog.records import ProductRecord
 from senprep_core.catalog.selection import DroppedProduct
 from senprep_core.config import Config, Mode
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.pairing import DENSIFY_DEGREES, closest_pairs
+from senprep_core.product_names import parse_product_name
 from senprep_core.s1.terrain import parse_s1_bands
 from senprep_core.timeutil import DateWindow
 

@@ -24,8 +24,9 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, S2_REFLECTANCE, BandKind, canonical_s2_band
-from senprep_core.catalog.records import ProductRecord, parse_product_name
+from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import MetadataError, UnknownBandError
+from senprep_core.product_names import parse_product_name
 from senprep_core.s2.metadata import parse_time, scan_band_files, scan_mask_files
 from senprep_core.xmlsafe import parse_xml
 

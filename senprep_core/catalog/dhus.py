@@ -33,14 +33,7 @@ from shapely import wkt
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.catalog.records import (
-    FetchRequest,
-    ProductProblem,
-    ProductRecord,
-    SearchQuery,
-    SearchResult,
-    parse_product_name,
-)
+from senprep_core.catalog.records import FetchRequest, ProductProblem, ProductRecord, SearchQuery, SearchResult
 from senprep_core.errors import (
     CredentialsError,
     DownloadError,
@@ -52,6 +45,7 @@ from senprep_core.events import Event, EventCallback
 from senprep_core.fetch.cache import ProductCache, is_complete
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
+from senprep_core.product_names import parse_product_name
 
 log = logging.getLogger(__name__)
 

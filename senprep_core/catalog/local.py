@@ -12,16 +12,10 @@ from pathlib import Path
 
 from shapely.geometry import Polygon
 
-from senprep_core.catalog.records import (
-    FetchRequest,
-    ProductProblem,
-    ProductRecord,
-    SearchQuery,
-    SearchResult,
-    parse_product_name,
-)
+from senprep_core.catalog.records import FetchRequest, ProductProblem, ProductRecord, SearchQuery, SearchResult
 from senprep_core.errors import MetadataError, ProductNotFoundError, SenprepError
 from senprep_core.geo.projection import project
+from senprep_core.product_names import parse_product_name
 from senprep_core.productfs import ProductLocation
 from senprep_core.s2.metadata import read_s2_metadata
 

@@ -28,10 +28,11 @@ from typing import Any, NamedTuple
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.catalog.records import NameInfo, ProductRecord, parse_product_name, product_stem
+from senprep_core.catalog.records import ProductRecord
 from senprep_core.checks import check_cloud_range
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
+from senprep_core.product_names import NameInfo, parse_product_name, product_stem
 from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)

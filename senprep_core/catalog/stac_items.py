@@ -26,8 +26,9 @@ from pystac.utils import str_to_datetime
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.catalog.records import ProductRecord, parse_product_name
+from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import MetadataError
+from senprep_core.product_names import parse_product_name
 
 _SAFE_SUFFIX = re.compile(r"(\.SAFE)?(\.zip)?$", re.IGNORECASE)
 _MGRS = re.compile(r"^(\d{1,2})([C-X])([A-Z]{2})$")

@@ -51,10 +51,10 @@ from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
 from shapely.geometry import Polygon, mapping
 
-from senprep_core.catalog.records import NameInfo, parse_product_name
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project
 from senprep_core.outputs.atomic import write_json_atomic
+from senprep_core.product_names import NameInfo, parse_product_name
 from senprep_core.timeutil import format_utc, parse_utc
 
 ITEMS_DIR = "items"
