@@ -41,7 +41,7 @@ from senprep_core.catalog.records import (
     SearchQuery,
     SearchResult,
 )
-from senprep_core.catalog.stac_items import item_to_record, self_href
+from senprep_core.catalog.stac_items import item_to_record
 from senprep_core.errors import (
     CredentialsError,
     DownloadError,
@@ -52,6 +52,8 @@ from senprep_core.errors import (
 )
 from senprep_core.fetch.cache import safe_cache_name
 from senprep_core.outputs.atomic import write_json_atomic
+from senprep_core.s2.cog import s2_metadata_from_item
+from senprep_core.stac_product import self_href
 from senprep_core.timeutil import DateWindow
 
 log = logging.getLogger(__name__)
@@ -408,8 +410,6 @@ class StacProvider:
 
             safe = fetch_s1_partial_safe(signed, record.product_id, self.name, request)
             return replace(record, href=str(safe), extra={**record.extra, "stac_item_href": record.href})
-        from senprep_core.s2.cog import s2_metadata_from_item
-
         meta = s2_metadata_from_item(signed)
         unreadable = sorted(b for b, files in meta.band_files.items() if any(not _readable(p) for p in files.values()))
         if unreadable:

@@ -28,11 +28,11 @@ from rasterio.errors import RasterioError
 from shapely.geometry import MultiPolygon, Polygon
 
 from senprep_core.bands import S2_BANDS
-from senprep_core.catalog.stac_items import item_to_record, processing_baseline
 from senprep_core.errors import CorruptProductError, MetadataError
 from senprep_core.fetch.redact import redact_text
 from senprep_core.remotefs import RemoteLocation, gdal_path_for
 from senprep_core.s2.metadata import BAND_IDS, S2Metadata, TileGeocoding, epsg_from_mgrs, inferred_offset
+from senprep_core.stac_product import processing_baseline, stac_product
 
 #: Earth Search v1 asset keys (common names) -> canonical bands.
 _COMMON_KEYS = {
@@ -146,15 +146,15 @@ def s2_metadata_from_item(
     ``band_files`` hold GDAL paths (``/vsicurl/<href>`` for http(s) hrefs, local paths as they are;
     relative hrefs are resolved against ``base``). COG assets win over JP2 twins (Earth Search ``*-jp2``).
     """
-    record = item_to_record(item, provider="stac")
+    product = stac_product(item)
     label = f"STAC item {item.get('id')}"
-    if record.family != "S2":
+    if product.family != "S2":
         raise MetadataError(f"{label} is a Sentinel-1 product; read_s2_metadata reads Sentinel-2 items only")
-    if record.tile_id is None:
+    if product.tile_id is None:
         raise MetadataError(f"{label}: no MGRS tile id (s2:mgrs_tile, grid:code, mgrs:* or _Txxxxx in the name)")
     props = item.get("properties") or {}
     assets: Mapping[str, Any] = item.get("assets") or {}
-    baseline = processing_baseline(props, record.product_id)
+    baseline = processing_baseline(props, product.product_id)
     if baseline is None:
         raise MetadataError(f"{label}: no processing baseline (s2:processing_baseline, processing:version, _Nxxxx)")
 
@@ -195,24 +195,24 @@ def s2_metadata_from_item(
     if not band_files:
         raise MetadataError(f"{label} has no band assets (B01..B12, SCL, or Earth Search names like 'red')")
 
-    level = "L2A" if record.product_type == "S2MSI2A" else "L1C"
+    level = "L2A" if product.product_type == "S2MSI2A" else "L1C"
     quant, offsets, source = _offsets(props, scales, baseline, level, label)
-    footprint = record.footprint if isinstance(record.footprint, (Polygon, MultiPolygon)) else None
+    footprint = product.footprint if isinstance(product.footprint, (Polygon, MultiPolygon)) else None
     return S2Metadata(
-        product_id=record.product_id,
-        mission=record.mission,
+        product_id=product.product_id,
+        mission=product.mission,
         level=level,
-        product_type=record.product_type,
-        sensing_time=record.sensing_time,
-        tile_id=record.tile_id,
-        epsg=_epsg(props, assets, record.tile_id),
+        product_type=product.product_type,
+        sensing_time=product.sensing_time,
+        tile_id=product.tile_id,
+        epsg=_epsg(props, assets, product.tile_id),
         processing_baseline=baseline,
         quantification_value=quant,
         offsets=offsets,
         offsets_source=source,
-        cloud_cover=record.cloud_cover,
+        cloud_cover=product.cloud_cover,
         footprint=footprint,
-        relative_orbit=record.relative_orbit,
+        relative_orbit=product.relative_orbit,
         geocoding=dict(sorted(geocoding.items())),
         band_files={b: dict(sorted(files.items())) for b, files in band_files.items()},
         mask_files=mask_files,
