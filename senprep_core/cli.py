@@ -197,7 +197,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from senprep_core.product_names import parse_product_name
-    from senprep_core.s2.metadata import read_s2_metadata
+    from senprep_core.s2.product import open_s2_metadata
 
     path = Path(args.product)
     info = parse_product_name(path.name)
@@ -206,7 +206,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
         data: dict[str, Any] = {"family": "S1", **read_s1_metadata(path).to_dict()}
     else:
-        data = read_s2_metadata(path).to_dict()
+        data = open_s2_metadata(path).to_dict()
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     else:

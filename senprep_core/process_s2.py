@@ -11,7 +11,8 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.productfs import ProductLocation
 from senprep_core.s2.jp2 import area_decoding_available
 from senprep_core.s2.masks import roi_fractions
-from senprep_core.s2.metadata import S2Metadata, read_s2_metadata
+from senprep_core.s2.metadata import S2Metadata
+from senprep_core.s2.product import open_s2_metadata
 from senprep_core.s2.reader import OpenFiles, read_s2_window
 from senprep_core.units import BlockData, RoiStats
 
@@ -26,7 +27,7 @@ class S2Source:
 
     def __init__(self, record: ProductRecord, unit_id: str, config: Config) -> None:
         self.files = OpenFiles()
-        self.meta = read_s2_metadata(record.href)
+        self.meta = open_s2_metadata(record.href)
         #: A block's patches are written while the next block is read, and the files stay open between
         #: blocks. GDAL decodes whole 1024 px JPEG2000 tiles and keeps them: 512 px blocks suit it.
         #: OpenJPEG's area decoding (local JP2 files) decodes each block's own area and pays a fixed cost

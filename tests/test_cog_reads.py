@@ -2,7 +2,7 @@
 
 A synthetic L2A product (senprep_core.demo, 30 x 30 km, real SAFE layout) is converted to COGs
 (512 px blocks, DEFLATE) served by the file server on 127.0.0.1. A 1 km ROI read through
-``read_s2_metadata(<item>.json)`` + ``read_s2_window`` must fetch only a few blocks (bytes counted
+``open_s2_metadata(<item>.json)`` + ``read_s2_window`` must fetch only a few blocks (bytes counted
 server-side) and give exactly the pixels of the local COGs and of the original SAFE product. The same
 pixels come out of items in each catalogue's dialect (raster scale/offset, offset already applied,
 offset inferred from the baseline).
@@ -27,7 +27,7 @@ from senprep_core.errors import CorruptProductError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.remotefs import RemoteLocation
 from senprep_core.s2.cog import s2_metadata_from_item
-from senprep_core.s2.metadata import read_s2_metadata
+from senprep_core.s2.product import open_s2_metadata
 from senprep_core.s2.reader import read_s2_window
 from tests.conftest import need_real_samples
 from tests.servers.fileserver import serve_files
@@ -70,7 +70,7 @@ def make_cog_product(root: Path) -> dict[str, Any]:
     """The SAFE product, its band COGs under ``root/cogs`` and the offset-applied B04 under ``root/boa``
     (the session fixture ``cog_product`` of tests/conftest.py)."""
     safe = make_s2_product(_spec(), root / "safe")
-    meta = read_s2_metadata(safe)
+    meta = open_s2_metadata(safe)
     assert meta.location is not None
     for band, res in BANDS.items():
         _to_cog(Path(meta.location.gdal_path(meta.band_files[band][res])), root / "cogs" / f"{band}.tif")
@@ -137,13 +137,13 @@ def test_roi_read_over_http_fetches_few_bytes_and_same_pixels(cog_product: dict[
     root, meta = cog_product["root"], cog_product["meta"]
     bands = list(BANDS)
     local_item = _write(root / "local.json", _item(meta, {b: f"cogs/{b}.tif" for b in BANDS}, "earth-search"))
-    local = read_s2_window(read_s2_metadata(local_item), ROI_GRID, bands)
+    local = read_s2_window(open_s2_metadata(local_item), ROI_GRID, bands)
     safe = read_s2_window(meta, ROI_GRID, bands)
     with serve_files(root) as server:
         hrefs = {b: f"{server.url}/cogs/{b}.tif" for b in BANDS}
         item_path = _write(tmp_path / "cache" / "earth-search" / f"{meta.product_id}.json",
                            _item(meta, hrefs, "earth-search"))  # fmt: skip
-        remote_meta = read_s2_metadata(item_path)
+        remote_meta = open_s2_metadata(item_path)
         assert isinstance(remote_meta.location, RemoteLocation)
         assert remote_meta.band_files["B04"][10] == f"/vsicurl/{server.url}/cogs/B04.tif"
         remote = read_s2_window(remote_meta, ROI_GRID, bands)
@@ -182,7 +182,7 @@ def test_dialects_give_the_same_reflectance(cog_product: dict[str, Any]) -> None
         reads = {}
         for name, item in variants.items():
             path = _write(root / "items" / f"{name}.json", item)
-            m = read_s2_metadata(path)
+            m = open_s2_metadata(path)
             reads[name] = (m, read_s2_window(m, grid, ["B04"]).data[0])
         assert any(path == "/cogs/B04.tif" for _method, path, _range in server.requests)
     safe = read_s2_window(meta, grid, ["B04"]).data[0]
@@ -203,7 +203,7 @@ def test_missing_remote_file_is_a_clear_error(cog_product: dict[str, Any]) -> No
     root, meta = cog_product["root"], cog_product["meta"]
     with serve_files(root) as server:
         item = _item(meta, {"B04": f"{server.url}/cogs/B04.tif", "B08": f"{server.url}/gone/B08.tif"}, "earth-search")
-        m = read_s2_metadata(_write(root / "items" / "gone.json", item))
+        m = open_s2_metadata(_write(root / "items" / "gone.json", item))
         with pytest.raises(CorruptProductError, match=r"gone/B08\.tif of product S2B_MSIL2A_20220729"):
             read_s2_window(m, ROI_GRID, ["B04", "B08"])
         with pytest.raises(CorruptProductError, match="does not hold band B03"):
@@ -215,7 +215,7 @@ def test_metadata_of_a_missing_grid_comes_from_the_file_header(cog_product: dict
     item = _item(meta, {"B11": "../cogs/B11.tif"}, "planetary-computer")  # relative to the item file
     for asset in item["assets"].values():
         del asset["proj:transform"], asset["proj:shape"]
-    m = read_s2_metadata(_write(root / "items" / "no-proj.json", item))
+    m = open_s2_metadata(_write(root / "items" / "no-proj.json", item))
     g = m.geocoding[20]
     assert (g.ulx, g.uly, g.nrows, g.ncols) == (DEMO_ULX, DEMO_ULY, SIZE_10M // 2, SIZE_10M // 2)
 

@@ -23,7 +23,7 @@ from senprep_core.catalog.records import FetchRequest, ProductRecord, SearchQuer
 from senprep_core.catalog.stac import PlanetaryComputerSigner, StacProvider
 from senprep_core.catalog.stac_items import item_to_record
 from senprep_core.errors import DownloadError, SourceError
-from senprep_core.s2.metadata import read_s2_metadata
+from senprep_core.s2.product import open_s2_metadata
 from senprep_core.timeutil import DateWindow
 from tests.conftest import IN_CI, need_real_samples
 from tests.servers.fileserver import serve_files
@@ -336,7 +336,7 @@ def test_earth_search_fetch_writes_item(es_server: StacServer, tmp_path: Path) -
     path = tmp_path / "earth-search" / f"{record.product_id}.json"
     assert fetched.href == str(path) and path.is_file()
     assert fetched.product_id == record.product_id and fetched.extra["stac_item_href"] == record.href
-    meta = read_s2_metadata(fetched.href)
+    meta = open_s2_metadata(fetched.href)
     assert meta.product_id == record.product_id and meta.tile_id == "32TPT"
     assert meta.band_files["B04"][10].startswith("/vsicurl/https://example.invalid/earth-search/")
     assert meta.offsets["B04"] == -1000 and meta.quantification_value == 10000
@@ -379,7 +379,7 @@ def test_planetary_computer_fetch_signs_hrefs(pc_server: StacServer, tmp_path: P
             fetched = provider.fetch(record, FetchRequest(cache_dir=tmp_path / "cache"))
             item = json.loads(Path(fetched.href).read_text())
             assert item["assets"]["B04"]["href"].endswith(".tif?st=2099&sp=rl&sig=test%2Bsig")
-            assert read_s2_metadata(fetched.href).band_files["B04"][10].endswith("sig=test%2Bsig")
+            assert open_s2_metadata(fetched.href).band_files["B04"][10].endswith("sig=test%2Bsig")
         assert [p for _m, p, _r in fs.requests] == ["/token/sentinel-2-l2a"]  # one token, reused
         s1 = next(r for r in provider.search(_query(S1_ROI, WINDOWS, ("GRD",))).products)
         with pytest.raises(DownloadError, match="token/sentinel-1-grd"):  # S1 hrefs signed with their own token

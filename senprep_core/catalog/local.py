@@ -17,7 +17,7 @@ from senprep_core.errors import MetadataError, ProductNotFoundError, SenprepErro
 from senprep_core.geo.projection import project
 from senprep_core.product_names import parse_product_name
 from senprep_core.productfs import ProductLocation
-from senprep_core.s2.metadata import read_s2_metadata
+from senprep_core.s2.product import open_s2_metadata
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _s1_record(location: ProductLocation, provider: str) -> ProductRecord:
 
 
 def _s2_record(path: Path, provider: str) -> ProductRecord:
-    meta = read_s2_metadata(path)
+    meta = open_s2_metadata(path)
     footprint = meta.footprint
     if footprint is None and meta.geocoding:
         geo = meta.geocoding[min(meta.geocoding)]

@@ -295,14 +295,11 @@ def _level(product: etree._Element | None, tile: etree._Element | None, *names: 
 def read_s2_metadata(path: str | Path) -> S2Metadata:
     """Read the metadata of a Sentinel-2 product (SAFE folder or zip, or AWS tile folder).
 
-    A path to the MTD XML itself is accepted too (its folder is used). A STAC item ``.json`` file
-    (as written by the COG providers) is read by :func:`senprep_core.s2.cog.read_stac_item_metadata`.
+    A path to the MTD XML itself is accepted too (its folder is used). STAC item ``.json`` files (as
+    written by the COG providers) are read by :func:`senprep_core.s2.cog.read_stac_item_metadata`;
+    :func:`senprep_core.s2.product.open_s2_metadata` opens either.
     """
     p = Path(path)
-    if p.suffix.lower() == ".json" and p.is_file():
-        from senprep_core.s2.cog import read_stac_item_metadata
-
-        return read_stac_item_metadata(p)
     if p.is_file() and p.suffix.lower() == ".xml":
         p = p.parent
     loc = ProductLocation.open(p)
