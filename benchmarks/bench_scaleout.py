@@ -39,8 +39,8 @@ N = 8
 
 def products() -> Path:
     """8 S2 L2A and 8 S1 GRD demo products over the demo ROI, each S1 ~19 h after its S2 (generated once)."""
-    from senprep_core.demo.catalog import DEMO_DEM, demo_specs
-    from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
+    from senprep_core.demo.catalog import DEMO_DEM, demo_s1_specs, demo_specs
+    from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
     from senprep_core.demo.s2 import make_s2_product
 
     folder = WORK / "pairs"

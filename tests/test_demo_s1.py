@@ -19,8 +19,10 @@ import rasterio
 import xarray_sentinel
 from pyproj import Geod, Transformer
 
-from senprep_core.demo.s1 import S1DemoSpec, demo_s1_specs, make_s1_product, s1_ground_truth
+from senprep_core.demo.catalog import demo_s1_specs
+from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
 from senprep_core.demo.s1_image import PixelLocator, solve_height, srgr_residual
+from senprep_core.demo.s1_spec import S1DemoSpec
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.s1.geometry import RadarGeometry

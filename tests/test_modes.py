@@ -211,8 +211,8 @@ def test_date_windows_are_inclusive_days() -> None:
 def test_multitemporal_run_writes_the_earlier_acquisition_alongside(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from senprep_core.demo.catalog import DEMO_DEM
-    from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
+    from senprep_core.demo.catalog import DEMO_DEM, demo_s1_specs
+    from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
 
     spec = demo_s1_specs()[0]
     folder = tmp_path / "products"

@@ -123,7 +123,8 @@ def test_demo_s1_run_writes_terrain_corrected_patches(demo_run: Path) -> None:
     import rasterio
     from pyproj import Transformer
 
-    from senprep_core.demo.s1 import demo_s1_specs, s1_ground_truth
+    from senprep_core.demo.catalog import demo_s1_specs
+    from senprep_core.demo.s1 import s1_ground_truth
 
     s1_run = demo_run.parent / "s1"
     report = json.loads((s1_run / "run.json").read_text())

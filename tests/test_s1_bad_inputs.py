@@ -12,7 +12,8 @@ import pytest
 
 from senprep_core.catalog.records import ProductRecord, SearchQuery, SearchResult
 from senprep_core.config import parse_config
-from senprep_core.demo.s1 import S1DemoSpec, make_s1_product, s1_ground_truth
+from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
+from senprep_core.demo.s1_spec import S1DemoSpec
 from senprep_core.pipeline import make_plan, run
 
 SPEC = S1DemoSpec(

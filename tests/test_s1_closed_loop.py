@@ -20,7 +20,8 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 from senprep_core.catalog.local import _s1_record
 from senprep_core.config import parse_config
-from senprep_core.demo.s1 import S1DemoSpec, make_s1_product, s1_ground_truth
+from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
+from senprep_core.demo.s1_spec import S1DemoSpec
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.process_s1 import S1Source
 from senprep_core.productfs import ProductLocation

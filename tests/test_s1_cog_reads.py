@@ -31,8 +31,8 @@ from senprep_core.catalog.s1_cog import COMPLETE
 from senprep_core.catalog.stac import ENV_PLANETARY_COMPUTER_SAS_URL, PlanetaryComputerSigner, StacProvider
 from senprep_core.catalog.stac_items import item_to_record
 from senprep_core.cli import main
-from senprep_core.demo.catalog import DEMO_DEM, demo_s1_config_dict
-from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
+from senprep_core.demo.catalog import DEMO_DEM, demo_s1_config_dict, demo_s1_specs
+from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
 from senprep_core.errors import DownloadError, SourceError
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.s1.measurement import read_dn

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
+from senprep_core.demo.s1_spec import S1DemoSpec
 from senprep_core.demo.s2 import S2DemoSpec, make_s2_product
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,41 @@ def demo_specs() -> list[S2DemoSpec]:
     ]  # fmt: skip
 
 
+def demo_s1_specs() -> list[S1DemoSpec]:
+    """Two S1A products over the demo ROI (Glasgow): ascending 2021-08-14, descending 2022-04-21 (zipped).
+
+    Both share the default scene and the hilly DEM anchored at the ROI centre, so their
+    terrain-corrected sigma0 must agree with each other and with
+    :func:`~senprep_core.demo.s1.s1_ground_truth`.
+    """
+    from pyproj import Transformer
+
+    left, bottom, right, top = DEMO_ROI_BOUNDS_UTM
+    lon, lat = Transformer.from_crs(DEMO_EPSG, 4326, always_xy=True).transform((left + right) / 2, (bottom + top) / 2)
+    origin = (round(float(lon), 6), round(float(lat), 6))
+    base = S1DemoSpec(
+        start_time=datetime(2021, 8, 14, 17, 41, 35, 123456),
+        centre_lon=origin[0] + 0.012,
+        centre_lat=origin[1] + 0.006,
+        pass_direction="ASCENDING",
+        incidence_near=38.5,
+        dem="hilly",
+        scene_origin=origin,
+        seed=21,
+    )
+    descending = replace(
+        base,
+        start_time=datetime(2022, 4, 21, 6, 23, 48, 654321),
+        centre_lon=origin[0] - 0.010,
+        centre_lat=origin[1] - 0.008,
+        pass_direction="DESCENDING",
+        incidence_near=33.2,
+        seed=22,
+        as_zip=True,
+    )
+    return [base, descending]
+
+
 def build_demo_catalog(folder: Path) -> list[Path]:
     """Generate :func:`demo_specs` into ``folder`` (the 04.00 L2A one as a .zip); cached.
 
@@ -102,8 +139,6 @@ def build_demo_catalog(folder: Path) -> list[Path]:
     for spec in demo_specs():
         as_zip = spec.level == "L2A" and spec.baseline == "04.00"
         paths.append(make_s2_product(spec, folder, as_zip=as_zip))
-    from senprep_core.demo.s1 import demo_s1_specs, make_s1_product, s1_ground_truth
-
     s1_specs = demo_s1_specs()
     for s1_spec in s1_specs:
         paths.append(make_s1_product(s1_spec, folder))

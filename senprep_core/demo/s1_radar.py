@@ -10,17 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from senprep_core.demo import s1_xml
 from senprep_core.demo.s1_image import ImageGeometry, PixelLocator
 from senprep_core.demo.s1_orbit import incidence_and_elevation
+from senprep_core.demo.s1_spec import S1DemoSpec, S1Truth
 from senprep_core.s1.model import AzimuthNoiseBlock
-
-if TYPE_CHECKING:
-    from senprep_core.demo.s1 import S1DemoSpec, S1Truth
 
 _CAL_STEP = 200  # lines between calibration / noise vectors
 _LUT_PIXEL_STEP = 40
