@@ -79,9 +79,8 @@ KNOWN_CALLBACKS = ("S2_with_previous_S1", "S2_with_closest_S1", "S1_with_previou
 
 
 def _callback_mode(value: object, key: str) -> tuple[Mode, str]:
-    table = _CALLBACK_TABLE
-    if isinstance(value, str) and value.strip().lower() in table:
-        return table[value.strip().lower()]
+    if isinstance(value, str) and value.strip().lower() in _CALLBACK_TABLE:
+        return _CALLBACK_TABLE[value.strip().lower()]
     known = ", ".join(KNOWN_CALLBACKS)
     raise ConfigError(key, value, f"use one of the known callbacks: {known} (case does not matter)")
 
