@@ -224,7 +224,7 @@ def measure_set(label: str, bands: list[str], ctx: dict[str, Any], link_bps: flo
     """The three modes (and the local reference run) for one band set; one result row."""
     from benchmarks.bench_s2_roi import config_dict
     from senprep_core.config import parse_config
-    from senprep_core.fetch.needs import s2_layers
+    from senprep_core.unit.fetching import s2_layers
 
     cfg = config_dict(10)
     cfg["name"] = f"fetch-modes-{label}"

@@ -427,8 +427,7 @@ def report(seconds: float, extra: dict[str, Any]) -> None:
 
 
 def run_senprep(case: str, profiler: cProfile.Profile | None = None) -> Any:
-    import senprep_core.catalog.local
-    import senprep_core.process_s1  # noqa: F401  (imports are not part of the timed work)
+
     from senprep_core.config import parse_config
     from senprep_core.pipeline import run
 

@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +93,7 @@ def _credentials(args: argparse.Namespace) -> str | None:
 
 def _fetch_options(args: argparse.Namespace) -> Any:
     from senprep_core.fetch.cache import default_cache_dir
-    from senprep_core.fetch.needs import FetchOptions
+    from senprep_core.unit.fetching import FetchOptions
 
     cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_dir()
     return FetchOptions(cache, _credentials(args), roi_only=getattr(args, "fetch", "roi") == "roi")
@@ -116,34 +115,57 @@ def _executor(args: argparse.Namespace) -> Any:
     return make_executor(args.njobs, args.scheduler, args.dask_workers)
 
 
-def _interrupted(cancel: threading.Event, signum: int, frame: Any) -> None:
-    """Ctrl-C: remember the cancel request (it survives an interrupt swallowed by a library), then interrupt."""
-    cancel.set()
-    raise KeyboardInterrupt
+class _Stop:
+    """Ctrl-C (SIGINT) and SIGTERM (``docker stop``, ``scancel``, ``kill``) cancel a run the same way: the request
+    is remembered (it survives an interrupt swallowed by a library), then the main thread is interrupted."""
+
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        self.cancel.set()
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + (self.signum or signal.SIGINT)
 
 
 def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argparse.Namespace, executor: Any) -> int:
+    from senprep_core.outputs.run_folder import RunFolder
     from senprep_core.pipeline import run
 
     printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
-    cancel = threading.Event()
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, partial(_interrupted, cancel)) if in_main else None
-    try:
-        result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=cancel,
-                     executor=executor, fetch=getattr(args, "fetch_options", None))  # fmt: skip
-    except KeyboardInterrupt:
-        cancel.set()
-        print("cancelled", file=sys.stderr)
-        return 130
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+    with _Stop() as stop:
+        try:
+            result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=stop.cancel,
+                         executor=executor, fetch=getattr(args, "fetch_options", None),
+                         wait=getattr(args, "wait", False))  # fmt: skip
+        except KeyboardInterrupt:
+            stop.cancel.set()
+            print("cancelled", file=sys.stderr)
+            return stop.exit_code
     if result.status == "cancelled":
         print(f"cancelled: the units that finished are kept in {outdir}; run again to complete it", file=sys.stderr)
-        return 130
+        return stop.exit_code
     if not args.quiet:
-        counts = json.loads((outdir / "run.json").read_text())["counts"]
+        counts = RunFolder(outdir).read_report()["counts"]
         print(
             f"{result.status}: {counts['done']} products processed, {counts['skipped']} already complete, "
             f"{counts['rejected']} rejected, {counts['failed'] + counts['products_unreadable']} failed; "
@@ -158,7 +180,7 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
 
 def cmd_search(args: argparse.Namespace) -> int:
     from senprep_core.catalog import open_provider
-    from senprep_core.pipeline import resolve_sources, search, select_products
+    from senprep_core.planning import resolve_sources, search, select_products
 
     config = _load(args.config)
     sources = resolve_sources(config, args.source)
@@ -237,7 +259,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from senprep_core.pipeline import make_plan
+    from senprep_core.planning import make_plan
 
     plan = make_plan(_load(args.config), args.source, credentials=_credentials(args))
     data = plan.to_dict()
@@ -253,17 +275,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from senprep_core.outputs.report import summarise_run
+    from senprep_core.outputs.run_folder import RunFolder
 
-    summary = summarise_run(Path(args.outdir))
+    folder = RunFolder(Path(args.outdir))
+    summary = folder.summary().to_dict()
+    if args.verify:
+        report = folder.read_report()
+        planned = [u["unit_id"] for u in report.get("plan", {}).get("units", [])]
+        checks = folder.verify(planned, report.get("config_fingerprint"))
+        summary["verified"] = {c.unit_id: {"state": c.state, "problems": list(c.problems)} for c in checks}
+        redo = [c.unit_id for c in checks if not c.complete]
+        summary["to_redo"] = sorted(set(summary["to_redo"]) | set(redo))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     counts = summary["counts"]
     print(f"{summary['name']}: {summary['status']} ({summary['outdir']})")
+    if summary["holder"]:
+        print(f"  in use by {summary['holder']}")
     print("  " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     for unit in summary["failed"]:
         print(f"  failed: {unit['unit_id']}: {unit.get('error_type')}: {unit.get('error_message')}")
+    for unit_id, check in sorted(summary.get("verified", {}).items()):
+        if check["state"] != "complete":
+            print(f"  {check['state']}: {unit_id}: {'; '.join(check['problems']) or 'no manifest'}")
     if summary["to_redo"]:
         print(f"  a re-run redoes {len(summary['to_redo'])} units: {', '.join(summary['to_redo'])}")
     return 0
@@ -301,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="true: redo outputs that are already complete (default false)")  # fmt: skip
         p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
         p.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
+        p.add_argument("--wait", action="store_true",
+                       help="when another run uses the output folder, wait for it (default: exit 2)")  # fmt: skip
 
     p_run = sub.add_parser("run", help="run a configuration")
     p_run.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
@@ -331,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_status = sub.add_parser("status", help="summarise a run folder (run.json)")
     p_status.add_argument("outdir")
     p_status.add_argument("--json", action="store_true")
+    p_status.add_argument("--verify", action="store_true",
+                          help="check every unit's files against the sizes and checksums of its manifest")  # fmt: skip
     p_status.set_defaults(func=cmd_status)
 
     p_export = sub.add_parser("export", help="pack a run folder into one archive for sharing")
@@ -368,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SenprepError as exc:
         print(f"senprep: error: {exc}", file=sys.stderr)
         return exit_code_for(exc)
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

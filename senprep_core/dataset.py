@@ -30,7 +30,8 @@ import rasterio
 
 from senprep_core.errors import ConfigError, OutputError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.zarr_cube import CUBE_NAME, band_info, cube_attrs, delta_hours, parse_time, require_zarr
+from senprep_core.outputs.run_folder import RunFolder
+from senprep_core.outputs.zarr_cube import band_info, cube_attrs, delta_hours, parse_time, require_zarr
 
 Source = Literal["auto", "stac", "zarr"]
 MODALITIES = ("S1", "S2")
@@ -377,7 +378,8 @@ def _resolve(path: Path, source: Source) -> tuple[str, Path]:
     elif path.is_file():
         found = {"stac": path}
     else:
-        found = {k: p for k, p in (("stac", path / "catalog.json"), ("zarr", path / CUBE_NAME)) if p.exists()}
+        folder = RunFolder(path)
+        found = {k: p for k, p in (("stac", folder.catalog_file), ("zarr", folder.cube_path)) if p.exists()}
     if source == "auto":
         if not found:
             raise ConfigError("path", str(path), "give a senprep run folder (with catalog.json or cube.zarr), "

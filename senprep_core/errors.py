@@ -71,6 +71,23 @@ class OutputError(SenprepError, OSError):
     exit_code = 2
 
 
+class RunFolderBusyError(OutputError):
+    """Another run holds the output folder's lock."""
+
+    def __init__(self, folder: object, holder: str | None) -> None:
+        self.folder = folder
+        self.holder = holder
+        who = holder or "another run"
+        super().__init__(
+            f"output folder {folder} is in use by {who}; wait for it to finish, add --wait to start when it "
+            "does, or choose another --outdir"
+        )
+
+
+class WorkerLostError(SenprepError, RuntimeError):
+    """The worker process running a unit died (killed, out of memory) more often than retries allow."""
+
+
 class ExportError(OutputError):
     """A run folder cannot be exported: it is not a senprep run, or the archive cannot be written."""
 

@@ -1,27 +1,38 @@
 """Where work units run: in this process, in local worker processes, or on a Dask cluster.
 
-Every executor takes the same units and the same task, yields each unit's result as it
-finishes, and passes the task's progress events to ``dispatch`` in the caller's thread while
-the units run (from worker processes through a queue, from Dask workers through Dask's
-event topics), so progress is live whatever the executor. Units are idempotent (temporary
-names, manifest last), so a unit retried after a lost worker never duplicates output.
+Every executor takes the same units and the same task, yields each unit's result as it finishes,
+and passes the task's progress events to ``dispatch`` in the caller's thread while the units run,
+so progress is live whatever the executor. Units are idempotent (temporary names, manifest last),
+so a unit started again after a lost worker never duplicates output.
+
+Faults: a worker process that dies (killed, out of memory) has its unit started again in a fresh
+worker, up to :data:`MAX_ATTEMPTS` attempts, after which the executor yields a :class:`FailedTask`;
+worker processes exit within a second when the process that started them dies; Dask retries the
+tasks of a lost worker itself.
 """
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import logging
 import math
 import multiprocessing
 import os
 import queue
+import signal
 import threading
+import time
+import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from senprep_core.errors import ConfigError
-from senprep_core.events import Event, event_from_dict
+from senprep_core.events import Event, Message, event_from_dict
 from senprep_core.threads import ENV_THREADS, set_budget, worker_budget
 
 log = logging.getLogger(__name__)
@@ -29,10 +40,22 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Event], None]
 POLL_SECONDS = 0.1
 UNIT_MEMORY_BYTES = 1_500_000_000  # budget per concurrent unit (peak RSS of a 20 km S2 unit is ~0.6 GB)
+MAX_ATTEMPTS = 3  # a unit is started at most this often when its worker process keeps dying
+ORPHAN_GRACE_SECONDS = 1.0  # a worker whose parent died stops its unit, then exits after this long
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    """A unit the executor could not get a result for: its worker kept dying, or the task itself broke."""
+
+    unit: Any
+    error_type: str
+    message: str
+    attempts: int = 1
 
 
 class Executor(Protocol):
-    """Runs ``task(unit, emit)`` for every unit and yields the results as they finish."""
+    """Runs ``task(unit, emit)`` for every unit and yields the results (or :class:`FailedTask`) as they finish."""
 
     name: str
 
@@ -68,30 +91,63 @@ class SerialExecutor:
 
 # ----- local processes -------------------------------------------------------------------------
 
-_WORKER_QUEUE: Any = None
 
+class _PipeEmit:
+    """The emitter of a worker process: events go back through the worker's pipe, in order with its result."""
 
-def _init_worker(events: Any, threads: int) -> None:
-    global _WORKER_QUEUE
-    _WORKER_QUEUE = events
-    set_budget(threads)  # the machine's cores shared between the workers (no oversubscription)
-
-
-class _QueueEmit:
-    """Picklable emitter used in worker processes: events travel as dicts through the pool's queue."""
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        self.conn, self.lock = conn, lock
 
     def __call__(self, event: Event) -> None:
-        if _WORKER_QUEUE is not None:
-            _WORKER_QUEUE.put(event.to_dict())
+        with self.lock:
+            self.conn.send(("event", event.to_dict()))
 
 
-def _drain(source: Any, dispatch: Emit) -> None:
+def _watch_parent(alive: Connection) -> None:
+    """Stop this worker when the process that started it dies (its end of ``alive`` closes)."""
+    with contextlib.suppress(EOFError, OSError):
+        alive.recv()  # nothing is ever sent: returns only by EOF
+    _thread.interrupt_main()  # the unit stops and removes its unfinished files...
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(1)  # ...and the process ends, whatever it was doing
+
+
+def _worker_main(conn: Connection, alive: Connection, threads: int) -> None:
+    """A worker process: run the tasks sent through ``conn`` one at a time until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    set_budget(threads)  # the machine's cores shared between the workers (no oversubscription)
+    threading.Thread(target=_watch_parent, args=(alive,), name="senprep-parent-watch", daemon=True).start()
+    lock = threading.Lock()
+    emit = _PipeEmit(conn, lock)
     while True:
         try:
-            item = source.get_nowait()
-        except queue.Empty:
+            message = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
             return
-        dispatch(event_from_dict(item))
+        if message is None:
+            return
+        task, unit = message
+        try:
+            reply: tuple[str, Any] = ("result", task(unit, emit))
+        except KeyboardInterrupt:
+            return
+        except BaseException as exc:  # the task broke (it records product failures itself): report, go on
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            reply = ("error", (type(exc).__name__, text))
+        with lock:
+            conn.send(reply)
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    alive: Connection
+    unit: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return self.unit is not None
 
 
 def memory_capped_workers(requested: int, per_unit: int = UNIT_MEMORY_BYTES) -> int:
@@ -109,74 +165,129 @@ def memory_capped_workers(requested: int, per_unit: int = UNIT_MEMORY_BYTES) -> 
     return min(requested, fits)
 
 
+def _death(process: Any) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
 class ProcessExecutor:
     """Units in parallel worker processes (``--njobs N``), capped by available memory.
 
-    Workers come from a fork server that has imported senprep once, so they start fast; the
-    pool is kept for later runs until :meth:`close` (or discarded when a run is interrupted).
+    Workers come from a fork server that has imported senprep once, so they start fast; they are
+    kept for later runs until :meth:`close`. A worker that dies is replaced and its unit started
+    again (at most :data:`MAX_ATTEMPTS` times in all); the others go on undisturbed.
     """
 
     name = "processes"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, max_attempts: int = MAX_ATTEMPTS) -> None:
         if workers < 1:
             raise ConfigError("njobs", workers, "give a number of worker processes >= 1")
         self.workers = memory_capped_workers(workers)
-        self._pool: ProcessPoolExecutor | None = None
-        self._events: Any = None
+        self.max_attempts = max_attempts
+        self._pool: list[_Worker] = []
+        self._context: Any = None
 
-    def _start(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["senprep_core.pipeline"])
-            self._events = context.Queue()
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(self._events, worker_budget(self.workers)),
-            )
-        return self._pool
+    def _spawn(self) -> _Worker:
+        if self._context is None:
+            self._context = multiprocessing.get_context("forkserver")
+            self._context.set_forkserver_preload(["senprep_core.pipeline"])
+        conn, child_conn = self._context.Pipe()
+        alive_child, alive = self._context.Pipe(duplex=False)
+        process = self._context.Process(target=_worker_main, args=(child_conn, alive_child,
+                                        worker_budget(self.workers)), name="senprep-worker", daemon=True)  # fmt: skip
+        process.start()
+        child_conn.close()
+        alive_child.close()
+        return _Worker(process, conn, alive)
 
     def map_units(
         self, units: Sequence[Any], task: Callable[[Any, Emit], Any], dispatch: Emit, cancel: threading.Event
     ) -> Iterator[Any]:
-        pool = self._start()
-        futures: dict[Future[Any], Any] = {pool.submit(task, unit, _QueueEmit()): unit for unit in units}
+        while len(self._pool) < min(self.workers, max(1, len(units))):
+            self._pool.append(self._spawn())
+        pending: deque[Any] = deque(units)
+        attempts: dict[int, int] = {}
         try:
-            while futures and not cancel.is_set():
-                done, _ = wait(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                _drain(self._events, dispatch)
-                for future in done:
-                    futures.pop(future)
-                    yield future.result()
-            _drain(self._events, dispatch)
+            while (pending or any(w.busy for w in self._pool)) and not cancel.is_set():
+                for worker in self._pool:
+                    if not worker.busy and pending:
+                        worker.unit = pending.popleft()
+                        attempts[id(worker.unit)] = attempts.get(id(worker.unit), 0) + 1
+                        with contextlib.suppress(OSError):  # a dead worker is found below; its unit starts again
+                            worker.conn.send((task, worker.unit))
+                busy = [w for w in self._pool if w.busy]
+                wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=POLL_SECONDS)
+                for worker in busy:
+                    yield from self._collect(worker, dispatch, pending, attempts)
         finally:
-            if futures:  # cancelled, interrupted or abandoned: stop now, running units included
+            if any(w.busy for w in self._pool):  # cancelled, interrupted or abandoned: stop the running units now
                 self._kill()
 
-    def _kill(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
+    def _collect(self, worker: _Worker, dispatch: Emit, pending: deque[Any], attempts: dict[int, int]) -> Iterator[Any]:
+        """Pass on a worker's events and yield its result; replace it when it died."""
+        try:
+            while worker.conn.poll():
+                kind, payload = worker.conn.recv()
+                if kind == "event":
+                    dispatch(event_from_dict(payload))
+                    continue
+                unit, worker.unit = worker.unit, None
+                if kind == "error":
+                    yield FailedTask(unit, payload[0], payload[1], attempts.pop(id(unit), 1))
+                else:
+                    attempts.pop(id(unit), None)
+                    yield payload
+                return
+        except (EOFError, OSError):
+            pass
+        if worker.process.is_alive():
             return
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=2)
-        self._close_queue()
+        worker.process.join()
+        unit, worker.unit = worker.unit, None
+        how = _death(worker.process)
+        self._pool[self._pool.index(worker)] = self._spawn()
+        if unit is None:
+            return
+        n = attempts.get(id(unit), 1)
+        uid = getattr(unit, "unit_id", unit)
+        if n < self.max_attempts:
+            log.warning("the worker running unit %s died (%s): starting it again", uid, how)
+            dispatch(Message(f"the worker running unit {uid} died ({how}); starting it again", level="warning"))
+            pending.appendleft(unit)
+        else:
+            attempts.pop(id(unit), None)
+            yield FailedTask(unit, "WorkerLostError", f"the worker process running this unit died {n} times "
+                             f"(last {how}); if it ran out of memory, lower --njobs", n)  # fmt: skip
 
-    def _close_queue(self) -> None:
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+    def _kill(self) -> None:
+        """End every worker now and wait until each is gone (nothing they write can land after this)."""
+        for worker in self._pool:
+            if worker.process.is_alive():
+                worker.process.kill()
+        for worker in self._pool:
+            worker.process.join(timeout=10)
+            worker.conn.close()
+            worker.alive.close()
+        self._pool = []
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self._close_queue()
+        for worker in self._pool:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in self._pool:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+            worker.alive.close()
+        self._pool = []
 
 
 # ----- Dask ----------------------------------------------------------------------------------------
@@ -282,13 +393,25 @@ class DaskExecutor:
                     cancel.wait(POLL_SECONDS)
                 _drain(received, dispatch)
                 for future in done:
-                    pending.pop(future)
-                    yield future.result()
+                    unit = pending.pop(future)
+                    try:
+                        yield future.result()
+                    except Exception as exc:  # e.g. KilledWorker: the unit's workers kept dying
+                        yield FailedTask(unit, type(exc).__name__, str(exc))
             _drain(received, dispatch)
         finally:
             if pending:
                 client.cancel(list(pending))
             client.unsubscribe_topic(topic)
+
+
+def _drain(source: queue.Queue[dict[str, Any]], dispatch: Emit) -> None:
+    while True:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            return
+        dispatch(event_from_dict(item))
 
 
 def make_executor(njobs: int = 1, scheduler: str | None = None, dask_workers: int | None = None) -> Executor:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from senprep_core.atomic import write_json_atomic
 from senprep_core.cli import main
 from senprep_core.config import parse_config
 from senprep_core.demo.catalog import demo_config_dict, demo_specs
 from senprep_core.demo.s2 import make_s2_product
-from senprep_core.outputs.atomic import write_json_atomic
 
 
 @pytest.fixture(scope="module")

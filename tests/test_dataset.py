@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,14 +15,19 @@ import rasterio
 from senprep_core.dataset import PatchDataset, Sample
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
-from senprep_core.outputs.zarr_cube import CUBE_NAME, delta_hours, parse_time
-from senprep_core.units import run_entries
+from senprep_core.outputs.run_folder import RunFolder
+from senprep_core.outputs.zarr_cube import delta_hours, parse_time
 from tests.test_zarr_cube import build_runs
 
 
 @pytest.fixture(scope="module")
 def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_runs(demo_products, tmp_path_factory.mktemp("loader"))
+
+
+def _entries(outdir: Path) -> list[dict[str, Any]]:
+    """The run's patch entries in their manifest (JSON) form."""
+    return [e.to_dict() for e in RunFolder(outdir).entries()]
 
 
 def _utc(text: str) -> datetime:
@@ -47,14 +53,14 @@ def test_stac_and_zarr_give_the_same_samples(runs: dict[str, Path], kind: str) -
     _assert_same_samples(stac, cube)
     # auto picks the catalog in a run folder; a cube.zarr path opens the cube
     assert PatchDataset(runs[kind]).source == "stac"
-    assert PatchDataset(runs[kind] / CUBE_NAME).source == "zarr"
+    assert PatchDataset(RunFolder(runs[kind]).cube_path).source == "zarr"
     assert PatchDataset(runs[kind] / "catalog.json").metadata == stac.metadata
 
 
 @pytest.mark.parametrize("source", ["stac", "zarr"])
 def test_s2_samples_shapes_dtypes_and_metadata(runs: dict[str, Path], source: str) -> None:
     outdir = runs["s2"]
-    entries = run_entries(outdir)
+    entries = _entries(outdir)
     ds = PatchDataset(outdir, source=source)  # type: ignore[arg-type]
     assert len(ds) == len(entries)
     by_key = {(e["unit_id"], e["patch_id"]): e for e in entries}
@@ -91,7 +97,7 @@ def test_s2_samples_shapes_dtypes_and_metadata(runs: dict[str, Path], source: st
 
 @pytest.mark.parametrize("source", ["stac", "zarr"])
 def test_s1_samples(runs: dict[str, Path], source: str) -> None:
-    entries = run_entries(runs["s1"])
+    entries = _entries(runs["s1"])
     ds = PatchDataset(runs["s1"], source=source)  # type: ignore[arg-type]
     assert len(ds) == len(entries)
     sample = ds[0]
@@ -110,7 +116,7 @@ def test_s1_samples(runs: dict[str, Path], source: str) -> None:
 @pytest.mark.parametrize("source", ["stac", "zarr"])
 def test_paired_samples_and_delta_t_filter(runs: dict[str, Path], source: str) -> None:
     outdir = runs["pairs"]
-    entries = run_entries(outdir)
+    entries = _entries(outdir)
     ds = PatchDataset(outdir, source=source)  # type: ignore[arg-type]
     assert len(ds) == len(entries)
     for sample in ds:
@@ -137,7 +143,7 @@ def test_paired_samples_and_delta_t_filter(runs: dict[str, Path], source: str) -
 @pytest.mark.parametrize("source", ["stac", "zarr"])
 def test_cloud_and_date_filters(runs: dict[str, Path], source: str) -> None:
     outdir = runs["s2"]
-    entries = run_entries(outdir)
+    entries = _entries(outdir)
     ds = PatchDataset(outdir, source=source)  # type: ignore[arg-type]
     clouds = [e["cloud_fraction"] for e in entries]
     assert min(clouds) <= 0.2 < max(clouds)

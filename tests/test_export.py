@@ -37,7 +37,11 @@ def run_copy(finished_run: Path, tmp_path: Path) -> Path:
 
 def _files(outdir: Path) -> dict[str, bytes]:
     """Relative POSIX name -> bytes of every file below ``outdir``."""
-    return {p.relative_to(outdir).as_posix(): p.read_bytes() for p in outdir.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(outdir).as_posix(): p.read_bytes()
+        for p in outdir.rglob("*")
+        if p.is_file() and not p.name.startswith(".senprep")
+    }  # the lock files stay out of an export
 
 
 def _unzipped(archive: Path) -> dict[str, bytes]:

@@ -16,8 +16,11 @@ import pytest
 from senprep_core.config import parse_config
 from senprep_core.demo.catalog import demo_runs
 from senprep_core.errors import OutputError
+from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs import legacy_layout
-from senprep_core.outputs.legacy_layout import legacy_tree, read_run_entries, write_legacy_layout
+from senprep_core.outputs.legacy_layout import legacy_tree, write_legacy_layout
+from senprep_core.outputs.records import PatchEntry
+from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.pipeline import run
 from tests.conftest import make_demo_runs
 
@@ -31,9 +34,21 @@ def runs(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return make_demo_runs(demo_products, tmp_path_factory.mktemp("legacy-runs"))
 
 
-def _manifest_entries(run_dir: Path) -> list[dict[str, Any]]:
-    """The entries exactly as the manifests hold them (no patch window at the time of writing)."""
+def _entries(run_dir: Path) -> list[dict[str, Any]]:
+    """The entries exactly as the manifests hold them."""
     return [e for m in sorted(run_dir.glob("patches/*/unit.json")) for e in json.loads(m.read_text())["patches"]]
+
+
+def _typed(entries: list[dict[str, Any]]) -> list[PatchEntry]:
+    return [PatchEntry.from_dict(e) for e in entries]
+
+
+def _tree(entries: list[dict[str, Any]], name: str) -> list[str]:
+    return legacy_tree(_typed(entries), name)
+
+
+def _write(outdir: Path, entries: list[dict[str, Any]], name: str) -> list[Path]:
+    return write_legacy_layout(RunFolder(outdir), _typed(entries), name)
 
 
 def _expected_from_sidecars(run_dir: Path, name: str, modality: str) -> list[str]:
@@ -56,7 +71,7 @@ def _tree_on_disk(outdir: Path) -> list[str]:
 
 def test_s2_run_tree_has_the_documented_names(runs: dict[str, Path]) -> None:
     run_dir = runs["s2"]
-    tree = legacy_tree(read_run_entries(run_dir), "demo")
+    tree = _tree(_entries(run_dir), "demo")
     assert tree == _expected_from_sidecars(run_dir, "demo", "S2")
     assert len(tree) == len(list(run_dir.glob("patches/*/*_S2.tif"))) == 12
     # 2022-04-20 is a Wednesday: its week folder is Monday 2022-04-18; offsets are pixels in the ROI grid
@@ -70,7 +85,7 @@ def test_s2_run_tree_has_the_documented_names(runs: dict[str, Path]) -> None:
 
 def test_s1_only_run_uses_the_2022_single_sensor_names(runs: dict[str, Path]) -> None:
     run_dir = runs["s1"]
-    tree = legacy_tree(read_run_entries(run_dir), "demo-s1")
+    tree = _tree(_entries(run_dir), "demo-s1")
     assert tree == _expected_from_sidecars(run_dir, "demo-s1", "S1")
     assert f"Sentinel_Patches/demo-s1/20220418/ROI1/S1/Patches/S1_{S1_0421.replace('_', '-')}_123_0_128x128.tif" in tree
     for path in tree:  # split on "_" as 2022 scripts did: S1, id, row, col, WxH.tif
@@ -81,19 +96,15 @@ def test_s1_only_run_uses_the_2022_single_sensor_names(runs: dict[str, Path]) ->
 
 def test_write_makes_hard_links_and_reruns_touch_nothing(runs: dict[str, Path], tmp_path: Path) -> None:
     outdir = Path(shutil.copytree(runs["s2"], tmp_path / "s2"))
-    entries = _manifest_entries(outdir)  # windows come from the sidecars
-    paths = write_legacy_layout(outdir, entries, "demo")
-    assert (
-        [p.relative_to(outdir).as_posix() for p in paths]
-        == _tree_on_disk(outdir)
-        == legacy_tree(read_run_entries(outdir), "demo")
-    )
+    entries = _entries(outdir)
+    paths = _write(outdir, entries, "demo")
+    assert [p.relative_to(outdir).as_posix() for p in paths] == _tree_on_disk(outdir) == _tree(_entries(outdir), "demo")
     sources = {e["files"]["S2"] for e in entries}
     for path in paths:
         linked = [s for s in sources if os.path.samefile(outdir / s, path)]
         assert len(linked) == 1 and path.stat().st_nlink == 2
     stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
-    assert write_legacy_layout(outdir, entries, "demo") == paths
+    assert _write(outdir, entries, "demo") == paths
     assert stamps == {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
     assert not [p for p in outdir.rglob("*") if ".tmp-" in p.name]
     # the normal outputs are all still there
@@ -102,14 +113,14 @@ def test_write_makes_hard_links_and_reruns_touch_nothing(runs: dict[str, Path], 
 
 def test_rewritten_patch_is_relinked(runs: dict[str, Path], tmp_path: Path) -> None:
     outdir = Path(shutil.copytree(runs["s1"], tmp_path / "s1"))
-    entries = read_run_entries(outdir)
-    paths = write_legacy_layout(outdir, entries, "demo-s1")
+    entries = _entries(outdir)
+    paths = _write(outdir, entries, "demo-s1")
     source = outdir / entries[0]["files"]["S1"]
     fresh = source.with_name("fresh.tif")  # a rebuild replaces the COG by rename: a new inode
     shutil.copyfile(source, fresh)
     os.replace(fresh, source)
     target = next(p for p in paths if p.stat().st_nlink == 1)
-    write_legacy_layout(outdir, entries, "demo-s1")
+    _write(outdir, entries, "demo-s1")
     assert os.path.samefile(source, target)
 
 
@@ -117,13 +128,13 @@ def test_copies_when_hard_links_are_impossible(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outdir = Path(shutil.copytree(runs["s1"], tmp_path / "s1"))
-    entries = read_run_entries(outdir)
+    entries = _entries(outdir)
 
     def no_link(src: object, dst: object) -> None:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(legacy_layout.os, "link", no_link)
-    paths = write_legacy_layout(outdir, entries, "demo-s1")
+    paths = _write(outdir, entries, "demo-s1")
     by_name = {p.name: p for p in paths}
     for entry in entries:
         window = entry["window"]
@@ -133,23 +144,23 @@ def test_copies_when_hard_links_are_impossible(
         assert legacy[0].stat().st_nlink == 1
         assert legacy[0].read_bytes() == (outdir / entry["files"]["S1"]).read_bytes()
     stamps = {p: p.stat().st_mtime_ns for p in paths}
-    write_legacy_layout(outdir, entries, "demo-s1")
+    _write(outdir, entries, "demo-s1")
     assert stamps == {p: p.stat().st_mtime_ns for p in paths}
 
 
 def test_stale_legacy_files_are_removed_and_others_kept(runs: dict[str, Path], tmp_path: Path) -> None:
     outdir = Path(shutil.copytree(runs["s2"], tmp_path / "s2"))
-    entries = read_run_entries(outdir)
-    write_legacy_layout(outdir, entries, "demo")
+    entries = _entries(outdir)
+    _write(outdir, entries, "demo")
     notes = outdir / "Sentinel_Patches" / "demo" / "20220418" / "my-notes.txt"
     notes.write_text("kept")
     kept = [e for e in entries if e["unit_id"] != S2_0420]
-    paths = write_legacy_layout(outdir, kept, "demo")
+    paths = _write(outdir, kept, "demo")
     assert _tree_on_disk(outdir) == sorted([p.relative_to(outdir).as_posix() for p in paths] + [
         notes.relative_to(outdir).as_posix()])  # fmt: skip
     assert not (outdir / "Sentinel_Patches" / "demo" / "20220418" / "ROI1").exists()
     assert notes.read_text() == "kept"
-    write_legacy_layout(outdir, [], "demo")
+    _write(outdir, [], "demo")
     assert _tree_on_disk(outdir) == [notes.relative_to(outdir).as_posix()]
     assert not (outdir / "Sentinel_Patches" / "demo" / "20210510").exists()
 
@@ -168,13 +179,16 @@ def _entry(
     """A manifest entry as the pipeline writes it (paired when ``times`` has both sensors)."""
     row, col = patch
     pid = f"r{row // size[0]:03d}_c{col // size[1]:03d}"
-    mods = {m: {"sensing_time": t, "product_ids": products[m], "bands": []} for m, t in times.items()}
+    mods = {m: {"sensing_time": t, "product_ids": products[m], "bands": [], "valid_fraction": 1.0}
+            for m, t in times.items()}  # fmt: skip
     entry: dict[str, Any] = {
         "unit_id": unit,
         "patch_id": pid,
         "modality": primary,
-        "files": {m: f"patches/{unit}/{pid}_{m}.tif" for m in times},
-        "grid": {"width": size[1], "height": size[0]},
+        "files": {
+            k: f"patches/{unit}/{pid}_{m}.{ext}" for m in times for k, ext in ((m, "tif"), (f"{m}_metadata", "json"))
+        },
+        "grid": TargetGrid(32630, 10.0, col * 10.0, -row * 10.0, size[1], size[0]).to_dict(),
         "window": {"row_off": row, "col_off": col, "height": size[0], "width": size[1]},
         "sensing_time": times[primary],
         "product_ids": products[primary],
@@ -197,10 +211,10 @@ def test_s2_primary_pair_goes_to_the_s2_week_in_both_folders() -> None:
     entries = [_entry("u1", (r, c), times, "S2", UUIDISH) for r, c in ((0, 0), (0, 256), (256, 0))]
     base = "Sentinel_Patches/glasgow/20200504/ROI1"
     offsets = ((0, 0), (0, 256), (256, 0))
-    assert legacy_tree(entries, "glasgow") == sorted(
+    assert _tree(entries, "glasgow") == sorted(
         f"{base}/{m}/Patches/S1_{T1}_S2_{T2}_{r}_{c}_256x256.tif" for m in ("S1", "S2") for r, c in offsets
     )
-    files = legacy_layout.legacy_files(entries, "glasgow")
+    files = legacy_layout.legacy_files(_typed(entries), "glasgow")
     assert {f.source for f in files if "/S1/Patches/" in f.path} == {
         f"patches/u1/{e['patch_id']}_S1.tif" for e in entries
     }
@@ -208,7 +222,7 @@ def test_s2_primary_pair_goes_to_the_s2_week_in_both_folders() -> None:
 
 def test_s1_primary_pair_goes_to_the_s1_week() -> None:
     times = {"S1": "2020-05-03T17:50:25Z", "S2": "2020-05-04T11:33:21Z"}
-    tree = legacy_tree([_entry("u1", (0, 0), times, "S1", UUIDISH)], "glasgow")
+    tree = _tree([_entry("u1", (0, 0), times, "S1", UUIDISH)], "glasgow")
     assert tree == [
         f"Sentinel_Patches/glasgow/20200427/ROI1/S1/Patches/S1_{T1}_S2_{T2}_0_0_256x256.tif",
         f"Sentinel_Patches/glasgow/20200427/ROI1/S2/Patches/S1_{T1}_S2_{T2}_0_0_256x256.tif",
@@ -221,7 +235,7 @@ def test_roi_numbers_rank_the_units_of_a_week_by_area_then_time() -> None:
     big = [_entry("big", (r, 0), {"S2": "2020-05-07T11:00:00Z"}, "S2", {"S2": ["B"]}, (10, 10)) for r in (0, 10)]
     tie_early = [_entry("tie-early", (0, 0), {"S2": "2020-05-06T11:00:00Z"}, "S2", {"S2": ["E"]}, (10, 10))]
     next_week = [_entry("next", (0, 0), {"S2": "2020-05-11T00:00:00Z"}, "S2", {"S2": ["N"]}, (10, 10))]
-    tree = legacy_tree(small + big + tie_early + next_week, "x")
+    tree = _tree(small + big + tie_early + next_week, "x")
     assert tree == [
         "Sentinel_Patches/x/20200504/ROI1/S2/Patches/S2_B_0_0_10x10.tif",
         "Sentinel_Patches/x/20200504/ROI1/S2/Patches/S2_B_10_0_10x10.tif",
@@ -234,11 +248,11 @@ def test_roi_numbers_rank_the_units_of_a_week_by_area_then_time() -> None:
 def test_several_products_of_a_sensor_are_joined_and_long_names_shortened() -> None:
     two = {"S2": ["S2A_MSIL2A_20200504T113321_N0214_R080_T30UVG_20200504T121314",
                   "S2A_MSIL2A_20200504T113321_N0214_R080_T30VVH_20200504T121314"]}  # fmt: skip
-    [path] = legacy_tree([_entry("u", (0, 0), {"S2": "2020-05-04T11:33:21Z"}, "S2", two)], "x")
+    [path] = _tree([_entry("u", (0, 0), {"S2": "2020-05-04T11:33:21Z"}, "S2", two)], "x")
     assert Path(path).name == f"S2_{T2}+{T2.replace('T30UVG', 'T30VVH')}_0_0_256x256.tif"
     many = {"S1": [UUIDISH["S1"][0]] * 3, "S2": two["S2"] * 2}
     times = {"S2": "2020-05-04T11:33:21Z", "S1": "2020-05-03T17:50:25Z"}
-    [path, _] = legacy_tree([_entry("u", (0, 0), times, "S2", many)], "x")
+    [path, _] = _tree([_entry("u", (0, 0), times, "S2", many)], "x")
     name = Path(path).name
     assert len(name.encode()) <= 255
     assert name.startswith(f"S1_{T1}+") and f"_S2_{T2}+" in name and name.endswith("_0_0_256x256.tif")
@@ -247,11 +261,11 @@ def test_several_products_of_a_sensor_are_joined_and_long_names_shortened() -> N
 
 def test_entries_without_window_or_with_clashing_names_are_refused() -> None:
     entry = _entry("u", (0, 0), {"S2": "2020-05-04T11:33:21Z"}, "S2", UUIDISH)
-    with pytest.raises(OutputError, match="read_run_entries"):
-        legacy_tree([{k: v for k, v in entry.items() if k != "window"}], "x")
-    twin = {**entry, "patch_id": "r009_c009", "files": {"S2": "patches/u/other.tif"}}
+    with pytest.raises(OutputError, match="window"):
+        _tree([{k: v for k, v in entry.items() if k != "window"}], "x")
+    twin = {**entry, "patch_id": "r009_c009", "files": {"S2": "patches/u/other.tif", "S2_metadata": "patches/u/o.json"}}
     with pytest.raises(OutputError, match="would both become"):
-        legacy_tree([entry, twin], "x")
+        _tree([entry, twin], "x")
 
 
 def test_a_legacy_layout_run_writes_both_trees(demo_products: Path, tmp_path: Path) -> None:
@@ -263,4 +277,4 @@ def test_a_legacy_layout_run_writes_both_trees(demo_products: Path, tmp_path: Pa
     result = run(config, outdir, sources=[f"local:{demo_products}"])
     assert result.status == "complete"
     assert (outdir / "catalog.json").is_file() and list(outdir.glob("patches/*/unit.json"))
-    assert _tree_on_disk(outdir) == legacy_tree(read_run_entries(outdir), config.name) != []
+    assert _tree_on_disk(outdir) == _tree(_entries(outdir), config.name) != []

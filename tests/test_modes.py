@@ -17,14 +17,22 @@ import rasterio
 from shapely.geometry import box
 
 from senprep_core.catalog.records import ProductRecord
-from senprep_core.config import parse_config
+from senprep_core.catalog.selection import DroppedProduct
+from senprep_core.config import Config, parse_config
 from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict, demo_s1_config_dict
+from senprep_core.pairing import plan_units as plan_units_with
 from senprep_core.pipeline import make_plan, run
-from senprep_core.planning import plan_units
+from senprep_core.planning import unit_spec
+from senprep_core.unit.model import WorkUnit
 
 UTC = timezone.utc
 T0 = datetime(2022, 4, 20, 11, 0, tzinfo=UTC)
 FOOT = box(-4.5, 55.6, -3.9, 56.1)  # covers the demo ROI
+
+
+def plan_units(config: Config, products: list[ProductRecord]) -> tuple[list[WorkUnit], list[DroppedProduct]]:
+    """The units of ``config``'s mode from ``products`` (each carrying the run's spec)."""
+    return plan_units_with(config, products, unit_spec(config))
 
 
 def _s2(day: float, cloud: float = 10.0, name: str = "A") -> ProductRecord:
@@ -153,18 +161,18 @@ def test_pairing_modes_write_both_sensors_on_one_grid(
     (done,) = result.results
     assert done.patches_written == 4
     for entry in done.patch_entries:
-        assert set(entry["modalities"]) == {"S1", "S2"} and entry["pair"]["primary"] == primary
-        assert entry["pair"]["delta_t_hours"] == pytest.approx(unit.delta_t_hours, abs=1e-3)
+        assert {m.modality for m in entry.modalities} == {"S1", "S2"} and entry.pair.primary == primary
+        assert entry.pair.delta_t_hours == pytest.approx(unit.delta_t_hours, abs=1e-3)
         grids = []
         for modality in ("S1", "S2"):
-            with rasterio.open(tmp_path / "out" / entry["files"][modality]) as ds:
+            with rasterio.open(tmp_path / "out" / entry.files[modality]) as ds:
                 grids.append((ds.crs, ds.transform, ds.shape))
                 assert np.isfinite(ds.read(1)).any()
-            sidecar = json.loads((tmp_path / "out" / entry["files"][f"{modality}_metadata"]).read_text())
-            assert sidecar["pair"]["delta_t_hours"] == entry["pair"]["delta_t_hours"]
+            sidecar = json.loads((tmp_path / "out" / entry.files[f"{modality}_metadata"]).read_text())
+            assert sidecar["pair"]["delta_t_hours"] == entry.pair.delta_t_hours
         assert grids[0] == grids[1]  # the identical target grid: no second resampling
-        assert entry["modalities"]["S1"]["orbit_direction"] == "descending"
-        assert entry["modalities"]["S2"]["cloud_fraction"] is not None
+        assert entry.get("S1").sar.orbit_direction == "descending"
+        assert entry.get("S2").cloud_fraction is not None
     legacy = sorted((tmp_path / "out" / "Sentinel_Patches").rglob("*.tif"))
     assert len(legacy) == 8  # each patch in S1/ and S2/, under one name: S1_<s1 id>_S2_<s2 id>_<row>_<col>_<w>x<h>
     assert {p.parent.parent.name for p in legacy} == {"S1", "S2"}
@@ -229,11 +237,11 @@ def test_multitemporal_run_writes_the_earlier_acquisition_alongside(tmp_path: Pa
     (done,) = result.results
     assert done.patches_written > 0
     for entry in done.patch_entries:
-        assert set(entry["modalities"]) == {"S1", "S1_previous"}
-        assert entry["files"]["S1_previous"].endswith("_S1_previous.tif")
+        assert {m.modality for m in entry.modalities} == {"S1", "S1_previous"}
+        assert entry.files["S1_previous"].endswith("_S1_previous.tif")
         with (
-            rasterio.open(tmp_path / "out" / entry["files"]["S1"]) as a,
-            rasterio.open(tmp_path / "out" / entry["files"]["S1_previous"]) as b,
+            rasterio.open(tmp_path / "out" / entry.files["S1"]) as a,
+            rasterio.open(tmp_path / "out" / entry.files["S1_previous"]) as b,
         ):
             assert (a.transform, a.shape) == (b.transform, b.shape)
             assert not np.array_equal(a.read(), b.read(), equal_nan=True)  # two acquisitions, two speckle draws
@@ -312,7 +320,7 @@ def test_time_series_run_stacks_every_acquisition_on_one_grid(demo_products: Pat
     data.pop("sentinel1")
     result = run(parse_config(data), tmp_path / "out", sources=[f"local:{demo_products}"])
     assert result.status == "complete" and len(result.plan.units) == 3  # the three L2A dates
-    grids = {json.dumps(e["grid"], sort_keys=True) for r in result.results for e in r.patch_entries}
+    grids = {e.grid for r in result.results for e in r.patch_entries}
     assert len(grids) == 4  # the same 4 patch grids at every date
     import xarray as xr
 

@@ -15,7 +15,6 @@ from pyproj import Transformer
 
 from senprep_core.config import parse_config
 from senprep_core.demo.s2 import S2DemoSpec, ground_truth, make_s2_product
-from senprep_core.geo.grid import TargetGrid
 from senprep_core.pipeline import run
 
 pytestmark = pytest.mark.integration
@@ -56,14 +55,14 @@ def test_an_roi_split_across_two_tiles_uses_both_and_each_patch_is_right(tmp_pat
     for unit_result in result.results:
         spec = west if "T30UVG" in unit_result.unit_id else east
         for entry in unit_result.patch_entries:
-            grid = TargetGrid.from_dict(entry["grid"])
-            with rasterio.open(tmp_path / "out" / entry["files"]["S2"]) as ds:
+            grid = entry.grid
+            with rasterio.open(tmp_path / "out" / entry.files["S2"]) as ds:
                 b04 = ds.read(1)
             truth = ground_truth(spec, grid, "B04")
             inside = ~np.isnan(truth)
             np.testing.assert_allclose(b04[inside], truth[inside], atol=1e-6)
             assert np.isnan(b04[~inside]).all()  # the other tile's half stays no data in this product's patch
-            written.setdefault(entry["patch_id"], spec.tile_id)
+            written.setdefault(entry.patch_id, spec.tile_id)
     assert set(written) == {p.patch_id for p in config.patches()}  # every patch comes from one tile or the other
     assert set(written.values()) == {"30UVG", "30UWG"}
 
@@ -92,12 +91,12 @@ def test_an_roi_across_two_utm_zones_reads_a_tile_of_either_zone_onto_one_grid(t
     for unit_result in result.results:
         assert unit_result.patches_written == len(config.patches())
         for entry in unit_result.patch_entries:
-            with rasterio.open(tmp_path / "out" / entry["files"]["S2"]) as ds:
+            with rasterio.open(tmp_path / "out" / entry.files["S2"]) as ds:
                 assert ds.crs.to_epsg() == 32630
                 b04 = ds.read(1)
             assert np.isfinite(b04).mean() > 0.99
             if "T30UYC" in unit_result.unit_id:  # same zone: no warp, exact values
-                truth = ground_truth(zone30, TargetGrid.from_dict(entry["grid"]), "B04")
+                truth = ground_truth(zone30, entry.grid, "B04")
                 np.testing.assert_allclose(b04, truth, atol=1e-6)
             else:  # zone 31 reprojected: reflectance of the synthetic scene stays in its range
                 assert np.nanmin(b04) >= 0.0 and np.nanmax(b04) <= 1.0

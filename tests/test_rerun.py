@@ -18,7 +18,11 @@ RUNS = ("s2", "s1")  # senprep demo writes one run per mission
 
 
 def _outputs(outdir: Path) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in outdir.rglob("*") if p.is_file() and p.name != "run.json"}
+    return {
+        p: p.stat().st_mtime_ns
+        for p in outdir.rglob("*")
+        if p.is_file() and p.name not in ("run.json", ".senprep.lock")
+    }
 
 
 def _demo(outdir: Path, products: Path, *extra: str) -> int:

@@ -21,9 +21,9 @@ from affine import Affine
 from senprep_core.catalog.local import LocalProvider
 from senprep_core.config import parse_config
 from senprep_core.demo.catalog import DEMO_DEM, demo_s1_config_dict
-from senprep_core.fetch.needs import FetchOptions
 from senprep_core.pipeline import run
 from senprep_core.s1.metadata import read_s1_metadata
+from senprep_core.unit.fetching import FetchOptions
 from tests.servers.cdse_server import CdseServer
 from tests.servers.fileserver import serve_files
 from tests.test_s1_orbit_files import eof_name, eof_xml

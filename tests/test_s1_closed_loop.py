@@ -22,10 +22,12 @@ from senprep_core.catalog.local import _s1_record
 from senprep_core.config import parse_config
 from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
 from senprep_core.demo.s1_spec import S1DemoSpec
+from senprep_core.fetch.cache import default_cache_dir
 from senprep_core.geo.grid import PixelWindow
-from senprep_core.process_s1 import S1Source
+from senprep_core.planning import unit_spec
 from senprep_core.productfs import ProductLocation
 from senprep_core.s1.positions import lonlat_of
+from senprep_core.unit.s1_source import S1Source
 
 BASE = S1DemoSpec(
     start_time=datetime(2022, 5, 3, 17, 41, 35),
@@ -56,7 +58,9 @@ def _chain(spec: S1DemoSpec, tmp: Path, bands: list[str], **s1: object) -> tuple
             "sentinel1": {"bands": bands, "dem": str(dem), **s1},
         }
     )
-    source = S1Source(_s1_record(ProductLocation.open(product), "local"), "loop", config)
+    source = S1Source(
+        _s1_record(ProductLocation.open(product), "local"), "loop", unit_spec(config), default_cache_dir()
+    )
     block = source.read_block(source.grid)
     return source, block.data, truth
 
@@ -142,11 +146,11 @@ def test_noise_removal_is_what_makes_dark_areas_right(tmp_path: Path) -> None:
 
 def test_dem_loaded_block_by_block_gives_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large grids (up to a whole scene) load the DEM per block; the result must not change."""
-    import senprep_core.process_s1 as process_s1
+    import senprep_core.unit.s1_source as s1_source
 
     spec = replace(BASE, dem="hilly", looks=math.inf, nesz_db=None)
     _, whole, _ = _chain(spec, tmp_path, ["sigma0_VV", "local_incidence_angle"], speckle_filter="none")
-    monkeypatch.setattr(process_s1, "WHOLE_DEM_PIXELS", 1000)
+    monkeypatch.setattr(s1_source, "WHOLE_DEM_PIXELS", 1000)
     source, _, _ = _chain(spec, tmp_path, ["sigma0_VV", "local_incidence_angle"], speckle_filter="none")
     grid = source.grid
     half = grid.height // 2

@@ -7,9 +7,11 @@ import pytest
 
 from senprep_core.catalog.local import _s1_record
 from senprep_core.config import parse_config
-from senprep_core.process_s1 import S1Source
+from senprep_core.fetch.cache import default_cache_dir
+from senprep_core.planning import unit_spec
 from senprep_core.productfs import ProductLocation
 from senprep_core.s1.positions import lonlat_of, radar_positions
+from senprep_core.unit.s1_source import S1Source
 from tests.conftest import need_real_samples
 
 GRD = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
@@ -28,7 +30,9 @@ def _source(geoid: str) -> S1Source:
             "sentinel1": {"bands": ["sigma0_VV"], "dem": str(folder / "Rome-30m-DEM.tif"), "geoid": geoid},
         }
     )
-    return S1Source(_s1_record(ProductLocation.open(folder / GRD), "local"), "rome", config)
+    return S1Source(
+        _s1_record(ProductLocation.open(folder / GRD), "local"), "rome", unit_spec(config), default_cache_dir()
+    )
 
 
 def test_egm96_shifts_range_by_the_undulation_over_tan_incidence() -> None:

@@ -67,10 +67,10 @@ def test_snap_backend_writes_patches_from_gpt_output(tmp_path: Path, monkeypatch
     import rasterio
 
     entry = result.results[0].patch_entries[0]
-    with rasterio.open(tmp_path / "out" / entry["files"]["S1"]) as src:
+    with rasterio.open(tmp_path / "out" / entry.files["S1"]) as src:
         assert src.descriptions == ("sigma0_VV_dB",)
         assert float(src.read(1)[0, 0]) == -12.5
-    sidecar = json.loads((tmp_path / "out" / entry["files"]["S1_metadata"]).read_text())
+    sidecar = json.loads((tmp_path / "out" / entry.files["S1_metadata"]).read_text())
     assert sidecar["processing"]["chain"] == "ESA SNAP gpt graph"
 
 

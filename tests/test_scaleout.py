@@ -64,9 +64,9 @@ def serial_run(products: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def _files(outdir: Path) -> dict[str, bytes]:
-    """Every output file except the run report (which holds timings)."""
+    """Every output file except the run report and the lock file (which hold times and process ids)."""
     return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()
-            and p.name != "run.json"}  # fmt: skip
+            and p.name not in ("run.json", ".senprep.lock")}  # fmt: skip
 
 
 def _free_port() -> int:

@@ -21,14 +21,9 @@ from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
-from senprep_core.outputs.stac import (
-    COLLECTIONS_DIR,
-    ITEMS_DIR,
-    PAIRS_COLLECTION,
-    S1_COLLECTION,
-    S2_COLLECTION,
-    write_catalog,
-)
+from senprep_core.outputs.records import PatchEntry
+from senprep_core.outputs.run_folder import COLLECTIONS_DIR, ITEMS_DIR, RunFolder
+from senprep_core.outputs.stac import PAIRS_COLLECTION, S1_COLLECTION, S2_COLLECTION, write_catalog
 from tests.conftest import make_demo_runs
 
 
@@ -158,6 +153,11 @@ def _entries(run_dir: Path) -> list[dict[str, Any]]:
     return [e for m in manifests for e in json.loads(m.read_text())["patches"]]
 
 
+def _write(outdir: Path, name: str, entries: list[dict[str, Any]]) -> int:
+    """Write the catalog of manifest-form entries."""
+    return write_catalog(RunFolder(outdir), name, [PatchEntry.from_dict(e) for e in entries])
+
+
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -237,6 +237,7 @@ def _pair_entry(s2: dict[str, Any], s1: dict[str, Any], primary: str) -> dict[st
         "modality": primary,
         "files": {**s2["files"], **s1["files"]},
         "grid": first["grid"],
+        "window": first["window"],
         **about,
         "cloud_fraction": first["cloud_fraction"],
         "modalities": {"S2": s2["modalities"]["S2"], "S1": s1["modalities"]["S1"]},
@@ -261,7 +262,7 @@ def paired(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> t
 
 def test_pair_items_hold_both_sensors(paired: tuple[Path, list[dict[str, Any]]]) -> None:
     outdir, pairs = paired
-    write_catalog(outdir, "pairs", pairs)
+    _write(outdir, "pairs", pairs)
     items = {i.id: i for i in validate_tree(outdir / "catalog.json")}
     assert len(items) == len(pairs)
     assert [p.name for p in (outdir / COLLECTIONS_DIR).iterdir()] == [PAIRS_COLLECTION]
@@ -285,7 +286,8 @@ def test_pair_items_hold_both_sensors(paired: tuple[Path, list[dict[str, Any]]])
         assert p["senprep:delta_t_hours"] == entry["pair"]["delta_t_hours"]
         assert p["platform"] == entry["modalities"][primary]["platform"]
         assert p["instruments"] == ["c-sar", "msi"]
-        assert p["senprep:product_ids"] == [*s2["product_ids"], *s1["product_ids"]]
+        first, second = (s2, s1) if primary == "S2" else (s1, s2)  # the primary's products first
+        assert p["senprep:product_ids"] == [*first["product_ids"], *second["product_ids"]]
         # item level: SAR and orbit of the S1 acquisition, cloud of the S2 one
         assert p["sar:polarizations"] == ["VV", "VH"] and p["sar:instrument_mode"] == "IW"
         assert p["sat:orbit_state"] == s1["orbit_direction"] == "descending"
@@ -311,16 +313,16 @@ def test_mixed_catalog_has_a_collection_per_kind_and_drops_stale_ones(
     s2_single = [e for e in _entries(runs["s2"]) if e["unit_id"] in {p["unit_id"].split("+")[0] for p in pairs}]
     s1_single = [e for e in _entries(runs["s1"]) if e["unit_id"].startswith("S1A_IW_GRDH_1SDV_20220421")]
     everything = s2_single + s1_single + pairs
-    assert write_catalog(outdir, "mixed", everything) > 0
+    assert _write(outdir, "mixed", everything) > 0
     items = validate_tree(outdir / "catalog.json")
     counts = {
         cid: sum(i.collection_id == cid for i in items) for cid in (S1_COLLECTION, S2_COLLECTION, PAIRS_COLLECTION)
     }
     assert counts == {S1_COLLECTION: len(s1_single), S2_COLLECTION: len(s2_single), PAIRS_COLLECTION: len(pairs)}
     before = {p: p.stat().st_mtime_ns for p in outdir.rglob("*.json") if "patches" not in p.parts}
-    assert write_catalog(outdir, "mixed", everything) == 0  # nothing changed: nothing rewritten
+    assert _write(outdir, "mixed", everything) == 0  # nothing changed: nothing rewritten
     assert before == {p: p.stat().st_mtime_ns for p in outdir.rglob("*.json") if "patches" not in p.parts}
-    write_catalog(outdir, "mixed", s2_single + s1_single)
+    _write(outdir, "mixed", s2_single + s1_single)
     assert sorted(p.name for p in (outdir / COLLECTIONS_DIR).iterdir()) == [S1_COLLECTION, S2_COLLECTION]
     assert len(list((outdir / ITEMS_DIR).glob("*.json"))) == len(s2_single) + len(s1_single)
     catalog = pystac.Catalog.from_file(str(outdir / "catalog.json"))
@@ -332,7 +334,7 @@ def test_entries_without_modalities_still_make_items(runs: dict[str, Path], tmp_
     run_dir = runs["s2"]
     old = [{k: v for k, v in e.items() if k != "modalities"} for e in _entries(run_dir)]
     outdir = Path(shutil.copytree(run_dir / "patches", tmp_path / "old" / "patches")).parent
-    write_catalog(outdir, "old", old)
+    _write(outdir, "old", old)
     items = validate_tree(outdir / "catalog.json")
     assert len(items) == len(old) and {i.collection_id for i in items} == {S2_COLLECTION}
     assert all("eo:cloud_cover" in i.properties and "sat:orbit_state" in i.properties for i in items)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -19,16 +18,25 @@ from senprep_core.config import parse_config
 from senprep_core.demo.catalog import demo_runs
 from senprep_core.errors import ConfigError, OutputError
 from senprep_core.geo.grid import TargetGrid
+from senprep_core.outputs.records import FileRecord, PatchEntry, UnitManifest, file_digest
+from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac import write_catalog
 from senprep_core.outputs.zarr_cube import (
-    CUBE_NAME,
     cube_attrs,
     delta_hours,
     parse_time,
     write_zarr_cube,
 )
 from senprep_core.pipeline import run
-from senprep_core.units import run_entries
+
+
+def run_entries(outdir: Path) -> list[dict[str, Any]]:
+    """The run's patch entries in their manifest (JSON) form."""
+    return [e.to_dict() for e in RunFolder(outdir).entries()]
+
+
+def typed(entries: list[dict[str, Any]]) -> list[PatchEntry]:
+    return [PatchEntry.from_dict(e) for e in entries]
 
 
 def build_run(products: Path, outdir: Path, kind: str) -> Path:
@@ -36,7 +44,7 @@ def build_run(products: Path, outdir: Path, kind: str) -> Path:
     config = dict(demo_runs(products))[kind]
     result = run(parse_config(config), outdir, sources=[f"local:{products}"])
     assert result.status == "complete" and result.patches_written > 0
-    write_zarr_cube(outdir, run_entries(outdir), kind)
+    write_zarr_cube(RunFolder(outdir), RunFolder(outdir).entries(), kind)
     return outdir
 
 
@@ -69,12 +77,15 @@ def build_paired_run(s2_run: Path, s1_run: Path, outdir: Path) -> list[dict[str,
                          "delta_t_hours": delta_hours(t2, parse_time(s1["sensing_time"]))}  # fmt: skip
         units.setdefault(s2["unit_id"], []).append(entry)
     entries = []
+    folder = RunFolder(outdir)
     for unit_id, unit_entries in units.items():
-        manifest = {"unit_id": unit_id, "status": "done", "patches": unit_entries, "skipped_patches": []}
-        (outdir / "patches" / unit_id / "unit.json").write_text(json.dumps(manifest))
+        patches = tuple(typed(unit_entries))
+        files = tuple(FileRecord(rel, (outdir / rel).stat().st_size, file_digest(outdir / rel))
+                      for e in patches for rel in e.files.values())  # fmt: skip
+        folder.commit_unit(UnitManifest(unit_id, "done", "hand-made", (), (), patches, (), files))
         entries.extend(unit_entries)
-    write_catalog(outdir, "pairs", entries)
-    write_zarr_cube(outdir, entries, "pairs")
+    write_catalog(folder, "pairs", typed(entries))
+    write_zarr_cube(folder, typed(entries), "pairs")
     return entries
 
 
@@ -99,7 +110,7 @@ def _read_cog(path: Path) -> tuple[np.ndarray, list[str]]:
 
 def _assert_cube_equals_cogs(outdir: Path) -> int:
     """Every patch COG of every entry (each modality) equals its cell of the cube, NaN for NaN."""
-    cube = outdir / CUBE_NAME
+    cube = RunFolder(outdir).cube_path
     grid = TargetGrid.from_dict(cube_attrs(cube)["senprep:grid"])
     groups = {m: xr.open_zarr(cube, group=m) for m in cube_attrs(cube)["senprep:modalities"]}
     checked = 0
@@ -128,7 +139,7 @@ def test_cube_dims_coordinates_and_chunks(runs: dict[str, Path], kind: str) -> N
     outdir = runs[kind]
     mod = kind.upper()
     entries = run_entries(outdir)
-    ds = xr.open_zarr(outdir / CUBE_NAME, group=mod)
+    ds = xr.open_zarr(RunFolder(outdir).cube_path, group=mod)
     var = ds[mod]
     assert var.dims == ("time", "band", "y", "x")
     # time: the distinct sensing times, sorted; band: the bands of the patches
@@ -163,7 +174,7 @@ def test_cube_dims_coordinates_and_chunks(runs: dict[str, Path], kind: str) -> N
 
 
 def test_cf_attributes_and_grid_mapping(runs: dict[str, Path]) -> None:
-    cube = runs["s2"] / CUBE_NAME
+    cube = RunFolder(runs["s2"]).cube_path
     root = cube_attrs(cube)
     assert root["Conventions"] == "CF-1.8" and root["senprep:modalities"] == ["S2"]
     ds = xr.open_zarr(cube, group="S2")
@@ -181,7 +192,7 @@ def test_cf_attributes_and_grid_mapping(runs: dict[str, Path]) -> None:
     assert ds["time"].attrs["standard_name"] == "time"
     kinds = dict(zip(map(str, ds["band"].values), map(str, ds["band_kind"].values), strict=True))
     assert kinds["B02"] == "reflectance" and kinds["scl_cloud_shadow"] == "mask"
-    s1 = xr.open_zarr(runs["s1"] / CUBE_NAME, group="S1")
+    s1 = xr.open_zarr(RunFolder(runs["s1"]).cube_path, group="S1")
     assert dict(zip(map(str, s1["band"].values), map(str, s1["band_units"].values), strict=True)) == {
         "sigma0_VV_dB": "dB", "sigma0_VH_dB": "dB", "local_incidence_angle": "degree"}  # fmt: skip
     tree = xr.open_datatree(cube, engine="zarr")
@@ -190,9 +201,9 @@ def test_cf_attributes_and_grid_mapping(runs: dict[str, Path]) -> None:
 
 def test_paired_cube_has_both_modalities_and_delta_t(runs: dict[str, Path]) -> None:
     outdir = runs["pairs"]
-    assert cube_attrs(outdir / CUBE_NAME)["senprep:modalities"] == ["S1", "S2"]
-    s2 = xr.open_zarr(outdir / CUBE_NAME, group="S2")
-    s1 = xr.open_zarr(outdir / CUBE_NAME, group="S1")
+    assert cube_attrs(RunFolder(outdir).cube_path)["senprep:modalities"] == ["S1", "S2"]
+    s2 = xr.open_zarr(RunFolder(outdir).cube_path, group="S2")
+    s1 = xr.open_zarr(RunFolder(outdir).cube_path, group="S1")
     assert s2.attrs["senprep:pair_modality"] == "S1"
     entries = run_entries(outdir)
     for e in entries:
@@ -209,51 +220,51 @@ def test_paired_cube_has_both_modalities_and_delta_t(runs: dict[str, Path]) -> N
 def test_unchanged_run_is_not_rewritten_and_a_change_is(runs: dict[str, Path], tmp_path: Path) -> None:
     outdir = tmp_path / "run"
     shutil.copytree(runs["s2"], outdir)
-    cube = outdir / CUBE_NAME
+    cube = RunFolder(outdir).cube_path
     entries = run_entries(outdir)
     before = cube_attrs(cube)["senprep:fingerprint"]
     marker = cube / "S2" / ".zattrs"
     mtime = marker.stat().st_mtime_ns
-    assert write_zarr_cube(outdir, entries, "s2") == cube
+    assert write_zarr_cube(RunFolder(outdir), typed(entries), "s2") == cube
     assert marker.stat().st_mtime_ns == mtime  # up to date: untouched
-    write_zarr_cube(outdir, entries[:-1], "s2")  # one patch fewer: rewritten
+    write_zarr_cube(RunFolder(outdir), typed(entries[:-1]), "s2")  # one patch fewer: rewritten
     assert cube_attrs(cube)["senprep:fingerprint"] != before
     ds = xr.open_zarr(cube, group="S2")
     assert int(ds["is_sample"].sum()) == len(entries) - 1
-    assert sorted(p.name for p in outdir.iterdir() if "zarr" in p.name) == [CUBE_NAME]
+    assert sorted(p.name for p in outdir.iterdir() if "zarr" in p.name) == ["cube.zarr"]
 
 
 def test_failed_write_keeps_the_old_cube_and_leaves_no_temp(runs: dict[str, Path], tmp_path: Path) -> None:
     outdir = tmp_path / "run"
     shutil.copytree(runs["s2"], outdir)
     entries = run_entries(outdir)
-    before = cube_attrs(outdir / CUBE_NAME)["senprep:fingerprint"]
+    before = cube_attrs(RunFolder(outdir).cube_path)["senprep:fingerprint"]
     broken = copy.deepcopy(entries)
     (outdir / broken[-1]["files"]["S2"]).write_bytes(b"not a tiff")  # a damaged patch, read last
     with pytest.raises(OutputError, match="cannot read patch"):
-        write_zarr_cube(outdir, broken, "s2")
-    assert cube_attrs(outdir / CUBE_NAME)["senprep:fingerprint"] == before
-    assert sorted(p.name for p in outdir.iterdir() if "zarr" in p.name) == [CUBE_NAME]
+        write_zarr_cube(RunFolder(outdir), typed(broken), "s2")
+    assert cube_attrs(RunFolder(outdir).cube_path)["senprep:fingerprint"] == before
+    assert sorted(p.name for p in outdir.iterdir() if "zarr" in p.name) == ["cube.zarr"]
     (outdir / "cube.tmp-999999.zarr").mkdir()  # a stray temp folder from a killed writer is cleaned up
-    write_zarr_cube(outdir, entries[:1], "s2")
-    assert sorted(p.name for p in outdir.iterdir() if "zarr" in p.name) == [CUBE_NAME]
+    write_zarr_cube(RunFolder(outdir), typed(entries[:1]), "s2")
+    assert sorted(p.name for p in outdir.iterdir() if "zarr" in p.name) == ["cube.zarr"]
 
 
 def test_entries_that_cannot_form_one_cube_are_refused(runs: dict[str, Path]) -> None:
     outdir = runs["s2"]
     with pytest.raises(OutputError, match="no patches"):
-        write_zarr_cube(outdir, [], "s2")
+        write_zarr_cube(RunFolder(outdir), typed([]), "s2")
     entries = copy.deepcopy(run_entries(outdir))
     entries[0]["grid"]["epsg"] = 32631
     with pytest.raises(OutputError, match="one grid per run"):
-        write_zarr_cube(outdir, entries, "s2")
+        write_zarr_cube(RunFolder(outdir), typed(entries), "s2")
     entries = copy.deepcopy(run_entries(outdir))
     del entries[0]["sensing_time"], entries[0]["modalities"]["S2"]["sensing_time"]
-    with pytest.raises(OutputError, match="lacks a field"):
-        write_zarr_cube(outdir, entries, "s2")
+    with pytest.raises(OutputError, match="lacks"):
+        write_zarr_cube(RunFolder(outdir), typed(entries), "s2")
 
 
 def test_missing_zarr_package_is_a_clear_error(runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zarr", None)  # as if zarr were not installed
     with pytest.raises(ConfigError, match=r"pip install 'zarr>=3'"):
-        write_zarr_cube(runs["s2"], run_entries(runs["s2"]), "s2")
+        write_zarr_cube(RunFolder(runs["s2"]), RunFolder(runs["s2"]).entries(), "s2")

@@ -188,8 +188,8 @@ class JobState(param.Parameterized):
 
     def _work_runs(self, runs: list[RunRequest], prepare: Callable[[], None] | None) -> None:
         from senprep_core.fetch.cache import default_cache_dir
-        from senprep_core.fetch.needs import FetchOptions
         from senprep_core.pipeline import run
+        from senprep_core.unit.fetching import FetchOptions
 
         statuses = []
         try:

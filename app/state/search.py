@@ -12,7 +12,7 @@ from app.state.options import forget_credentials
 from senprep_core.catalog import ProductRecord, open_provider
 from senprep_core.config import Config
 from senprep_core.errors import SenprepError
-from senprep_core.pipeline import search
+from senprep_core.planning import search
 
 
 def _rings(record: ProductRecord) -> list[list[tuple[float, float]]]:

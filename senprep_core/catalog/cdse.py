@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from senprep_core.atomic import replace_folder
 from senprep_core.catalog.cdse_odata import (
     PRODUCT_TYPES,
     build_filter,
@@ -64,7 +65,6 @@ from senprep_core.fetch.cache import (
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
-from senprep_core.outputs.atomic import replace_folder
 from senprep_core.s1.orbit_files import COVER_MARGIN, find_orbit_file, parse_orbit_file_name
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ import rasterio
 from lxml import etree
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
+from senprep_core.atomic import replace_folder, write_bytes_atomic
 from senprep_core.catalog.cdse_odata import manifest_files, s1_needed, s1_polarisations
 from senprep_core.catalog.records import FetchRequest
 from senprep_core.errors import DownloadError, MetadataError, SourceError
@@ -47,7 +48,6 @@ from senprep_core.fetch.cache import (
 )
 from senprep_core.fetch.http import HttpClient
 from senprep_core.fetch.redact import redact_text, redact_url
-from senprep_core.outputs.atomic import replace_folder, write_bytes_atomic
 from senprep_core.s1.manifest import MANIFEST
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import mapping
 
+from senprep_core.atomic import write_json_atomic
 from senprep_core.catalog.records import (
     FetchRequest,
     ProductProblem,
@@ -51,7 +52,6 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.fetch.cache import safe_cache_name
-from senprep_core.outputs.atomic import write_json_atomic
 from senprep_core.s2.cog import s2_metadata_from_item
 from senprep_core.stac_product import self_href
 from senprep_core.timeutil import DateWindow

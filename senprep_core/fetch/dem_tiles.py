@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from senprep_core.atomic import atomic_path, write_json_atomic
 from senprep_core.errors import DownloadError
 from senprep_core.events import EventCallback, no_op
 from senprep_core.fetch.cache import file_lock
 from senprep_core.fetch.http import HttpClient, HttpStatusError
 from senprep_core.geo.roi import ROI
-from senprep_core.outputs.atomic import atomic_path, write_json_atomic
 from senprep_core.s1.dem import copernicus_tile_name
 
 log = logging.getLogger(__name__)

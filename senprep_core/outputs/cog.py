@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from senprep_core.atomic import atomic_path
 from senprep_core.errors import OutputError
 from senprep_core.geo.grid import TargetGrid
-from senprep_core.outputs.atomic import atomic_path
 
 
 def write_cog(

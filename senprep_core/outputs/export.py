@@ -4,7 +4,8 @@ The archive holds every file of the run under a top folder named after the run f
 order: ``run.json``, ``config.json``, ``catalog.json``, ``collections/``, ``items/*.json``,
 ``patches/<unit>/*``, and ``cube.zarr/`` and the legacy ``Sentinel_Patches/`` tree when the run wrote
 them (the legacy files are hard links on disk but full copies in the archive).
-Leftover temporary files (names holding ``.tmp-``) and the archive itself are left out. GeoTIFFs are
+Leftover temporary files (names holding ``.tmp-``), the folder's lock files and the archive itself
+are left out. GeoTIFFs are
 stored as they are (they are compressed already); the other files are deflated. The archive is
 written to a temporary name and renamed, so a reader never sees half of it.
 """
@@ -16,12 +17,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from senprep_core.atomic import TMP_MARK, atomic_path
 from senprep_core.errors import ExportError
-from senprep_core.outputs.atomic import TMP_MARK, atomic_path
+from senprep_core.outputs.run_folder import LOCK_FILE, RUN_FILE, WRITERS_FILE, RunFolder
 
 log = logging.getLogger(__name__)
 
-RUN_REPORT = "run.json"
 _STORED_SUFFIXES = frozenset({".tif", ".tiff"})
 _CHUNK = 1 << 20
 
@@ -36,15 +37,15 @@ def _check_run_folder(root: Path) -> None:
     """Raise :class:`ExportError` unless ``root`` is a folder holding a ``run.json``."""
     if not root.is_dir():
         raise ExportError(f"{root} is not a folder; give the --outdir of a senprep run")
-    if (root / RUN_REPORT).is_file():
+    if RunFolder(root).is_run():
         return
-    runs = sorted(p.parent.name for p in root.glob(f"*/{RUN_REPORT}") if p.is_file())
+    runs = sorted(p.name for p in root.iterdir() if RunFolder(p).is_run())
     hint = (
         f"it holds runs in sub-folders ({', '.join(runs)}); export each of them"
         if runs
         else "give the --outdir of a senprep run"
     )
-    raise ExportError(f"{root} is not a senprep run folder (it has no {RUN_REPORT}); {hint}")
+    raise ExportError(f"{root} is not a senprep run folder (it has no {RUN_FILE}); {hint}")
 
 
 def _members(root: Path, skip: Path) -> list[tuple[str, Path]]:
@@ -53,6 +54,8 @@ def _members(root: Path, skip: Path) -> list[tuple[str, Path]]:
     for path in root.rglob("*"):
         relative = path.relative_to(root)
         if any(TMP_MARK in part for part in relative.parts) or not path.is_file():
+            continue
+        if relative.as_posix() in (LOCK_FILE, WRITERS_FILE):
             continue
         if path.resolve() == skip:
             continue

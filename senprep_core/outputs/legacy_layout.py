@@ -55,24 +55,22 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
-import json
 import logging
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
+from senprep_core.atomic import temp_path_for
 from senprep_core.errors import OutputError
-from senprep_core.outputs.atomic import temp_path_for
-from senprep_core.timeutil import parse_utc
-from senprep_core.units import run_entries
+from senprep_core.outputs.records import PatchEntry
+from senprep_core.outputs.run_folder import LEGACY_DIR, RunFolder
 
 log = logging.getLogger(__name__)
 
-LEGACY_ROOT = "Sentinel_Patches"
 PATCHES_DIR = "Patches"
 MODALITIES = ("S1", "S2")
 _MAX_NAME_BYTES = 255
@@ -101,117 +99,56 @@ def product_token(product_ids: list[str]) -> str:
     return "+".join(names)
 
 
-def _modalities(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    mods = entry.get("modalities")
-    if mods:
-        return dict(mods)
-    return {entry.get("modality", "S2"): entry}
-
-
-def _primary(entry: dict[str, Any], mods: dict[str, dict[str, Any]]) -> str:
-    pair = entry.get("pair") or {}
-    primary = pair.get("primary") or entry.get("modality")
-    return str(primary) if primary in mods else next(iter(mods))
-
-
-def _describe(entry: dict[str, Any]) -> str:
-    return f"{entry.get('unit_id', '?')}/{entry.get('patch_id', '?')}"
-
-
-def _file_name(entry: dict[str, Any], mods: dict[str, dict[str, Any]]) -> str:
-    window = entry.get("window")
-    if not window or "row_off" not in window or "col_off" not in window:
-        raise OutputError(
-            f"manifest entry {_describe(entry)} has no patch window (row_off/col_off); read the run's entries "
-            "with senprep_core.outputs.legacy_layout.read_run_entries(), which takes it from the sidecars"
-        )
-    grid = entry["grid"]
-    present = [m for m in MODALITIES if m in mods]
-    tokens = {m: product_token(list(mods[m].get("product_ids") or [])) for m in present}
-    tail = f"_{int(window['row_off'])}_{int(window['col_off'])}_{int(grid['width'])}x{int(grid['height'])}.tif"
-    name = "_".join(f"{m}_{tokens[m]}" for m in present) + tail
+def _file_name(entry: PatchEntry) -> str:
+    present = [p for m in MODALITIES if (p := entry.get(m)) is not None]
+    tokens = {p.modality: product_token(list(p.product_ids)) for p in present}
+    w, grid = entry.window, entry.grid
+    tail = f"_{w.row_off}_{w.col_off}_{grid.width}x{grid.height}.tif"
+    name = "_".join(f"{p.modality}_{tokens[p.modality]}" for p in present) + tail
     if len(name.encode()) > _MAX_NAME_BYTES:
-        for m in present:
-            ids = list(mods[m].get("product_ids") or [])
-            if len(ids) > 1:
-                digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]
-                tokens[m] = f"{product_token(ids[:1])}+{digest}"
-        name = "_".join(f"{m}_{tokens[m]}" for m in present) + tail
+        for p in present:
+            if len(p.product_ids) > 1:
+                digest = hashlib.sha1("\n".join(p.product_ids).encode()).hexdigest()[:8]
+                tokens[p.modality] = f"{product_token(list(p.product_ids[:1]))}+{digest}"
+        name = "_".join(f"{p.modality}_{tokens[p.modality]}" for p in present) + tail
     return name
 
 
-def legacy_files(entries: list[dict[str, Any]], name: str) -> list[LegacyFile]:
-    """The legacy tree of ``entries`` (manifest entries with a ``window``) for run ``name``, sorted by path.
+def legacy_files(entries: Sequence[PatchEntry], name: str) -> list[LegacyFile]:
+    """The legacy tree of ``entries`` for run ``name``, sorted by path.
 
-    Pure: reads no file. Raises :class:`OutputError` when an entry lacks what the names need, or when two
-    different patches would get the same legacy path.
+    Pure: reads no file. Raises :class:`OutputError` when two different patches would get the same
+    legacy path.
     """
-    units: dict[str, list[dict[str, Any]]] = {}
+    units: dict[str, list[PatchEntry]] = {}
     for entry in entries:
-        units.setdefault(str(entry["unit_id"]), []).append(entry)
+        units.setdefault(entry.unit_id, []).append(entry)
     weeks: dict[date, list[tuple[int, datetime, str]]] = {}
     for unit_id, unit_entries in units.items():
-        first = unit_entries[0]
-        mods = _modalities(first)
-        t = parse_utc(str(mods[_primary(first, mods)].get("sensing_time") or first["sensing_time"]))
+        t = unit_entries[0].primary.time
         weeks.setdefault(monday_of(t), []).append((-len(unit_entries), t, unit_id))
     folder: dict[str, str] = {}
     for monday, ranked in weeks.items():
         for n, (_, _, unit_id) in enumerate(sorted(ranked), start=1):
-            folder[unit_id] = f"{LEGACY_ROOT}/{name}/{monday:%Y%m%d}/ROI{n}"
+            folder[unit_id] = f"{LEGACY_DIR}/{name}/{monday:%Y%m%d}/ROI{n}"
     out: dict[str, LegacyFile] = {}
     for unit_id, unit_entries in units.items():
         for entry in unit_entries:
-            mods = _modalities(entry)
-            file_name = _file_name(entry, mods)
-            for modality in MODALITIES:
-                source = entry["files"].get(modality)
-                if modality not in mods or not source:
-                    continue
-                path = f"{folder[unit_id]}/{modality}/{PATCHES_DIR}/{file_name}"
-                if path in out and out[path].source != source:
+            file_name = _file_name(entry)
+            for part in (p for m in MODALITIES if (p := entry.get(m)) is not None):
+                path = f"{folder[unit_id]}/{part.modality}/{PATCHES_DIR}/{file_name}"
+                if path in out and out[path].source != part.image:
                     raise OutputError(
-                        f"patches {out[path].source} and {source} would both become {path} in the legacy layout; "
-                        "use the default layout for this run"
+                        f"patches {out[path].source} and {part.image} would both become {path} in the legacy "
+                        "layout; use the default layout for this run"
                     )
-                out[path] = LegacyFile(path, str(source))
+                out[path] = LegacyFile(path, part.image)
     return [out[p] for p in sorted(out)]
 
 
-def legacy_tree(entries: list[dict[str, Any]], name: str) -> list[str]:
+def legacy_tree(entries: Sequence[PatchEntry], name: str) -> list[str]:
     """The relative paths of the legacy tree of ``entries`` for run ``name``, sorted (pure)."""
     return [f.path for f in legacy_files(entries, name)]
-
-
-def _window_from_sidecar(outdir: Path, entry: dict[str, Any]) -> dict[str, Any] | None:
-    for key, rel in entry.get("files", {}).items():
-        if not key.endswith("_metadata"):
-            continue
-        try:
-            sidecar = json.loads((outdir / rel).read_text())
-        except (OSError, ValueError):
-            continue
-        window = sidecar.get("window_in_roi_grid")
-        if window:
-            return dict(window)
-    return None
-
-
-def with_windows(outdir: Path, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``entries`` where each lacking a ``window`` gets the one its sidecar records (the inputs stay unchanged)."""
-    out = []
-    for entry in entries:
-        if not entry.get("window"):
-            window = _window_from_sidecar(Path(outdir), entry)
-            if window is not None:
-                entry = {**entry, "window": window}
-        out.append(entry)
-    return out
-
-
-def read_run_entries(outdir: Path) -> list[dict[str, Any]]:
-    """The manifest entries of every complete unit of the run in ``outdir`` (with their patch windows)."""
-    return with_windows(Path(outdir), run_entries(Path(outdir)))
 
 
 def _place(source: Path, dest: Path) -> bool:
@@ -260,16 +197,15 @@ def _remove_stale(root: Path, keep: set[Path]) -> int:
     return removed
 
 
-def write_legacy_layout(outdir: Path, entries: list[dict[str, Any]], config_name: str) -> list[Path]:
-    """Write the legacy tree of ``entries`` below ``outdir``; return the paths of all its files, sorted.
+def write_legacy_layout(folder: RunFolder, entries: Sequence[PatchEntry], config_name: str) -> list[Path]:
+    """Write the legacy tree of ``entries`` into the run folder; return the paths of all its files, sorted.
 
-    Entries without a ``window`` take it from their sidecar. Files already right are not touched;
-    legacy files of patches that are gone are removed.
+    Files already right are not touched; legacy files of patches that are gone are removed.
     """
-    outdir = Path(outdir)
-    files = legacy_files(with_windows(outdir, entries), config_name)
+    outdir = folder.root
+    files = legacy_files(entries, config_name)
     paths = [outdir / f.path for f in files]
     written = sum(_place(outdir / f.source, path) for f, path in zip(files, paths, strict=True))
-    removed = _remove_stale(outdir / LEGACY_ROOT / config_name, set(paths))
+    removed = _remove_stale(folder.legacy_root / config_name, set(paths))
     log.info("legacy layout: %d files (%d written, %d removed)", len(paths), written, removed)
     return paths

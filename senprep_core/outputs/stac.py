@@ -51,14 +51,15 @@ from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
 from shapely.geometry import Polygon, mapping
 
+from senprep_core.atomic import write_json_atomic
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project
-from senprep_core.outputs.atomic import write_json_atomic
+from senprep_core.outputs.records import ModalityPatch, PatchEntry
+from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.product_names import NameInfo, parse_product_name
-from senprep_core.timeutil import format_utc, parse_utc
+from senprep_core.timeutil import format_utc
 
-ITEMS_DIR = "items"
-COLLECTIONS_DIR = "collections"
+COLLECTION_FILE = "collection.json"
 S1_COLLECTION = "sentinel-1"
 S2_COLLECTION = "sentinel-2"
 PAIRS_COLLECTION = "sentinel-1-2-pairs"
@@ -94,45 +95,30 @@ def grid_footprint_lonlat(grid: TargetGrid) -> Polygon:
     return cast(Polygon, project(box, grid.epsg, 4326, densify=max(b.width, b.height) / 8))
 
 
-def _family(key: str) -> str | None:
-    return key[:2] if key[:2] in _MISSION_FIELDS else None
-
-
-def entry_modalities(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The entry's per-modality facts (entries written before ``modalities`` existed describe one)."""
-    mods = entry.get("modalities")
-    return dict(mods) if mods else {entry.get("modality", "S2"): entry}
-
-
-def _primary(entry: dict[str, Any], mods: dict[str, dict[str, Any]]) -> str:
-    primary = (entry.get("pair") or {}).get("primary") or entry.get("modality")
-    return str(primary) if primary in mods else next(iter(mods))
-
-
-def collection_id(entry: dict[str, Any]) -> str:
+def collection_id(entry: PatchEntry) -> str:
     """The collection of an entry: both sensors -> pairs, else the sensor's own collection."""
-    families = {_family(k) for k in entry_modalities(entry)} - {None}
+    families = {m.family for m in entry.modalities} & set(_MISSION_FIELDS)
     if families == {"S1", "S2"}:
         return PAIRS_COLLECTION
     return S1_COLLECTION if families == {"S1"} else S2_COLLECTION
 
 
-def _first_product(about: dict[str, Any]) -> NameInfo | None:
+def _first_product(part: ModalityPatch) -> NameInfo | None:
     """The parsed name of the modality's first product (None when it has none or it is not a SAFE name)."""
-    ids = about.get("product_ids") or []
-    return parse_product_name(str(ids[0])) if ids else None
+    return parse_product_name(part.product_ids[0]) if part.product_ids else None
 
 
-def sar_fields(about: dict[str, Any]) -> dict[str, Any]:
+def sar_fields(part: ModalityPatch) -> dict[str, Any]:
     """``sar:*`` fields of an S1 modality (empty when mode or polarisations are unknown)."""
-    info = _first_product(about)
+    info = _first_product(part)
     m = info if info is not None and info.family == "S1" else None
-    mode = about.get("instrument_mode") or (m.mode if m else None)
-    product_type = about.get("product_type") or (m.product_type if m else None)
-    pols = list(about.get("polarizations") or [])
+    sar = part.sar
+    mode = (sar.instrument_mode if sar else None) or (m.mode if m else None)
+    product_type = (sar.product_type if sar else None) or (m.product_type if m else None)
+    pols = list(sar.polarizations) if sar else []
     if not pols:
-        for band in about.get("bands") or []:
-            pols += [p for p in _BAND_POL.findall(str(band)) if p not in pols]
+        for band in part.bands:
+            pols += [p for p in _BAND_POL.findall(band) if p not in pols]
     if not pols and m:
         pols = list(m.polarisations or ())
     if not mode or not pols:
@@ -148,60 +134,56 @@ def sar_fields(about: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def sat_fields(modality: str, about: dict[str, Any]) -> dict[str, Any]:
+def sat_fields(part: ModalityPatch) -> dict[str, Any]:
     """``sat:*`` fields of one modality, as far as they are known."""
-    info = _first_product(about)
+    info = _first_product(part)
     fields: dict[str, Any] = {}
-    if _family(modality) == "S1":
-        state = about.get("orbit_direction")
-        relative = about.get("relative_orbit")
+    if part.family == "S1":
+        state = part.sar.orbit_direction if part.sar else None
+        relative = part.sar.relative_orbit if part.sar else None
         if info is not None and info.family == "S1" and info.absolute_orbit:
             fields["sat:absolute_orbit"] = info.absolute_orbit
     else:
         state = "descending"  # Sentinel-2 images on the descending (daytime) pass
-        from_name = info.relative_orbit if info is not None and info.family == "S2" else None
-        relative = about.get("relative_orbit") or from_name
+        relative = info.relative_orbit if info is not None and info.family == "S2" else None
     if state:
         fields["sat:orbit_state"] = str(state).lower()
     if relative:
         fields["sat:relative_orbit"] = int(relative)
-    designator = COSPAR_IDS.get(str(about.get("platform") or "").lower())
+    designator = COSPAR_IDS.get(str(part.platform or "").lower())
     if designator:
         fields["sat:platform_international_designator"] = designator
     return fields
 
 
-def _eo_cloud(about: dict[str, Any]) -> float | None:
-    cloud = about.get("cloud_fraction")
-    return None if cloud is None else round(100.0 * float(cloud), 4)
+def _eo_cloud(part: ModalityPatch) -> float | None:
+    return None if part.cloud_fraction is None else round(100.0 * part.cloud_fraction, 4)
 
 
-def _sensor_fields(modality: str, about: dict[str, Any]) -> dict[str, Any]:
+def _sensor_fields(part: ModalityPatch) -> dict[str, Any]:
     """Common metadata and extension fields of one sensor, for the data asset of a multi-sensor item."""
-    fields: dict[str, Any] = {"platform": about.get("platform"), **_MISSION_FIELDS.get(modality[:2], {})}
-    if about.get("sensing_time"):
-        fields["datetime"] = format_utc(parse_utc(str(about["sensing_time"])))
-    if _family(modality) == "S1":
-        fields.update(sar_fields(about))
-    elif _eo_cloud(about) is not None:
-        fields["eo:cloud_cover"] = _eo_cloud(about)
-    fields.update(sat_fields(modality, about))
+    fields: dict[str, Any] = {"platform": part.platform, **_MISSION_FIELDS.get(part.family, {})}
+    fields["datetime"] = format_utc(part.time)
+    if part.family == "S1":
+        fields.update(sar_fields(part))
+    elif _eo_cloud(part) is not None:
+        fields["eo:cloud_cover"] = _eo_cloud(part)
+    fields.update(sat_fields(part))
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _pair_properties(
-    entry: dict[str, Any], mods: dict[str, dict[str, Any]], primary: str
-) -> tuple[dict[str, Any], datetime, datetime]:
-    times = {k: parse_utc(str(v["sensing_time"])) for k, v in mods.items() if v.get("sensing_time")}
-    pair = entry.get("pair") or {}
-    secondary = pair.get("secondary") or next((k for k in mods if k != primary), primary)
-    delta = pair.get("delta_t_hours")
-    if delta is None and primary in times and secondary in times:
+def _pair_properties(entry: PatchEntry) -> tuple[dict[str, Any], datetime, datetime]:
+    times = {m.modality: m.time for m in entry.modalities}
+    primary = entry.modality
+    if entry.pair is not None:
+        delta: float | None = entry.pair.delta_t_hours
+    else:
+        secondary = entry.modalities[1].modality
         delta = round((times[secondary] - times[primary]).total_seconds() / 3600.0, 3)
     props: dict[str, Any] = {
         "senprep:primary": primary,
         "senprep:delta_t_hours": delta,
-        "instruments": sorted({i for k in mods for i in _MISSION_FIELDS.get(k[:2], {}).get("instruments", [])}),
+        "instruments": sorted({i for m in entry.modalities for i in _MISSION_FIELDS.get(m.family, {})["instruments"]}),
     }
     for key in ("S1", "S2"):
         if key in times:
@@ -209,74 +191,63 @@ def _pair_properties(
     return props, min(times.values()), max(times.values())
 
 
-def patch_item(entry: dict[str, Any], outdir: Path) -> pystac.Item:
-    """A STAC Item for one written patch described by its manifest ``entry`` (one or two modalities)."""
-    grid = TargetGrid.from_dict(entry["grid"])
+def patch_item(entry: PatchEntry, root: Path) -> pystac.Item:
+    """A STAC Item for one written patch (one or two modalities); ``root`` is the resolved run folder."""
+    grid = entry.grid
     footprint = grid_footprint_lonlat(grid)
-    mods = entry_modalities(entry)
-    primary = _primary(entry, mods)
-    about = mods[primary]
-    multi = len([k for k in mods if _family(k)]) > 1
-    product_ids = [p for k in mods for p in (mods[k].get("product_ids") or [])] if multi else entry["product_ids"]
+    primary = entry.primary
+    multi = len(entry.modalities) > 1
     props: dict[str, Any] = {
-        "senprep:unit_id": entry["unit_id"],
-        "senprep:patch_id": entry["patch_id"],
-        "senprep:valid_fraction": entry["valid_fraction"],
-        "senprep:product_ids": product_ids,
-        "platform": entry.get("platform", about.get("platform")),
-        **_MISSION_FIELDS[primary[:2] if primary[:2] in _MISSION_FIELDS else "S2"],
+        "senprep:unit_id": entry.unit_id,
+        "senprep:patch_id": entry.patch_id,
+        "senprep:valid_fraction": primary.valid_fraction,
+        "senprep:product_ids": [p for m in entry.modalities for p in m.product_ids]
+        if multi
+        else list(primary.product_ids),
+        "platform": primary.platform,
+        **_MISSION_FIELDS.get(primary.family, _MISSION_FIELDS["S2"]),
     }
     start = end = None
     if multi:
-        pair_props, start, end = _pair_properties(entry, mods, primary)
+        pair_props, start, end = _pair_properties(entry)
         props.update(pair_props)
-    item = pystac.Item(
-        id=f"{entry['unit_id']}_{entry['patch_id']}",
-        geometry=mapping(footprint),
-        bbox=list(footprint.bounds),
-        datetime=parse_utc(str(about.get("sensing_time") or entry["sensing_time"])),
-        properties=props,
-        start_datetime=start,
-        end_datetime=end,
-    )
+    item = pystac.Item(id=f"{entry.unit_id}_{entry.patch_id}", geometry=mapping(footprint),
+                       bbox=list(footprint.bounds), datetime=primary.time, properties=props,
+                       start_datetime=start, end_datetime=end)  # fmt: skip
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.epsg = grid.epsg
     proj.shape = [grid.height, grid.width]
     proj.transform = list(grid.transform)[:6]
     proj.bbox = list(grid.bounds.as_tuple())
-    s2_key = next((k for k in mods if _family(k) == "S2"), None)
-    s1_key = next((k for k in mods if _family(k) == "S1"), None)
-    cloud = _eo_cloud(mods[s2_key]) if s2_key else None
+    s2 = next((m for m in entry.modalities if m.family == "S2"), None)
+    s1 = next((m for m in entry.modalities if m.family == "S1"), None)
+    cloud = _eo_cloud(s2) if s2 else None
     if cloud is not None:
         EOExtension.ext(item, add_if_missing=True).cloud_cover = cloud
-    sar = sar_fields(mods[s1_key]) if s1_key else {}
+    sar = sar_fields(s1) if s1 else {}
     if sar:
         SarExtension.ext(item, add_if_missing=True)
         item.properties.update(sar)
-    sat = sat_fields(s1_key, mods[s1_key]) if s1_key else sat_fields(primary, about)
+    sat = sat_fields(s1 if s1 else primary)
     if sat:
         SatExtension.ext(item, add_if_missing=True)
         item.properties.update(sat)
-    for key, rel in entry["files"].items():
-        is_data = rel.endswith(".tif")
-        sensor = mods.get(key, {})
-        bands = list(sensor.get("bands") or (entry["bands"] if key == entry.get("modality") else []))
-        extra: dict[str, Any] = {}
-        if is_data:
-            extra["bands"] = [{"name": b} for b in bands]
-            if multi and key in mods:
-                extra.update(_sensor_fields(key, sensor))
-        item.add_asset(
-            key,
-            pystac.Asset(
-                href=os.path.normpath(outdir / rel),  # outdir is resolved: no filesystem calls per asset
-                media_type=pystac.MediaType.COG if is_data else pystac.MediaType.JSON,
-                roles=["data"] if is_data else ["metadata"],
-                title=f"{key} patch ({', '.join(bands)})" if is_data else "senprep sidecar metadata",
-                extra_fields=extra,
-            ),
-        )
+    for part in entry.modalities:
+        _add_assets(item, part, root, multi)
     return item
+
+
+def _add_assets(item: pystac.Item, part: ModalityPatch, root: Path, multi: bool) -> None:
+    """The modality's COG (data) and sidecar (metadata) assets; hrefs without filesystem calls."""
+    data_fields: dict[str, Any] = {"bands": [{"name": b} for b in part.bands]}
+    if multi:
+        data_fields.update(_sensor_fields(part))
+    item.add_asset(part.modality, pystac.Asset(
+        href=os.path.normpath(root / part.image), media_type=pystac.MediaType.COG, roles=["data"],
+        title=f"{part.modality} patch ({', '.join(part.bands)})", extra_fields=data_fields))  # fmt: skip
+    item.add_asset(f"{part.modality}_metadata", pystac.Asset(
+        href=os.path.normpath(root / part.sidecar), media_type=pystac.MediaType.JSON, roles=["metadata"],
+        title="senprep sidecar metadata"))  # fmt: skip
 
 
 def _collection(cid: str, items: list[pystac.Item]) -> pystac.Collection:
@@ -312,15 +283,15 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def build_catalog(outdir: Path, run_name: str, entries: Iterable[dict[str, Any]]) -> pystac.Catalog:
-    """The run's catalog with its collections and items, hrefs set below ``outdir`` (nothing written)."""
-    outdir = outdir.resolve()
+def build_catalog(folder: RunFolder, run_name: str, entries: Iterable[PatchEntry]) -> pystac.Catalog:
+    """The run's catalog with its collections and items, hrefs set below the run folder (nothing written)."""
+    outdir = folder.root.resolve()
     catalog = pystac.Catalog(
         id=run_name,
         description=f"senprep patches of run '{run_name}'",
         catalog_type=pystac.CatalogType.SELF_CONTAINED,
     )
-    catalog.set_self_href(str(outdir / "catalog.json"))
+    catalog.set_self_href(str(outdir / folder.catalog_file.name))
     groups: dict[str, list[pystac.Item]] = {}
     for entry in entries:
         groups.setdefault(collection_id(entry), []).append(patch_item(entry, outdir))
@@ -328,43 +299,40 @@ def build_catalog(outdir: Path, run_name: str, entries: Iterable[dict[str, Any]]
         items = sorted(groups[cid], key=lambda i: i.id)
         collection = _collection(cid, items)
         catalog.add_child(collection)
-        collection.set_self_href(str(outdir / COLLECTIONS_DIR / cid / "collection.json"))
+        collection.set_self_href(str(outdir / folder.collections_dir.name / cid / COLLECTION_FILE))
         for item in items:
             collection.add_item(item)
-            item.set_self_href(str(outdir / ITEMS_DIR / f"{item.id}.json"))
+            item.set_self_href(str(outdir / folder.items_dir.name / f"{item.id}.json"))
             item.make_asset_hrefs_relative()
     return catalog
 
 
-def write_catalog(outdir: Path, run_name: str, entries: Iterable[dict[str, Any]]) -> int:
-    """Write ``catalog.json``, ``collections/*/collection.json`` and ``items/*.json``; return files rewritten.
+def write_catalog(folder: RunFolder, run_name: str, entries: Iterable[PatchEntry]) -> int:
+    """Write the catalog, its collections and items into the run folder; return the files rewritten.
 
     Files whose content did not change are left alone; items and collections that no longer have
     patches are removed.
     """
-    outdir = outdir.resolve()
-    catalog = build_catalog(outdir, run_name, entries)
-    written = int(
-        write_json_atomic(outdir / "catalog.json", catalog.to_dict(include_self_link=False, transform_hrefs=True))
-    )
+    catalog = build_catalog(folder, run_name, entries)
+
+    def write(path: Path, obj: pystac.STACObject) -> int:
+        return int(write_json_atomic(path, obj.to_dict(include_self_link=False, transform_hrefs=True)))
+
+    written = write(folder.catalog_file, catalog)
     keep_collections: set[str] = set()
     keep_items: set[str] = set()
     for collection in catalog.get_children():
         keep_collections.add(collection.id)
-        path = outdir / COLLECTIONS_DIR / collection.id / "collection.json"
-        written += int(write_json_atomic(path, collection.to_dict(include_self_link=False, transform_hrefs=True)))
+        written += write(folder.collections_dir / collection.id / COLLECTION_FILE, collection)
         for item in collection.get_items():
             keep_items.add(f"{item.id}.json")
-            path = outdir / ITEMS_DIR / f"{item.id}.json"
-            written += int(write_json_atomic(path, item.to_dict(include_self_link=False, transform_hrefs=True)))
-    items_dir = outdir / ITEMS_DIR
-    if items_dir.exists():
-        for stale in items_dir.glob("*.json"):
+            written += write(folder.items_dir / f"{item.id}.json", item)
+    if folder.items_dir.exists():
+        for stale in folder.items_dir.glob("*.json"):
             if stale.name not in keep_items:
                 stale.unlink()
-    collections_dir = outdir / COLLECTIONS_DIR
-    if collections_dir.exists():
-        for folder in collections_dir.iterdir():
-            if folder.is_dir() and folder.name not in keep_collections and (folder / "collection.json").exists():
-                shutil.rmtree(folder)
+    if folder.collections_dir.exists():
+        for old in folder.collections_dir.iterdir():
+            if old.is_dir() and old.name not in keep_collections and (old / COLLECTION_FILE).exists():
+                shutil.rmtree(old)
     return written

@@ -35,15 +35,16 @@ import numpy as np
 import rasterio
 
 from senprep_core import __version__
+from senprep_core.atomic import dump_json, replace_folder
 from senprep_core.bands import S2_BANDS, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.atomic import dump_json, replace_folder
+from senprep_core.outputs.records import PatchEntry
+from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
-CUBE_NAME = "cube.zarr"
 CUBE_VERSION = 1
 _TMP = ".tmp-"
 _OLD = ".old-"
@@ -85,45 +86,37 @@ def delta_hours(primary: np.datetime64, secondary: np.datetime64) -> float:
     return round(float(micro) / 3.6e9, 6)
 
 
-def entry_layers(entry: dict[str, Any], outdir: Path) -> list[CubeLayer]:
-    """The cube layers of one manifest entry: its primary modality first, then a pair partner if any."""
-    try:
-        primary, grid, pair = entry["modality"], TargetGrid.from_dict(entry["grid"]), entry.get("pair") or {}
-        keys = ("bands", "sensing_time", "product_ids", "platform", "valid_fraction", "cloud_fraction")
-        mods = entry.get("modalities") or {primary: {k: entry.get(k) for k in keys}}
-        partner = pair.get("secondary") if pair.get("primary", primary) == primary else None
-        pair_time = parse_time(mods[partner]["sensing_time"]) if partner in mods else None
-        layers = []
-        for mod in sorted(mods, key=lambda m: (m != primary, m)):
-            about, meta, is_primary = mods[mod], entry["files"].get(f"{mod}_metadata"), mod == primary
-            cloud, orbit = about.get("cloud_fraction"), about.get("relative_orbit")
-            layers.append(
-                CubeLayer(
-                    modality=mod,
-                    primary=is_primary,
-                    time=parse_time(about["sensing_time"]),
-                    patch_id=entry["patch_id"],
-                    unit_id=entry["unit_id"],
-                    path=outdir / entry["files"][mod],
-                    metadata_path=None if meta is None else outdir / meta,
-                    grid=grid,
-                    bands=tuple(about.get("bands") or entry["bands"]),
-                    product_ids=tuple(about.get("product_ids") or ()),
-                    platform=about.get("platform"),
-                    valid_fraction=float(about["valid_fraction"]),
-                    cloud_fraction=None if cloud is None else float(cloud),
-                    orbit_direction=about.get("orbit_direction"),
-                    relative_orbit=None if orbit is None else int(orbit),
-                    pair_modality=partner if is_primary and pair_time is not None else None,
-                    pair_time=pair_time if is_primary else None,
-                )
+def entry_layers(entry: PatchEntry, root: Path) -> list[CubeLayer]:
+    """The cube layers of one patch entry: its primary modality first, then a pair partner if any."""
+    primary = entry.primary
+    partner = entry.pair.secondary if entry.pair is not None and entry.pair.primary == primary.modality else None
+    partner_part = entry.get(partner) if partner else None
+    pair_time = parse_time(partner_part.sensing_time) if partner_part is not None else None
+    layers = []
+    for part in sorted(entry.modalities, key=lambda m: (m is not primary, m.modality)):
+        is_primary = part is primary
+        layers.append(
+            CubeLayer(
+                modality=part.modality,
+                primary=is_primary,
+                time=parse_time(part.sensing_time),
+                patch_id=entry.patch_id,
+                unit_id=entry.unit_id,
+                path=root / part.image,
+                metadata_path=root / part.sidecar,
+                grid=entry.grid,
+                bands=part.bands,
+                product_ids=part.product_ids,
+                platform=part.platform,
+                valid_fraction=part.valid_fraction,
+                cloud_fraction=part.cloud_fraction,
+                orbit_direction=part.sar.orbit_direction if part.sar else None,
+                relative_orbit=part.sar.relative_orbit if part.sar else None,
+                pair_modality=partner if is_primary and pair_time is not None else None,
+                pair_time=pair_time if is_primary else None,
             )
-        return layers
-    except (KeyError, TypeError, ValueError) as exc:
-        raise OutputError(
-            f"manifest entry {entry.get('unit_id')}/{entry.get('patch_id')} lacks a field the Zarr cube needs "
-            f"({exc!r}); re-run the units with this senprep version (--rebuild)"
-        ) from exc
+        )
+    return layers
 
 
 def require_zarr() -> Any:
@@ -167,7 +160,7 @@ def _patch_windows(grid: TargetGrid, layers: Iterable[CubeLayer]) -> dict[str, P
     return dict(sorted(windows.items()))
 
 
-def _fingerprint(outdir: Path, name: str, entries: Sequence[dict[str, Any]], layers: Sequence[CubeLayer]) -> str:
+def _fingerprint(outdir: Path, name: str, entries: Sequence[PatchEntry], layers: Sequence[CubeLayer]) -> str:
     """Changes when the entries, the run name or any patch file changes (not when the run folder moves)."""
     stamps = []
     for layer in layers:
@@ -176,7 +169,7 @@ def _fingerprint(outdir: Path, name: str, entries: Sequence[dict[str, Any]], lay
         except OSError as exc:
             raise OutputError(f"patch file {layer.path} is missing ({exc}); re-run the run to rewrite it") from exc
         stamps.append((layer.path.relative_to(outdir).as_posix(), st.st_size, st.st_mtime_ns))
-    order = sorted(entries, key=lambda e: (str(e.get("unit_id")), str(e.get("patch_id"))))
+    order = [e.to_dict() for e in sorted(entries, key=lambda e: (e.unit_id, e.patch_id))]
     return hashlib.sha256(dump_json([CUBE_VERSION, name, order, sorted(stamps)])).hexdigest()[:16]
 
 
@@ -468,16 +461,16 @@ class _StripWriter:
                 self.array[t, :, k * self.chunk_h : k * self.chunk_h + data.shape[1], :] = data
 
 
-def _remove_leftovers(outdir: Path, keep: Path | None = None) -> None:
-    """Remove temporary cube folders left by an interrupted write."""
-    for pattern in (f"cube{_TMP}*.zarr", f"cube{_OLD}*.zarr"):
-        for path in outdir.glob(pattern):
+def _remove_leftovers(target: Path, keep: Path | None = None) -> None:
+    """Remove temporary cube folders left by an interrupted write next to the cube ``target``."""
+    for pattern in (f"{target.stem}{_TMP}*{target.suffix}", f"{target.stem}{_OLD}*{target.suffix}"):
+        for path in target.parent.glob(pattern):
             if path != keep and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def write_zarr_cube(outdir: Path, entries: list[dict[str, Any]], name: str) -> Path:
-    """Build ``<outdir>/cube.zarr`` from a run's manifest ``entries``; return its path.
+def write_zarr_cube(folder: RunFolder, entries: Sequence[PatchEntry], name: str) -> Path:
+    """Build the run folder's Zarr cube from the run's patch ``entries``; return its path.
 
     The cube is written to a temporary folder and renamed into place, so a reader never sees a
     half-written cube. When the entries, the run name and every patch file are unchanged since the
@@ -486,19 +479,19 @@ def write_zarr_cube(outdir: Path, entries: list[dict[str, Any]], name: str) -> P
     the zarr package is missing.
     """
     zarr = require_zarr()
-    outdir = Path(outdir)
+    outdir = folder.root
     layers = [layer for entry in entries for layer in entry_layers(entry, outdir)]
     if not layers:
         raise OutputError(f"run '{name}' wrote no patches, so there is nothing to put in a Zarr cube")
     grid = _union_grid(layers)
     windows = _patch_windows(grid, layers)
-    target = outdir / CUBE_NAME
+    target = folder.cube_path
     fingerprint = _fingerprint(outdir, name, entries, layers)
     if target.is_dir() and cube_attrs(target).get("senprep:fingerprint") == fingerprint:
         log.info("Zarr cube %s is up to date", target)
         return target
-    _remove_leftovers(outdir)
-    tmp = outdir / f"cube{_TMP}{os.getpid()}.zarr"
+    _remove_leftovers(target)
+    tmp = target.with_name(f"{target.stem}{_TMP}{os.getpid()}{target.suffix}")
     by_modality: dict[str, list[CubeLayer]] = defaultdict(list)
     for layer in layers:
         by_modality[layer.modality].append(layer)
@@ -522,7 +515,7 @@ def write_zarr_cube(outdir: Path, entries: list[dict[str, Any]], name: str) -> P
             }
         )
         zarr.consolidate_metadata(str(tmp), zarr_format=2)
-        replace_folder(tmp, target, aside=target.with_name(f"cube{_OLD}{os.getpid()}.zarr"))
+        replace_folder(tmp, target, aside=target.with_name(f"{target.stem}{_OLD}{os.getpid()}{target.suffix}"))
     except OSError as exc:
         raise OutputError(
             f"cannot write the Zarr cube {target}: {exc}; check the folder is writable and has space"

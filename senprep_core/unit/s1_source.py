@@ -1,4 +1,5 @@
-"""One Sentinel-1 work unit: GRD -> noise removal, calibration, speckle filter, terrain correction -> patches."""
+"""The native Sentinel-1 chain as a unit source: GRD -> noise removal, calibration, speckle filter, terrain
+correction, straight onto blocks of the target grid."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from typing import Any
 import numpy as np
 
 from senprep_core.catalog.records import ProductRecord
-from senprep_core.config import Config
 from senprep_core.errors import CorruptProductError, MetadataError, OutsideSceneError
-from senprep_core.fetch.auxdata import fetched_dem, fetched_orbit_folder, is_fetched_dem, is_fetched_orbit
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.s1.dem import DemOnGrid, load_dem, parse_dem_source
 from senprep_core.s1.flattening import beta_area, facet_areas, flatten_gamma0, splat_areas
@@ -31,7 +30,9 @@ from senprep_core.s1.radiometry import (
 )
 from senprep_core.s1.speckle import SpeckleFilter, apply_speckle_filter
 from senprep_core.s1.terrain import S1BandRequest, block_window, local_incidence, parse_s1_bands, sample, to_enu
-from senprep_core.units import BlockData, RoiStats, UnitSource
+from senprep_core.unit.fetching import fetched_dem, fetched_orbit_folder, is_fetched_dem, is_fetched_orbit
+from senprep_core.unit.model import UnitSpec
+from senprep_core.unit.source import BlockData, RoiStats, no_valid_pixel
 
 log = logging.getLogger(__name__)
 MODALITY = "S1"
@@ -43,17 +44,14 @@ WHOLE_DEM_PIXELS = 36_000_000  # larger grids (e.g. a whole scene) load the DEM 
 class S1Source:
     """Terrain-corrects an S1 GRD's configured bands onto blocks of the target grid."""
 
-    modality = MODALITY
-
-    def __init__(self, record: ProductRecord, unit_id: str, config: Config, cache_dir: Path | None = None) -> None:
-        if cache_dir is None:
-            from senprep_core.fetch.cache import default_cache_dir
-
-            cache_dir = default_cache_dir()
-        self.config = config
-        self.options = config.s1
+    def __init__(
+        self, record: ProductRecord, unit_id: str, spec: UnitSpec, cache_dir: Path, modality: str = MODALITY
+    ) -> None:
+        self.modality = modality
+        self.spec = spec
+        self.options = spec.s1.options
         self.meta: S1Metadata = read_s1_metadata(record.href)
-        self.requests: list[S1BandRequest] = parse_s1_bands(config.bands_s1)
+        self.requests: list[S1BandRequest] = parse_s1_bands(spec.s1.bands)
         self.bands = [r.name for r in self.requests]
         pols = [r.polarisation for r in self.requests if r.polarisation is not None]
         self.polarisations = list(dict.fromkeys(pols)) or [self.meta.polarisations[0]]
@@ -75,9 +73,9 @@ class S1Source:
         self.orbit = select_orbit(self.meta, self.reference, orbit_folder)
         self.geometry = RadarGeometry(self.reference, Orbit(self.orbit))
         self.speckle = SpeckleFilter(**self.options.speckle_params())
-        self.grid = config.grid()
+        self.grid = spec.grid
         if is_fetched_dem(self.options.dem):
-            self.dem_source = fetched_dem(str(self.options.dem), config.roi.geometry, cache_dir)
+            self.dem_source = fetched_dem(str(self.options.dem), spec.roi_lonlat, cache_dir)
         else:
             self.dem_source = parse_dem_source(self.options.dem)
         # small grids: the DEM once for the whole grid; large ones (up to a whole scene): per block
@@ -96,8 +94,9 @@ class S1Source:
         return None  # taken from the blocks as they are processed
 
     def rejection(self, stats: RoiStats) -> str | None:
-        if stats.valid_fraction == 0:
-            return "no valid pixel of the product inside the ROI"
+        return no_valid_pixel(stats)
+
+    def close(self) -> None:
         return None
 
     def read_block(self, grid: TargetGrid) -> BlockData:
@@ -267,17 +266,6 @@ class S1Source:
                 "resampling": self.options.resampling,
                 "db_floor": self.options.db_floor,
             },
-            "config_fingerprint": self.config.fingerprint(),
-            "roi_name": self.config.name,
+            "config_fingerprint": self.spec.fingerprint,
+            "roi_name": self.spec.run_name,
         }
-
-
-def open_s1_source(record: ProductRecord, unit_id: str, config: Config, cache_dir: Path | None = None) -> UnitSource:
-    """The S1 unit source of the configured backend: the native chain, or ESA SNAP's gpt.
-
-    ``cache_dir`` is where fetched orbits and DEM tiles go (default: the shared download cache)."""
-    if config.s1.backend == "snap":
-        from senprep_core.process_s1_snap import SnapS1Source
-
-        return SnapS1Source(record, unit_id, config)
-    return S1Source(record, unit_id, config, cache_dir)

@@ -1,11 +1,10 @@
-"""Cut processed windows into patches, decide which to keep, and write them (COG + sidecar)."""
+"""Cut a unit's grid into blocks of patches, decide which patches to keep, and describe them (sidecars)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,8 +12,6 @@ import numpy as np
 from senprep_core import __version__
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.geo.tiling import Patch
-from senprep_core.outputs.atomic import write_json_atomic
-from senprep_core.outputs.cog import write_cog
 
 #: Largest block of target-grid pixels processed at once (bounds memory for any ROI size).
 BLOCK_PIXELS = 1 << 22
@@ -78,31 +75,6 @@ def decide_patch(
     if max_cloud_fraction is not None and cf is not None and cf > max_cloud_fraction:
         return PatchDecision(False, vf, cf, f"cloud fraction {cf:.3f} > {max_cloud_fraction}")
     return PatchDecision(True, vf, cf)
-
-
-def write_patch(
-    unit_dir: Path,
-    patch: Patch,
-    modality: str,
-    data: np.ndarray,
-    bands: Sequence[str],
-    sidecar: dict[str, Any],
-    compress: str = "zstd",
-) -> dict[str, str]:
-    """Write one patch's COG and JSON sidecar; return their paths relative to the run folder."""
-    tif = unit_dir / f"{patch.patch_id}_{modality}.tif"
-    meta = unit_dir / f"{patch.patch_id}_{modality}.json"
-    write_cog(
-        tif,
-        data,
-        patch.grid,
-        bands,
-        tags={"senprep_patch": patch.patch_id, "senprep_modality": modality},
-        compress=compress,
-    )
-    write_json_atomic(meta, sidecar)
-    run_dir = unit_dir.parent.parent
-    return {modality: str(tif.relative_to(run_dir)), f"{modality}_metadata": str(meta.relative_to(run_dir))}
 
 
 def sidecar_for(

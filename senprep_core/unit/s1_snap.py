@@ -20,13 +20,13 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 
 from senprep_core.catalog.records import ProductRecord
-from senprep_core.config import Config
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.s1.snap import build_graph, run_graph
 from senprep_core.s1.speckle import SpeckleFilter
 from senprep_core.s1.terrain import parse_s1_bands
-from senprep_core.units import BlockData, RoiStats
+from senprep_core.unit.model import UnitSpec
+from senprep_core.unit.source import BlockData, RoiStats, no_valid_pixel
 
 log = logging.getLogger(__name__)
 MARGIN = 2  # grid pixels SNAP's subset may differ by
@@ -35,22 +35,21 @@ MARGIN = 2  # grid pixels SNAP's subset may differ by
 class SnapS1Source:
     """Runs ESA SNAP's gpt for one GRD and serves blocks of its terrain-corrected output."""
 
-    modality = "S1"
-
-    def __init__(self, record: ProductRecord, unit_id: str, config: Config) -> None:
-        requests = parse_s1_bands(config.bands_s1)
+    def __init__(self, record: ProductRecord, unit_id: str, spec: UnitSpec, modality: str = "S1") -> None:
+        self.modality = modality
+        requests = parse_s1_bands(spec.s1.bands)
         calibrations = {r.calibration for r in requests}
         dbs = {r.db for r in requests}
         if None in calibrations or len(calibrations) != 1 or len(dbs) != 1 or "gamma0T" in calibrations:
             raise ConfigError(
                 "sentinel1.bands",
-                list(config.bands_s1),
+                list(spec.s1.bands),
                 "the SNAP backend writes one calibration (sigma0, beta0 or gamma0) for every polarisation, "
                 "all linear or all dB, without geometry layers; use such bands or backend: native",
             )
         self.bands = [r.name for r in requests]
-        self.grid = config.grid()
-        options = config.s1
+        self.grid = spec.grid
+        options = spec.s1.options
         dem = None if options.dem is None or options.dem.startswith("flat:") else options.dem
         work = Path(tempfile.mkdtemp(prefix="senprep-snap-"))
         graph = build_graph(
@@ -77,8 +76,8 @@ class SnapS1Source:
             ),
             "sensing_time": record.sensing_time.isoformat().replace("+00:00", "Z"),
             "processing": {"chain": "ESA SNAP gpt graph", "speckle_filter": options.speckle_params(), "dem": dem},
-            "config_fingerprint": config.fingerprint(),
-            "roi_name": config.name,
+            "config_fingerprint": spec.fingerprint,
+            "roi_name": spec.run_name,
         }
 
     @staticmethod
@@ -107,4 +106,7 @@ class SnapS1Source:
         return None
 
     def rejection(self, stats: RoiStats) -> str | None:
-        return "no valid pixel of the product inside the ROI" if stats.valid_fraction == 0 else None
+        return no_valid_pixel(stats)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,371 @@
+"""The run folder: the one module that knows its file names and formats.
+
+::
+
+    .senprep.lock                    the run lock: who runs here now (or ran last)
+    .senprep-writers.lock            shared by the processes writing units (see folder_lock)
+    run.json                         the run report
+    config.json                      the run's configuration (modern form)
+    patches/<unit_id>/unit.json      a complete unit's manifest, written last
+    patches/<unit_id>/<patch_id>_<modality>.tif|.json    patch COGs and their sidecars
+    catalog.json, collections/, items/                    the STAC catalog
+    cube.zarr/                       the Zarr cube
+    Sentinel_Patches/                the 2022 layout (hard links)
+
+A run holds the folder's lock for its whole life (:meth:`RunFolder.lock`); every file is written to a
+temporary name and renamed; a unit is complete only when its manifest lists every file it wrote with
+a size and checksum that still match (:meth:`RunFolder.check_unit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import xxhash
+
+from senprep_core.atomic import TMP_MARK, dump_json, write_bytes_atomic, write_json_atomic
+from senprep_core.errors import OutputError
+from senprep_core.geo.grid import TargetGrid
+from senprep_core.outputs.cog import write_cog
+from senprep_core.outputs.folder_lock import FolderLock, LockHolder, current_holder, shared_lock, wait_exclusive
+from senprep_core.outputs.records import MANIFEST_FORMAT, FileRecord, PatchEntry, UnitManifest, file_digest
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+LOCK_FILE = ".senprep.lock"
+WRITERS_FILE = ".senprep-writers.lock"
+PATCHES_DIR = "patches"
+UNIT_FILE = "unit.json"
+CATALOG_FILE = "catalog.json"
+ITEMS_DIR = "items"
+COLLECTIONS_DIR = "collections"
+CUBE_DIR = "cube.zarr"
+LEGACY_DIR = "Sentinel_Patches"
+#: Every name a run folder may hold at its top level.
+RUN_NAMES = frozenset({RUN_FILE, CONFIG_FILE, LOCK_FILE, WRITERS_FILE, PATCHES_DIR, CATALOG_FILE, ITEMS_DIR,
+                       COLLECTIONS_DIR, CUBE_DIR, LEGACY_DIR})  # fmt: skip
+
+UnitState = Literal["complete", "missing", "stale", "damaged"]
+
+
+@dataclass(frozen=True)
+class UnitCheck:
+    """Whether a unit's files are all there as its manifest lists them.
+
+    ``complete``: manifest for this config, every file verified; ``missing``: no usable manifest;
+    ``stale``: made with another config; ``damaged``: a listed file is missing, truncated or altered.
+    """
+
+    unit_id: str
+    state: UnitState
+    problems: tuple[str, ...] = ()
+    manifest: UnitManifest | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "complete"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What ``senprep status`` shows."""
+
+    name: str | None
+    outdir: Path
+    status: str
+    counts: dict[str, int]
+    failed: tuple[dict[str, Any], ...]
+    to_redo: tuple[str, ...]
+    holder: LockHolder | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outdir": str(self.outdir),
+            "status": self.status,
+            "counts": self.counts,
+            "failed": list(self.failed),
+            "to_redo": list(self.to_redo),
+            "holder": None if self.holder is None else self.holder.describe(),
+        }
+
+
+class RunFolder:
+    """A run's output folder: its paths, its lock, its unit manifests and its report."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # ----- paths -----------------------------------------------------------------------------------
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.root / CATALOG_FILE
+
+    @property
+    def items_dir(self) -> Path:
+        return self.root / ITEMS_DIR
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.root / COLLECTIONS_DIR
+
+    @property
+    def cube_path(self) -> Path:
+        return self.root / CUBE_DIR
+
+    @property
+    def legacy_root(self) -> Path:
+        return self.root / LEGACY_DIR
+
+    @property
+    def patches_dir(self) -> Path:
+        return self.root / PATCHES_DIR
+
+    def unit_dir(self, unit_id: str) -> Path:
+        """Where a unit's patches and manifest live."""
+        return self.patches_dir / unit_id
+
+    def patch_files(self, unit_id: str, patch_id: str, modality: str) -> tuple[Path, Path]:
+        """The COG and the JSON sidecar of one patch of one modality."""
+        stem = f"{patch_id}_{modality}"
+        folder = self.unit_dir(unit_id)
+        return folder / f"{stem}.tif", folder / f"{stem}.json"
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the run folder, as manifests and STAC items store it."""
+        return path.relative_to(self.root).as_posix()
+
+    # ----- the folder and its lock -------------------------------------------------------------------
+
+    def is_run(self) -> bool:
+        """True when the folder holds a run report (it is a senprep run folder)."""
+        return self.run_file.is_file()
+
+    def check_usable(self) -> None:
+        """Refuse a folder that is neither empty nor a senprep run (nothing there is touched)."""
+        if not self.root.exists():
+            return
+        if not self.root.is_dir():
+            raise OutputError(f"output folder {self.root} is a file; choose a folder")
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_NAMES)
+        if foreign and not self.is_run():
+            raise OutputError(f"output folder {self.root} is not empty and is not a senprep run ({foreign[0]} is "
+                              "there); choose a new folder")  # fmt: skip
+
+    def create(self) -> bool:
+        """Make the folder (and its parents); True when it did not exist."""
+        existed = self.root.is_dir()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {self.root}: {exc}") from exc
+        return not existed
+
+    def lock(self, run_name: str) -> FolderLock:
+        """The folder's run lock (not yet taken): see :meth:`FolderLock.acquire`."""
+        return FolderLock(self.root / LOCK_FILE, run_name)
+
+    def holder(self) -> LockHolder | None:
+        """The run holding the folder now, None when no run does."""
+        return current_holder(self.root / LOCK_FILE)
+
+    def writer_session(self) -> contextlib.AbstractContextManager[None]:
+        """Held by a process while it writes a unit here (so a later run can wait for stragglers)."""
+        return shared_lock(self.root / WRITERS_FILE)
+
+    def wait_for_writers(self, timeout: float, on_wait: Callable[[], None] | None = None) -> bool:
+        """Wait until no process writes a unit here (e.g. workers of a killed run finishing); False on timeout."""
+        if not (self.root / WRITERS_FILE).exists():
+            return True
+        return wait_exclusive(self.root / WRITERS_FILE, timeout, on_wait)
+
+    def remove_temps(self) -> list[Path]:
+        """Delete temporary files below the folder; only while holding its lock and with no writer left."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        for p in self.root.rglob(f"*{TMP_MARK}*"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+            elif p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+        return removed
+
+    def remove_if_unused(self) -> None:
+        """Remove the folder when it holds nothing but lock files (a run that failed before writing)."""
+        if not self.root.is_dir():
+            return
+        if all(p.name in (LOCK_FILE, WRITERS_FILE) for p in self.root.iterdir()):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # ----- patches and units ----------------------------------------------------------------------------
+
+    def write_patch(
+        self,
+        unit_id: str,
+        patch_id: str,
+        modality: str,
+        data: np.ndarray,
+        grid: TargetGrid,
+        bands: Sequence[str],
+        sidecar: dict[str, Any],
+        compress: str,
+    ) -> tuple[FileRecord, FileRecord]:
+        """Write one patch's COG and sidecar; return their records (size and checksum)."""
+        tif, meta = self.patch_files(unit_id, patch_id, modality)
+        write_cog(tif, data, grid, bands, tags={"senprep_patch": patch_id, "senprep_modality": modality},
+                  compress=compress)  # fmt: skip
+        body = dump_json(sidecar)
+        write_bytes_atomic(meta, body)
+        image = FileRecord(self.relative(tif), tif.stat().st_size, file_digest(tif))
+        return image, FileRecord(self.relative(meta), len(body), xxhash.xxh3_128(body).hexdigest())
+
+    def commit_unit(self, manifest: UnitManifest) -> None:
+        """Write the manifest last (it marks the unit complete), then drop the unit's files it does not list."""
+        folder = self.unit_dir(manifest.unit_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / UNIT_FILE, manifest.to_dict())
+        keep = {UNIT_FILE} | {Path(f.path).name for f in manifest.files}
+        for stale in folder.iterdir():
+            if stale.is_file() and stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    def read_manifest(self, unit_id: str) -> UnitManifest | None:
+        """A unit's manifest as written (not verified); None when it is missing or unreadable."""
+        path = self.unit_dir(unit_id) / UNIT_FILE
+        try:
+            return UnitManifest.from_dict(orjson.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, OutputError) as exc:
+            log.info("unit manifest %s cannot be used (%s): the unit is redone", path, exc)
+            return None
+
+    def check_unit(self, unit_id: str, fingerprint: str | None = None) -> UnitCheck:
+        """Verify a unit: its manifest for ``fingerprint`` (any when None) and every file's size and checksum."""
+        path = self.unit_dir(unit_id) / UNIT_FILE
+        if not path.exists():
+            return UnitCheck(unit_id, "missing")
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            return UnitCheck(unit_id, "damaged", (f"{self.relative(path)} cannot be read ({exc})",))
+        if data.get("format") != MANIFEST_FORMAT:
+            return UnitCheck(unit_id, "stale", (f"{self.relative(path)} was written by an older senprep",))
+        try:
+            manifest = UnitManifest.from_dict(data)
+        except OutputError as exc:
+            return UnitCheck(unit_id, "damaged", (str(exc),))
+        if fingerprint is not None and manifest.fingerprint != fingerprint:
+            return UnitCheck(unit_id, "stale", ("made with another configuration",), manifest)
+        problems = tuple(p for f in manifest.files if (p := self._file_problem(f)) is not None)
+        return UnitCheck(unit_id, "damaged" if problems else "complete", problems, manifest)
+
+    def _file_problem(self, record: FileRecord) -> str | None:
+        path = self.root / record.path
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{record.path} is missing"
+        if size != record.size:
+            return f"{record.path} has {size} bytes instead of {record.size}"
+        if file_digest(path) != record.digest:
+            return f"{record.path} was altered (its checksum differs)"
+        return None
+
+    def discard_unfinished(self, unit_id: str) -> None:
+        """Remove the unit's files that its manifest does not list (nothing half-done stays)."""
+        folder = self.unit_dir(unit_id)
+        if not folder.is_dir():
+            return
+        manifest = self.read_manifest(unit_id)
+        keep = set() if manifest is None else {UNIT_FILE} | {Path(f.path).name for f in manifest.files}
+        for path in folder.iterdir():
+            if path.is_file() and path.name not in keep:
+                path.unlink(missing_ok=True)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+    def unit_ids(self) -> list[str]:
+        """The units that have a folder here, sorted."""
+        if not self.patches_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.patches_dir.iterdir() if p.is_dir())
+
+    def manifests(self) -> Iterator[UnitManifest]:
+        """Every unit's manifest that can be read, in unit order (not verified)."""
+        for unit_id in self.unit_ids():
+            manifest = self.read_manifest(unit_id)
+            if manifest is not None:
+                yield manifest
+
+    def entries(self) -> list[PatchEntry]:
+        """The patch entries of every unit with a manifest, in unit order (what the cube, the legacy layout
+        and the ML loader are built from)."""
+        return [e for m in self.manifests() for e in m.patches]
+
+    def verify(self, unit_ids: Sequence[str] | None = None, fingerprint: str | None = None) -> list[UnitCheck]:
+        """Check every unit (those with a folder, plus ``unit_ids``)."""
+        ids = sorted(set(self.unit_ids()) | set(unit_ids or ()))
+        return [self.check_unit(u, fingerprint) for u in ids]
+
+    # ----- the run report and config ----------------------------------------------------------------
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        write_json_atomic(self.config_file, data)
+
+    def write_report(self, data: dict[str, Any]) -> None:
+        write_json_atomic(self.run_file, data)
+
+    def read_report(self) -> dict[str, Any]:
+        """``run.json``; raises :class:`OutputError` when this is not a run folder."""
+        try:
+            data = orjson.loads(self.run_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{self.run_file} is missing or unreadable ({exc}); give the folder of a senprep "
+                              "run") from exc  # fmt: skip
+        if not isinstance(data, dict):
+            raise OutputError(f"{self.run_file} is not a senprep run report; give the folder of a senprep run")
+        return data
+
+    def summary(self) -> RunSummary:
+        """The run's status and counts; a report still saying "running" for a run that is gone says
+        "interrupted", and a live run is named with its holder."""
+        data = self.read_report()
+        units = {u["unit_id"]: u for u in data.get("units", [])}
+        planned = [u["unit_id"] for u in data.get("plan", {}).get("units", [])]
+        done = ("done", "skipped", "rejected")
+        holder = self.holder()
+        status = str(data.get("status"))
+        if status == "running" and holder is None:
+            status = "interrupted"
+        return RunSummary(
+            name=data.get("name"),
+            outdir=self.root,
+            status=status,
+            counts=dict(data.get("counts", {})),
+            failed=tuple(u for u in units.values() if u.get("status") == "failed"),
+            to_redo=tuple(u for u in planned if units.get(u, {}).get("status") not in done),
+            holder=holder,
+        )
