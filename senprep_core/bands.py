@@ -10,6 +10,7 @@ used SNAP collocation names with a ``_M`` (master) or ``_S`` (slave) suffix, e.g
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -105,10 +106,31 @@ _S2_ALIASES: dict[str, str] = {
 
 S1_POLARISATIONS = ("VV", "VH", "HH", "HV")
 S1_CALIBRATIONS = ("sigma0", "gamma0", "beta0", "gamma0T")  # gamma0T: terrain-flattened (Small 2011)
-S1_EXTRA = {"collocation_flags": "1 where both S1 and S2 hold data", "local_incidence_angle": "degrees",
-            "layover_shadow": "1 where layover or shadow"}  # fmt: skip
+#: Sentinel-1 layers that are not backscatter, and what they hold.
+S1_LAYERS: dict[str, str] = {
+    "local_incidence_angle": "local incidence angle on the DEM (degrees)",
+    "layover_shadow": "1 where layover, 2 where shadow, 3 where both",
+    "collocation_flags": "1 where every product of the unit holds data (both sensors of a pair), else 0",
+}
+#: The layer of the 2022 SNAP collocation (``collocationFlags``): where the unit's products overlap.
+COLLOCATION_FLAGS = "collocation_flags"
 
 _SUFFIX = re.compile(r"_(M|S)$")
+_S1_BACKSCATTER = re.compile(r"(?i)(sigma0|gamma0t|gamma0|beta0)_(vv|vh|hh|hv)(_db)?")
+
+
+@dataclass(frozen=True)
+class S1Band:
+    """One Sentinel-1 output band: a calibrated polarisation (optionally in dB) or a layer of :data:`S1_LAYERS`."""
+
+    name: str
+    calibration: str | None = None  # sigma0 | beta0 | gamma0 | gamma0T
+    polarisation: str | None = None
+    db: bool = False
+
+    @property
+    def is_backscatter(self) -> bool:
+        return self.calibration is not None
 
 
 def _strip_suffix(name: str) -> str:
@@ -141,22 +163,34 @@ def canonical_s2_band(name: str, key: str = "bands_S2") -> str:
     )
 
 
-def canonical_s1_band(name: str, key: str = "bands_S1") -> str:
-    """Map a canonical or legacy Sentinel-1 band name (``Sigma0_VV_S``) onto ``sigma0_VV``."""
-    base = _strip_suffix(name)
-    if base == "collocationFlags" or base.lower() == "collocation_flags":
-        return "collocation_flags"
-    if base.lower() in S1_EXTRA:
-        return base.lower()
-    m = re.fullmatch(r"(?i)(sigma0|gamma0t|gamma0|beta0)_(vv|vh|hh|hv)(_db)?", base)
+def parse_s1_band(name: str, key: str = "sentinel1.bands") -> S1Band:
+    """The :class:`S1Band` of a canonical or legacy (2022 SNAP) name: ``sigma0_VV``, ``gamma0T_VH_dB``,
+    ``Sigma0_VV_S``, ``local_incidence_angle``, ``collocationFlags``. Unknown names raise :class:`UnknownBandError`."""
+    base = _strip_suffix(str(name))
+    if base == "collocationFlags" or base.lower() in S1_LAYERS:
+        return S1Band(COLLOCATION_FLAGS if base == "collocationFlags" else base.lower())
+    m = _S1_BACKSCATTER.fullmatch(base)
     if m:
         calibration = "gamma0T" if m.group(1).lower() == "gamma0t" else m.group(1).lower()
-        canonical = f"{calibration}_{m.group(2).upper()}"
-        return canonical + ("_dB" if m.group(3) else "")
+        polarisation, db = m.group(2).upper(), bool(m.group(3))
+        return S1Band(f"{calibration}_{polarisation}" + ("_dB" if db else ""), calibration, polarisation, db)
     examples = ", ".join(f"{c}_{p}" for c in S1_CALIBRATIONS for p in ("VV", "VH"))
     raise UnknownBandError(
-        key, name, f"use a calibration and polarisation like {examples} (legacy 'Sigma0_VV_S' works)"
+        key,
+        name,
+        f"use a calibration and polarisation like {examples} (legacy 'Sigma0_VV_S' works), optionally "
+        f"with _dB, or one of {', '.join(S1_LAYERS)}",
     )
+
+
+def canonical_s1_band(name: str, key: str = "bands_S1") -> str:
+    """Map a canonical or legacy Sentinel-1 band name (``Sigma0_VV_S``) onto ``sigma0_VV``."""
+    return parse_s1_band(name, key).name
+
+
+def parse_s1_bands(names: Sequence[str], key: str = "sentinel1.bands") -> list[S1Band]:
+    """The :class:`S1Band` of each name, in order."""
+    return [parse_s1_band(n, key) for n in names]
 
 
 def s2_band_info(name: str) -> BandInfo:

@@ -31,6 +31,7 @@ from typing import Any
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from senprep_core.bands import parse_s1_bands
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.catalog.selection import DroppedProduct
 from senprep_core.checks import check_choice
@@ -40,7 +41,6 @@ from senprep_core.errors import ConfigError, MetadataError
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
 from senprep_core.product_names import parse_product_name
-from senprep_core.s1.terrain import parse_s1_bands
 from senprep_core.timeutil import DateWindow
 from senprep_core.unit.model import UnitSpec, WorkUnit
 

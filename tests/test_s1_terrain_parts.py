@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from senprep_core.bands import parse_s1_bands
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.s1.flattening import facet_areas, flatten_gamma0, splat_areas
 from senprep_core.s1.positions import RadarPositions, lonlat_of, radar_positions
-from senprep_core.s1.terrain import local_incidence, parse_s1_bands, sample, to_enu
+from senprep_core.s1.terrain import local_incidence, sample, to_enu
 
 GRID = TargetGrid(epsg=32633, resolution=10.0, left=290000.0, top=4650000.0, width=300, height=260)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import param
 
+from senprep_core.bands import S1_LAYERS as s1_layers
 from senprep_core.bands import S2_BANDS
 from senprep_core.config import Config, Mode, parse_config
 from senprep_core.s1.speckle import FILTER_NAMES
@@ -21,7 +22,7 @@ SOURCES = ("demo", "local", "cdse", "earth-search", "planetary-computer", "dhus"
 ACCOUNT_SOURCES = ("cdse", "dhus")
 CALIBRATIONS = ("sigma0", "gamma0", "beta0")
 POLARISATIONS = ("VV", "VH", "HH", "HV")
-S1_LAYERS = ("local_incidence_angle", "layover_shadow")
+S1_LAYERS = tuple(s1_layers)  # the core's one list of S1 layers
 DEFAULT_S2_BANDS = ["B02", "B03", "B04", "B08", "scl_cloud_shadow", "scl_cloud_high_proba"]
 
 

@@ -10,52 +10,18 @@ stays bounded for any ROI size (the pipeline splits large grids into blocks).
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.s1.model import S1Metadata
 from senprep_core.s1.positions import RadarPositions
 
 log = logging.getLogger(__name__)
 
-_BAND = re.compile(r"(sigma0|gamma0T|gamma0|beta0)_(VV|VH|HH|HV)(_dB)?")
-EXTRA_LAYERS = ("local_incidence_angle", "layover_shadow")
 _ORDER = {"nearest": 0, "bilinear": 1, "bicubic": 3}
 SAMPLING_MARGIN = 2  # image pixels around the needed window for bicubic sampling
-
-
-@dataclass(frozen=True)
-class S1BandRequest:
-    """One requested output band: a calibrated polarisation (optionally dB) or a geometry layer."""
-
-    name: str
-    calibration: str | None = None  # sigma0 | beta0 | gamma0 | gamma0T
-    polarisation: str | None = None
-    db: bool = False
-
-    @property
-    def is_backscatter(self) -> bool:
-        return self.calibration is not None
-
-
-def parse_s1_bands(names: Sequence[str]) -> list[S1BandRequest]:
-    """Requests for canonical S1 band names (``sigma0_VV``, ``gamma0_VH_dB``, ``local_incidence_angle``)."""
-    out = []
-    for name in names:
-        m = _BAND.fullmatch(name)
-        if m:
-            out.append(S1BandRequest(name, m.group(1), m.group(2), bool(m.group(3))))
-        elif name in EXTRA_LAYERS:
-            out.append(S1BandRequest(name))
-        else:
-            raise ConfigError("sentinel1.bands", name, f"use sigma0/beta0/gamma0/gamma0T_<pol>[_dB] or {EXTRA_LAYERS}")
-    return out
 
 
 def sample(image: np.ndarray, positions: RadarPositions, window: PixelWindow, method: str) -> np.ndarray:

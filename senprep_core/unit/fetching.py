@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.bands import canonical_s2_band
+from senprep_core.bands import canonical_s2_band, parse_s1_bands
 from senprep_core.catalog import REMOTE_SOURCES, open_provider
 from senprep_core.catalog.cdse import CdseProvider
 from senprep_core.catalog.records import FetchRequest, ProductRecord
@@ -28,7 +28,6 @@ from senprep_core.fetch.cache import default_cache_dir
 from senprep_core.fetch.dem_tiles import GLO30_BASE_URL, fetch_dem_tiles
 from senprep_core.s1.dem import DemSource
 from senprep_core.s1.metadata import S1Metadata
-from senprep_core.s1.terrain import parse_s1_bands
 from senprep_core.unit.model import UnitSpec
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from senprep_core.bands import COLLOCATION_FLAGS
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import SenprepError
 from senprep_core.events import EventCallback, Message, PatchWritten, UnitStarted
@@ -219,6 +220,7 @@ def _process(
     try:
         for block in blocks:
             windows = [s.read_block(spec.grid.subgrid(block.window)) for s in sources]  # overlaps earlier writes
+            _collocation_flags(sources, windows)
             state.entries.extend(writer.drain())
             if single and _count_roi(state, block, windows, full) and all(st is None for st in stats):
                 final = [c.stats() for c in state.counters]
@@ -238,6 +240,17 @@ def _process(
     return UnitResult(unit_id, "done", seconds=time.perf_counter() - t0, patches_written=len(state.entries),
                       patches_skipped=len(state.skipped), roi_valid_fraction=final[0].valid_fraction,
                       roi_cloud_fraction=final[0].cloud_fraction, patch_entries=tuple(state.entries))  # fmt: skip
+
+
+def _collocation_flags(sources: Sequence[UnitSource], windows: Sequence[BlockData]) -> None:
+    """Fill the ``collocation_flags`` band: 1 where every source of the unit holds data (both sensors of a pair),
+    else 0."""
+    if not any(COLLOCATION_FLAGS in s.bands for s in sources):
+        return
+    both = np.logical_and.reduce([w.valid for w in windows]).astype(np.float32)
+    for source, window in zip(sources, windows, strict=True):
+        if COLLOCATION_FLAGS in source.bands:
+            window.data[source.bands.index(COLLOCATION_FLAGS)] = both
 
 
 def _count_roi(state: _Progress, block: Block, windows: Sequence[BlockData], full: PixelWindow) -> bool:

@@ -19,12 +19,12 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject
 
+from senprep_core.bands import parse_s1_bands
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.s1.snap import build_graph, run_graph
 from senprep_core.s1.speckle import SpeckleFilter
-from senprep_core.s1.terrain import parse_s1_bands
 from senprep_core.unit.model import UnitSpec
 from senprep_core.unit.source import BlockData, RoiStats, no_valid_pixel
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from senprep_core.bands import S1Band, parse_s1_bands
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import CorruptProductError, MetadataError, OutsideSceneError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
@@ -29,13 +30,14 @@ from senprep_core.s1.radiometry import (
     to_db,
 )
 from senprep_core.s1.speckle import SpeckleFilter, apply_speckle_filter
-from senprep_core.s1.terrain import S1BandRequest, block_window, local_incidence, parse_s1_bands, sample, to_enu
+from senprep_core.s1.terrain import block_window, local_incidence, sample, to_enu
 from senprep_core.unit.fetching import fetched_dem, fetched_orbit_folder, is_fetched_dem, is_fetched_orbit
 from senprep_core.unit.model import UnitSpec
 from senprep_core.unit.source import BlockData, RoiStats, no_valid_pixel
 
 log = logging.getLogger(__name__)
 MODALITY = "S1"
+GEOMETRY_LAYERS = ("local_incidence_angle", "layover_shadow")  # from the DEM and the look direction
 FACET_BUFFER = 12  # grid pixels of DEM facets around a block whose areas reach its radar window (gamma0T)
 DEM_MARGIN = FACET_BUFFER + 2  # grid pixels of DEM kept around the ROI grid
 WHOLE_DEM_PIXELS = 36_000_000  # larger grids (e.g. a whole scene) load the DEM block by block
@@ -51,7 +53,7 @@ class S1Source:
         self.spec = spec
         self.options = spec.s1.options
         self.meta: S1Metadata = read_s1_metadata(record.href)
-        self.requests: list[S1BandRequest] = parse_s1_bands(spec.s1.bands)
+        self.requests: list[S1Band] = parse_s1_bands(spec.s1.bands)
         self.bands = [r.name for r in self.requests]
         pols = [r.polarisation for r in self.requests if r.polarisation is not None]
         self.polarisations = list(dict.fromkeys(pols)) or [self.meta.polarisations[0]]
@@ -110,7 +112,7 @@ class S1Source:
             for i, req in enumerate(self.requests):
                 if req.is_backscatter:
                     data[i] = layers[req.name]
-        if any(not r.is_backscatter for r in self.requests):
+        if any(r.name in GEOMETRY_LAYERS for r in self.requests):
             lia, layover, shadow = self._geometry_layers(grid, heights)
             for i, req in enumerate(self.requests):
                 if req.name == "local_incidence_angle":
