@@ -137,6 +137,8 @@ class _Stop:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.cancel.is_set():  # already stopping: let the clean-up finish (it is bounded)
+            return
         self.signum = signum
         self.cancel.set()
         raise KeyboardInterrupt

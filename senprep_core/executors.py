@@ -107,14 +107,19 @@ def _watch_parent(alive: Connection) -> None:
     """Stop this worker when the process that started it dies (its end of ``alive`` closes)."""
     with contextlib.suppress(EOFError, OSError):
         alive.recv()  # nothing is ever sent: returns only by EOF
-    _thread.interrupt_main()  # the unit stops and removes its unfinished files...
+    _thread.interrupt_main(signal.SIGUSR1)  # the unit stops and removes its unfinished files...
     time.sleep(ORPHAN_GRACE_SECONDS)
     os._exit(1)  # ...and the process ends, whatever it was doing
+
+
+def _stop_unit(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _worker_main(conn: Connection, alive: Connection, threads: int) -> None:
     """A worker process: run the tasks sent through ``conn`` one at a time until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    signal.signal(signal.SIGUSR1, _stop_unit)  # how the parent watch stops a unit (SIGINT is ignored here)
     set_budget(threads)  # the machine's cores shared between the workers (no oversubscription)
     threading.Thread(target=_watch_parent, args=(alive,), name="senprep-parent-watch", daemon=True).start()
     lock = threading.Lock()

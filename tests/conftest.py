@@ -73,3 +73,59 @@ def make_demo_runs(demo_products: Path, root: Path) -> dict[str, Path]:
         assert result.status == "complete" and result.patches_written > 0
         out[name] = root / name
     return out
+
+
+# ----- eight L2A products over the demo tile: the runs of the scale-out and fault tests ---------------
+
+N_SCALE_PRODUCTS = 8
+
+
+def scale_config_dict(**changes: Any) -> dict[str, Any]:
+    """A modern config over the demo ROI: eight S2 units of 64 px patches with overlap (a few seconds of work)."""
+    from senprep_core.demo.catalog import DEMO_ROI_GEOJSON
+
+    data: dict[str, Any] = {
+        "name": "scale",
+        "roi": DEMO_ROI_GEOJSON,
+        "dates": ["2021-01-01", "2023-12-31"],
+        "mode": "s2_only",
+        "patches": {"size": [64, 64], "overlap": [16, 16]},
+        "sentinel2": {"bands": ["B02", "B03", "B04", "B08", "B11", "SCL"]},
+        "output": {"min_valid_fraction": 0.0},
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture(scope="session")
+def scale_products(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight L2A demo products (one a month) over the demo tile."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from senprep_core.demo.catalog import demo_specs
+    from senprep_core.demo.s2 import make_s2_product
+
+    folder = tmp_path_factory.mktemp("scale-products")
+    base = next(s for s in demo_specs() if s.level == "L2A" and s.baseline == "05.00")
+    for i in range(N_SCALE_PRODUCTS):
+        make_s2_product(replace(base, sensing_time=base.sensing_time - timedelta(days=30 * i), seed=100 + i), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def scale_serial_run(scale_products: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The eight-unit run made serially: the reference other executors must match byte for byte."""
+    from senprep_core.config import parse_config
+    from senprep_core.pipeline import run
+
+    outdir = tmp_path_factory.mktemp("serial") / "run"
+    result = run(parse_config(scale_config_dict()), outdir, sources=[f"local:{scale_products}"])
+    assert result.status == "complete" and len(result.results) == N_SCALE_PRODUCTS
+    return outdir
+
+
+def run_files(outdir: Path) -> dict[str, bytes]:
+    """Every output file of a run folder but the run report and the lock file (they hold times and process ids)."""
+    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*"))
+            if p.is_file() and p.name not in ("run.json", ".senprep.lock")}  # fmt: skip

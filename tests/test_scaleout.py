@@ -15,58 +15,37 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from senprep_core.config import parse_config
-from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_specs
-from senprep_core.demo.s2 import make_s2_product
 from senprep_core.events import Event, PatchWritten, RunFinished, UnitFinished, UnitStarted
 from senprep_core.executors import DaskExecutor, ProcessExecutor
 from senprep_core.pipeline import run
+from tests.conftest import N_SCALE_PRODUCTS, run_files, scale_config_dict
 
-N_PRODUCTS = 8
+N_PRODUCTS = N_SCALE_PRODUCTS
 WORKER_FLAGS = ("--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
 
 
 def _config_dict() -> dict[str, Any]:
-    return {
-        "name": "scale",
-        "roi": DEMO_ROI_GEOJSON,
-        "dates": ["2021-01-01", "2023-12-31"],
-        "mode": "s2_only",
-        "patches": {"size": [64, 64], "overlap": [16, 16]},
-        "sentinel2": {"bands": ["B02", "B03", "B04", "B08", "B11", "SCL"]},
-        "output": {"min_valid_fraction": 0.0},
-    }
+    return scale_config_dict()
 
 
 @pytest.fixture(scope="module")
-def products(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight L2A demo products (one a month) over the demo tile."""
-    folder = tmp_path_factory.mktemp("scale-products")
-    base = next(s for s in demo_specs() if s.level == "L2A" and s.baseline == "05.00")
-    for i in range(N_PRODUCTS):
-        make_s2_product(replace(base, sensing_time=base.sensing_time - timedelta(days=30 * i), seed=100 + i), folder)
-    return folder
+def products(scale_products: Path) -> Path:
+    return scale_products
 
 
 @pytest.fixture(scope="module")
-def serial_run(products: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("serial") / "run"
-    result = run(parse_config(_config_dict()), outdir, sources=[f"local:{products}"])
-    assert result.status == "complete" and len(result.results) == N_PRODUCTS
-    return outdir
+def serial_run(scale_serial_run: Path) -> Path:
+    return scale_serial_run
 
 
 def _files(outdir: Path) -> dict[str, bytes]:
-    """Every output file except the run report and the lock file (which hold times and process ids)."""
-    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()
-            and p.name not in ("run.json", ".senprep.lock")}  # fmt: skip
+    return run_files(outdir)
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ manifest, the progress events and the bytes on disk are the same as a serial wri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -92,6 +92,7 @@ class PatchWriter:
         self.files: list[FileRecord] = []
         self._pool = ThreadPoolExecutor(max_workers=threads_for(WRITER_THREADS), thread_name_prefix="senprep-writer")
         self._pending: list[tuple[Patch, list[_Facts], list[Future[tuple[FileRecord, FileRecord]]]]] = []
+        self._submitted: set[Future[tuple[FileRecord, FileRecord]]] = set()  # not yet drained
 
     def submit(self, patch: Patch, arrays: Sequence[np.ndarray], decisions: Sequence[PatchDecision]) -> None:
         """Queue one patch: an array per source (bands, rows, cols) and the decisions that kept it."""
@@ -103,6 +104,7 @@ class PatchWriter:
             futures.append(self._pool.submit(self.folder.write_patch, self.unit_id, patch.patch_id, source.modality,
                                              data, patch.grid, source.bands, sidecar, self.compress))  # fmt: skip
         self._pending.append((patch, facts, futures))
+        self._submitted.update(futures)
 
     def drain(self) -> list[PatchEntry]:
         """Wait for the submitted patches, in order; report each one written."""
@@ -112,6 +114,7 @@ class PatchWriter:
             parts = []
             for fact, future in zip(facts, futures, strict=True):
                 image, sidecar = future.result()
+                self._submitted.discard(future)
                 self.files += [image, sidecar]
                 parts.append(fact.with_files(image, sidecar))
             entry = PatchEntry(self.unit_id, patch.patch_id, patch.grid, patch.window, tuple(parts), self.pair)
@@ -121,5 +124,19 @@ class PatchWriter:
         return done
 
     def close(self) -> None:
-        """Drop patches not started yet (after a failure or a cancel) and wait for running ones."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Drop patches not started yet (after a failure or a cancel) and wait for running ones.
+
+        The wait cannot be cut short by Ctrl-C: a unit's files are removed after a cancel, and a write
+        still running then would land after the removal. An interrupt that comes meanwhile is raised after.
+        """
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        interrupted = False
+        while True:
+            try:
+                wait([f for f in self._submitted if not f.cancelled()])  # a cancelled one never runs
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+        self._submitted.clear()
+        if interrupted:
+            raise KeyboardInterrupt
