@@ -11,8 +11,12 @@ import pytest
 
 from app.render import patch_rgb, quicklook_png, thumbnail_png
 from app.state import AppState, RoiState, SessionRegistry, patch_info
+from app.state.search import NOT_USED
+from senprep_core.cli import main as senprep
 from senprep_core.config import load_config
-from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict
+from senprep_core.demo.catalog import DEMO_DEM, DEMO_ROI_GEOJSON, demo_config_dict
+
+MODES = ("s2_only", "s1_only", "s2_with_closest_s1", "s1_with_closest_s2", "s1_multitemporal", "time_series")
 
 
 @pytest.fixture()
@@ -312,3 +316,57 @@ def test_account_fields_reach_the_provider_in_a_private_file_that_is_removed(
     assert source == "cdse" and data == {"username": "me@example.org", "password": "s3cret-pass"}
     assert mode == 0o600 and path is not None and not Path(path).exists()  # only the owner, and gone after
     assert "s3cret-pass" not in json.dumps(state.options.config_dict(DEMO_ROI_GEOJSON))
+
+
+# ----- one pairing: the preview plans as `senprep plan` does ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multitemporal_products(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo products and one more S1 acquisition, 12 days before the descending one on its relative orbit
+    (the demo's two S1 products are on two orbits: alone they make no multitemporal unit)."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from senprep_core.demo.catalog import demo_s1_specs
+    from senprep_core.demo.s1 import make_s1_product
+
+    folder = tmp_path_factory.mktemp("multitemporal-products")
+    for product in demo_products.iterdir():
+        (folder / product.name).symlink_to(product)
+    spec = demo_s1_specs()[1]
+    make_s1_product(replace(spec, start_time=spec.start_time - timedelta(days=12), seed=spec.seed + 1), folder)
+    return folder
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_preview_gives_the_units_of_senprep_plan_in_every_mode(
+    state: AppState,
+    demo_products: Path,
+    multitemporal_products: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+) -> None:
+    folder = multitemporal_products if mode == "s1_multitemporal" else demo_products
+    state.options.param.update(mode=mode, source="local", local_folder=str(folder), dem=str(folder / DEMO_DEM))
+    config = state.config()
+    assert config is not None, state.message
+    state.search.run_now(config, [state.options.source_spec()])
+    assert state.search.status == "done", state.search.error
+    assert state.save_config(tmp_path / "app.json"), state.message  # the CLI plans the app's own config
+    capsys.readouterr()
+    assert senprep(["plan", "--config", str(tmp_path / "app.json"), "--source", f"local:{folder}", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    expected = [(u["unit_id"], u["kind"]) for u in planned["units"]]
+    assert expected, f"no {mode} unit on the demo products: the comparison would mean nothing"
+    assert [(u["unit_id"], u["kind"]) for u in state.search.units] == expected
+    # every product found is a row: used by a unit, or left out with the plan's reason
+    rows = {r["product_id"]: r for r in state.search.rows}
+    used = {p["product_id"] for u in planned["units"] for p in u["products"]}
+    assert {pid for pid, r in rows.items() if r["used"]} == used and used <= set(rows)
+    reasons = {d["product_id"]: d["reason"] for d in planned["not_selected"]}
+    assert all(r["why"] == reasons.get(pid, NOT_USED) for pid, r in rows.items() if not r["used"])
+    assert all(r["why"] == "" and r["units"] for r in rows.values() if r["used"])
+    pairs = {(p["primary"], p["secondary"]) for p in state.search.pairs if p["secondary"] is not None}
+    assert pairs == {tuple(p["product_id"] for p in u["products"]) for u in planned["units"] if len(u["products"]) > 1}

@@ -35,10 +35,16 @@ def demo_folder() -> Path:
     return default_demo_folder()
 
 
+#: One demo build at a time in this process: sessions searching or running on the demo at once would
+#: otherwise write the same products under the same temporary names (they are named by process id).
+_DEMO_LOCK = threading.Lock()
+
+
 def _build_demo() -> None:
     from senprep_core.demo.catalog import build_demo_catalog
 
-    build_demo_catalog(demo_folder())
+    with _DEMO_LOCK:
+        build_demo_catalog(demo_folder())
 
 
 class AppState(param.Parameterized):
@@ -127,7 +133,8 @@ class AppState(param.Parameterized):
         config = self.config()
         if config is None:
             return False
-        return self.search.start(config, [self.options.source_spec()], self.options.write_credentials())
+        prepare = _build_demo if self.options.source == "demo" else None
+        return self.search.start(config, [self.options.source_spec()], self.options.write_credentials(), prepare)
 
     def start_run(self) -> bool:
         """Run the pipeline in this session's background job (refused while one runs)."""
