@@ -17,7 +17,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -40,8 +40,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Served(NamedTuple):
+    """The served app's address and the folder it runs in (its runs go to ``senprep-app-runs`` there)."""
+
+    url: str
+    workdir: Path
+
+
 @pytest.fixture(scope="module")
-def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if IN_CI:
@@ -68,11 +75,16 @@ def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.3)
         else:
             pytest.fail("panel serve did not answer within 90 s")
-        yield url
+        yield Served(url, workdir)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def served_app(served: Served) -> str:
+    return served.url
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +287,46 @@ def test_draw_a_box_on_the_map(served_app: str, browser: Any) -> None:
     assert 0.1 < boxed < before
     expect(page.get_by_text(re.compile(r"ROI 0\.\d\d km² · 1 patches"))).to_be_visible(timeout=5_000)
     _shot(page, "09-drawn-box")
+
+
+def _wait_for_run(folder: Path, seconds: float = 180.0) -> dict[str, Any]:
+    """The run report in ``folder`` once it says complete (or whatever it says at the deadline)."""
+    deadline = time.time() + seconds
+    report: dict[str, Any] = {}
+    while time.time() < deadline:
+        try:
+            report = json.loads((folder / "run.json").read_text())
+        except (OSError, ValueError):
+            report = {}
+        if report.get("status") == "complete":
+            break
+        time.sleep(0.2)
+    return report
+
+
+def test_two_tabs_on_default_settings_run_at_once_into_their_own_folders(served: Served, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    pages = [_open(browser, served.url), _open(browser, served.url)]
+    names = [_input(page, "Run name").input_value() for page in pages]
+    assert names[0] != names[1] and all(re.fullmatch(r"app-demo-[0-9a-f]{6}", n) for n in names), names
+    for page in pages:  # both Run buttons pressed at once
+        page.get_by_role("button", name="Run", exact=True).click()
+    for page in pages:
+        expect(page.get_by_text(re.compile(r"Status:\*{0,2} complete"))).to_be_visible(timeout=180_000)
+    runs = served.workdir / "senprep-app-runs"
+    for name in names:  # on disk: two run folders, each with its complete run
+        report = _wait_for_run(runs / name, seconds=10)
+        assert report.get("status") == "complete" and report.get("name") == name, report
+    # Run again on the first tab: its folder holds a run, so the app asks; "New name" runs into <name>-2
+    first = pages[0]
+    first.get_by_role("button", name="Run", exact=True).click()
+    expect(first.get_by_text(re.compile(rf"'{names[0]}' already holds a complete run")).first).to_be_visible(
+        timeout=10_000
+    )
+    for label in ("Resume", "Overwrite", "New name"):
+        expect(first.get_by_role("button", name=label, exact=True)).to_be_visible()
+    _shot(first, "10-run-folder-choices")
+    first.get_by_role("button", name="New name", exact=True).click()
+    expect(_input(first, "Run name")).to_have_value(f"{names[0]}-2", timeout=10_000)
+    assert _wait_for_run(runs / f"{names[0]}-2").get("status") == "complete"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import time
 from pathlib import Path
 
@@ -11,8 +14,14 @@ import pytest
 
 from app.render import patch_rgb, quicklook_png, thumbnail_png
 from app.state import AppState, RoiState, SessionRegistry, patch_info
+from app.state.folder import FolderCheck
+from app.state.search import NOT_USED
+from senprep_core.cli import main as senprep
 from senprep_core.config import load_config
-from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict
+from senprep_core.demo.catalog import DEMO_DEM, DEMO_ROI_GEOJSON, demo_config_dict
+from senprep_core.outputs.run_folder import LOCK_FILE, WRITERS_FILE, RunFolder
+
+MODES = ("s2_only", "s1_only", "s2_with_closest_s1", "s1_with_closest_s2", "s1_multitemporal", "time_series")
 
 
 @pytest.fixture()
@@ -62,8 +71,10 @@ def test_whole_flow_roi_search_run_gallery(state: AppState) -> None:
     assert len(gallery.page_items()) == 5 and gallery.n_pages == -(-len(gallery.items) // 5)
     meta = gallery.select(gallery.items[0]["path"])
     assert meta["patch_id"] == gallery.items[0]["patch_id"] and gallery.selected_item() is gallery.items[0]
-    # a second run of the same config finds every unit complete: the gallery still shows its patches
-    assert state.start_run()
+    # the folder now holds a run: a second Run asks first; resumed, every unit is found complete and the
+    # gallery still shows its patches
+    assert not state.start_run() and state.folder.asking
+    assert state.choose_folder("resume")
     state.job.wait()
     assert state.job.status == "complete" and state.job.patches_written == 0
     assert len(state.gallery.items) == written
@@ -312,3 +323,162 @@ def test_account_fields_reach_the_provider_in_a_private_file_that_is_removed(
     assert source == "cdse" and data == {"username": "me@example.org", "password": "s3cret-pass"}
     assert mode == 0o600 and path is not None and not Path(path).exists()  # only the owner, and gone after
     assert "s3cret-pass" not in json.dumps(state.options.config_dict(DEMO_ROI_GEOJSON))
+
+
+# ----- one pairing: the preview plans as `senprep plan` does ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multitemporal_products(demo_products: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo products and one more S1 acquisition, 12 days before the descending one on its relative orbit
+    (the demo's two S1 products are on two orbits: alone they make no multitemporal unit)."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from senprep_core.demo.catalog import demo_s1_specs
+    from senprep_core.demo.s1 import make_s1_product
+
+    folder = tmp_path_factory.mktemp("multitemporal-products")
+    for product in demo_products.iterdir():
+        (folder / product.name).symlink_to(product)
+    spec = demo_s1_specs()[1]
+    make_s1_product(replace(spec, start_time=spec.start_time - timedelta(days=12), seed=spec.seed + 1), folder)
+    return folder
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_preview_gives_the_units_of_senprep_plan_in_every_mode(
+    state: AppState,
+    demo_products: Path,
+    multitemporal_products: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+) -> None:
+    folder = multitemporal_products if mode == "s1_multitemporal" else demo_products
+    state.options.param.update(mode=mode, source="local", local_folder=str(folder), dem=str(folder / DEMO_DEM))
+    config = state.config()
+    assert config is not None, state.message
+    state.search.run_now(config, [state.options.source_spec()])
+    assert state.search.status == "done", state.search.error
+    assert state.save_config(tmp_path / "app.json"), state.message  # the CLI plans the app's own config
+    capsys.readouterr()
+    assert senprep(["plan", "--config", str(tmp_path / "app.json"), "--source", f"local:{folder}", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    expected = [(u["unit_id"], u["kind"]) for u in planned["units"]]
+    assert expected, f"no {mode} unit on the demo products: the comparison would mean nothing"
+    assert [(u["unit_id"], u["kind"]) for u in state.search.units] == expected
+    # every product found is a row: used by a unit, or left out with the plan's reason
+    rows = {r["product_id"]: r for r in state.search.rows}
+    used = {p["product_id"] for u in planned["units"] for p in u["products"]}
+    assert {pid for pid, r in rows.items() if r["used"]} == used and used <= set(rows)
+    reasons = {d["product_id"]: d["reason"] for d in planned["not_selected"]}
+    assert all(r["why"] == reasons.get(pid, NOT_USED) for pid, r in rows.items() if not r["used"])
+    assert all(r["why"] == "" and r["units"] for r in rows.values() if r["used"])
+    pairs = {(p["primary"], p["secondary"]) for p in state.search.pairs if p["secondary"] is not None}
+    assert pairs == {tuple(p["product_id"] for p in u["products"]) for u in planned["units"] if len(u["products"]) > 1}
+
+
+# ----- the run folder: one per session, never shared, asked before it is reused ------------------------------
+
+
+def test_each_session_has_its_own_default_run_folder() -> None:
+    first, second = AppState.with_demo_defaults(), AppState.with_demo_defaults()
+    assert re.fullmatch(r"app-demo-[0-9a-f]{6}", first.options.run_name)
+    assert first.options.run_name != second.options.run_name
+    assert AppState().options.run_name != AppState().options.run_name
+    assert first.config() is not None and second.config() is not None  # valid run names
+    registry = SessionRegistry()
+    sid, state = registry.attach(None)
+    assert state.session_id == sid and state.options.run_name == f"app-demo-{sid[:6]}"
+    _, odd = registry.attach("not/a hex id")  # an id from a URL: the run name takes a hash of it
+    assert re.fullmatch(r"app-demo-[0-9a-f]{6}", odd.options.run_name)
+
+
+def test_a_folder_in_use_is_reported_with_its_holder_and_nothing_starts(
+    state: AppState, demo_products: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.state.session as session_module
+
+    state.options.param.update(source="local", local_folder=str(demo_products), workers=0)
+    outdir = Path(state.options.outdir) / state.options.run_name
+    outdir.mkdir(parents=True)
+    lock = RunFolder(outdir).lock("cli-run")
+    lock.acquire()  # a CLI run (or a tab that chose the same name) holds the folder
+    holder = f"run 'cli-run' (pid {os.getpid()} on {socket.gethostname()}, started "
+    try:
+        assert not state.start_run()
+        assert holder in state.folder.notice and not state.folder.asking and holder in state.message
+        assert state.job.status == "idle" and not state.job.running
+        assert not state.choose_folder("overwrite")  # no question is open: nothing to overwrite
+        # taken between the app's look and the run's own lock: the job says who, and goes back to idle
+        monkeypatch.setattr(session_module, "check_folder", lambda _outdir: FolderCheck("free"))
+        assert state.start_run()
+        state.job.wait()
+        job = state.job
+        assert job.status == "idle" and holder in job.error and job.outdirs == [] and job.units_total == 0
+        assert holder in state.folder.notice
+        assert [p.name for p in outdir.iterdir()] == [LOCK_FILE]  # nothing written
+    finally:
+        lock.release()
+    monkeypatch.undo()
+    assert state.start_run()  # the holder is gone: the same session runs there
+    state.job.wait()
+    assert state.job.status == "complete" and state.folder.notice == ""
+
+
+def _report(outdir: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((outdir / "run.json").read_text())
+
+
+def _statuses(outdir: Path) -> dict[str, str]:
+    return {u["unit_id"]: u["status"] for u in _report(outdir)["units"]}
+
+
+def test_a_folder_holding_a_run_asks_then_resumes_overwrites_or_takes_a_new_name(
+    state: AppState, demo_products: Path
+) -> None:
+    options = state.options
+    options.param.update(source="local", local_folder=str(demo_products), workers=0)
+    outdir = Path(options.outdir) / options.run_name
+    assert state.start_run()
+    state.job.wait()
+    assert state.job.status == "complete"
+    units = sorted(_statuses(outdir))
+    assert len(units) == 3
+    # the folder holds a run: nothing starts until the user chooses
+    assert not state.start_run()
+    assert state.folder.asking and state.folder.pending == str(outdir) and "complete run" in state.folder.notice
+    assert state.job.status == "complete" and not state.job.running
+    # resume: complete units are verified and kept ("skipped"), a damaged one is redone
+    damaged = sorted((outdir / "patches" / units[0]).glob("*.tif"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    assert state.choose_folder("resume")
+    state.job.wait()
+    assert state.job.status == "complete" and not state.folder.asking
+    assert _statuses(outdir) == {units[0]: "done", units[1]: "skipped", units[2]: "skipped"}
+    # overwrite: a fresh run, none of the old files left
+    stale = outdir / "patches" / "an-old-unit"
+    stale.mkdir()
+    (stale / "x.tif").write_bytes(b"old")
+    old = time.time() - 10 * 365 * 86400
+    old_files = [p for p in outdir.rglob("*") if p.is_file() and p.name not in (LOCK_FILE, WRITERS_FILE)]
+    for path in old_files:
+        os.utime(path, (old, old))
+    assert not state.start_run() and state.folder.asking
+    assert state.choose_folder("overwrite")
+    state.job.wait()
+    assert state.job.status == "complete" and not stale.exists(), (state.job.error, state.job.log)
+    assert _statuses(outdir) == dict.fromkeys(units, "done")
+    left = [p for p in outdir.rglob("*") if p.is_file() and p.stat().st_mtime < old + 1 and p.name != WRITERS_FILE]
+    assert left == [] and len(old_files) > 10
+    # new name: the first free <name>-N; the folder that held the run stays as it was
+    before = (outdir / "run.json").read_bytes()
+    assert not state.start_run() and state.folder.asking
+    assert state.choose_folder("new_name")
+    other = outdir.parent / f"{outdir.name}-2"
+    assert options.run_name == other.name and state.job.outdirs == [str(other)]
+    state.job.wait()
+    assert state.job.status == "complete" and _report(other)["status"] == "complete"
+    assert (outdir / "run.json").read_bytes() == before
+    assert sorted(_statuses(other)) == units

@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 import pystac
+import pytest
 
 from senprep_core.cli import main
+from senprep_core.errors import OutputError, RunFolderBusyError
+from senprep_core.outputs.run_folder import LOCK_FILE, RunFolder
 
 RUNS = ("s2", "s1")  # senprep demo writes one run per mission
 
@@ -85,3 +88,25 @@ def test_stale_temp_files_are_removed(demo_products: Path, tmp_path: Path) -> No
     stale.write_bytes(b"half a file")
     assert _demo(outdir, demo_products) == 0
     assert not stale.exists()
+
+
+def test_clear_deletes_a_run_only_in_a_free_senprep_run_folder(tmp_path: Path) -> None:
+    """RunFolder.clear (the app's "overwrite"): the run's files go, the lock file stays; a folder in use,
+    one without a run or one holding other files is left untouched."""
+    folder = RunFolder(tmp_path / "run")
+    folder.create()
+    with pytest.raises(OutputError, match="holds no senprep run"):
+        folder.clear()
+    folder.write_report({"name": "run", "status": "complete"})
+    folder.write_config({"name": "run"})
+    folder.unit_dir("u1").mkdir(parents=True)
+    (folder.unit_dir("u1") / "p_S2.tif").write_bytes(b"x")
+    with folder.lock("someone"), pytest.raises(RunFolderBusyError, match="run 'someone'"):
+        folder.clear()
+    (folder.root / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"did not write \(notes.txt\)"):
+        folder.clear()
+    assert folder.is_run() and (folder.unit_dir("u1") / "p_S2.tif").exists()
+    (folder.root / "notes.txt").unlink()
+    assert folder.clear("fresh") == ["config.json", "patches", "run.json"]
+    assert [p.name for p in folder.root.iterdir()] == [LOCK_FILE] and folder.holder() is None

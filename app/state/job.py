@@ -13,7 +13,7 @@ import param
 
 from app.state.options import forget_credentials
 from senprep_core.config import Config
-from senprep_core.errors import SenprepError
+from senprep_core.errors import RunFolderBusyError, SenprepError
 from senprep_core.events import (
     Event,
     Message,
@@ -41,6 +41,7 @@ class RunRequest:
     sources: tuple[str, ...]
     workers: int = 0
     credentials: Path | None = None  # a private credentials file, removed when the job ends
+    overwrite: bool = False  # delete the run already in ``outdir`` first (RunFolder.clear: not while in use)
 
 
 class JobState(param.Parameterized):
@@ -73,6 +74,8 @@ class JobState(param.Parameterized):
         self.on_patch: Callable[[str], None] | None = None
         #: called with a unit's patch folder when it finishes done or already complete (skipped)
         self.on_unit: Callable[[Path], None] | None = None
+        #: called when a run's folder is in use by another run (the job started nothing there)
+        self.on_busy: Callable[[RunFolderBusyError], None] | None = None
         self._outdir: Path | None = None
 
     @property
@@ -188,6 +191,7 @@ class JobState(param.Parameterized):
 
     def _work_runs(self, runs: list[RunRequest], prepare: Callable[[], None] | None) -> None:
         from senprep_core.fetch.cache import default_cache_dir
+        from senprep_core.outputs.run_folder import RunFolder
         from senprep_core.pipeline import run
         from senprep_core.unit.fetching import FetchOptions
 
@@ -199,6 +203,10 @@ class JobState(param.Parameterized):
                 if self._cancel.is_set():
                     break
                 self._outdir = request.outdir
+                if request.overwrite:
+                    removed = RunFolder(request.outdir).clear(request.config.name)
+                    with param.edit_constant(self):
+                        self._say(f"overwrite: removed the earlier run in {request.outdir} ({len(removed)} entries)")
                 executor = self._executor(request)
                 try:
                     fetch = FetchOptions(default_cache_dir(), str(request.credentials) if request.credentials else None)
@@ -209,6 +217,9 @@ class JobState(param.Parameterized):
                     if executor is not None:
                         executor.close()
                 statuses.append(result.status)
+        except RunFolderBusyError as exc:
+            self._busy(exc, started=bool(statuses))
+            return
         except SenprepError as exc:
             with param.edit_constant(self):
                 self.status, self.error = "failed", str(exc)
@@ -229,3 +240,15 @@ class JobState(param.Parameterized):
                 self.status = "failed"
             else:
                 self.status = "partial"
+
+    def _busy(self, exc: RunFolderBusyError, started: bool) -> None:
+        """Another run holds the folder: nothing was written; a job that ran nothing yet goes back to idle."""
+        with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
+            self.error = str(exc)
+            self._say(f"not started: {exc}")
+            if started:
+                self.status = "failed"
+            else:
+                self.status, self.outdirs, self.started_at = "idle", [], None
+        if self.on_busy is not None:
+            self.on_busy(exc)

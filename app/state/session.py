@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,14 @@ from typing import Any
 import param
 from pyproj import Transformer
 
+from app.state.folder import (
+    FOLDER_CHOICES,
+    FolderState,
+    check_folder,
+    free_name,
+    new_session_id,
+    session_run_name,
+)
 from app.state.gallery import GalleryState
 from app.state.job import JobState, RunRequest
 from app.state.options import RunOptions
@@ -23,7 +30,7 @@ from app.state.roi import RoiState
 from app.state.search import SearchState
 from senprep_core.config import Config, is_legacy_form, legacy_dict, parse_config
 from senprep_core.config.io import read_config_data
-from senprep_core.errors import SenprepError
+from senprep_core.errors import RunFolderBusyError, SenprepError
 
 #: Most patch outlines drawn as the layout overlay (beyond that the map only shows the grid's outline).
 MAX_LAYOUT_OUTLINES = 2000
@@ -35,43 +42,60 @@ def demo_folder() -> Path:
     return default_demo_folder()
 
 
+#: One demo build at a time in this process: sessions searching or running on the demo at once would
+#: otherwise write the same products under the same temporary names (they are named by process id).
+_DEMO_LOCK = threading.Lock()
+
+
 def _build_demo() -> None:
     from senprep_core.demo.catalog import build_demo_catalog
 
-    build_demo_catalog(demo_folder())
+    with _DEMO_LOCK:
+        build_demo_catalog(demo_folder())
 
 
 class AppState(param.Parameterized):
-    """Everything a session edits and runs; views only read and call these methods."""
+    """Everything a session edits and runs; views only read and call these methods.
 
+    ``session_id`` names the session (the :class:`SessionRegistry` gives it; a state made without one gets a
+    random one): the default run name ends with its short form, so each session has its own run folder.
+    """
+
+    session_id = param.String(default="", constant=True, doc="the session's id (random when not given)")
     roi = param.ClassSelector(class_=RoiState)
     options = param.ClassSelector(class_=RunOptions)
     search = param.ClassSelector(class_=SearchState)
     job = param.ClassSelector(class_=JobState)
     gallery = param.ClassSelector(class_=GalleryState)
+    folder = param.ClassSelector(class_=FolderState, doc="the run folder's holder, or the question about reusing it")
     message = param.String(default="", doc="the last error or notice for the user")
 
     def __init__(self, **params: Any) -> None:
+        params["session_id"] = params.get("session_id") or new_session_id()
         params.setdefault("roi", RoiState())
-        params.setdefault("options", RunOptions())
+        params.setdefault("options", RunOptions(run_name=session_run_name("app-run", params["session_id"])))
         params.setdefault("search", SearchState())
         params.setdefault("job", JobState())
         params.setdefault("gallery", GalleryState())
+        params.setdefault("folder", FolderState())
         super().__init__(**params)
         self._outlines: tuple[Any, list[list[tuple[float, float]]]] | None = None
         self.job.on_patch = self.gallery.add
         self.job.on_unit = self.gallery.load_unit
+        self.job.on_busy = self._folder_busy
+        self.options.param.watch(lambda _e: self.folder.reset(), ["run_name", "outdir"])
 
     @classmethod
     def with_demo_defaults(cls, **params: Any) -> AppState:
-        """A session preset on the embedded demo: its ROI, dates and Sentinel-2 bands."""
+        """A session preset on the embedded demo: its ROI, dates and Sentinel-2 bands; its run name is
+        ``app-demo-<short session id>``."""
         from senprep_core.demo.catalog import DEMO_ROI_GEOJSON, demo_config_dict
 
         state = cls(**params)
         state.roi.set_geometry(parse_config(demo_config_dict()).roi.geometry)
         demo = parse_config({**demo_config_dict(), "geojson": DEMO_ROI_GEOJSON})
         state.options.apply_config(demo)
-        state.options.param.update(run_name="app-demo", source="demo")
+        state.options.param.update(run_name=session_run_name("app-demo", state.session_id), source="demo")
         return state
 
     # ----- building the config ---------------------------------------------------------------------
@@ -127,10 +151,15 @@ class AppState(param.Parameterized):
         config = self.config()
         if config is None:
             return False
-        return self.search.start(config, [self.options.source_spec()], self.options.write_credentials())
+        prepare = _build_demo if self.options.source == "demo" else None
+        return self.search.start(config, [self.options.source_spec()], self.options.write_credentials(), prepare)
 
-    def start_run(self) -> bool:
-        """Run the pipeline in this session's background job (refused while one runs)."""
+    def start_run(self, choice: str | None = None) -> bool:
+        """Run the pipeline in this session's background job (refused while one runs).
+
+        The run folder is looked at first: in use by another run, nothing starts and ``folder.notice`` names
+        the holder; holding a run already, nothing starts until the user answers (:meth:`choose_folder`, or
+        ``choice`` "resume" / "overwrite" here)."""
         if self.job.running:
             self.message = "A run is already going on in this session: wait for it or cancel it."
             return False
@@ -138,11 +167,46 @@ class AppState(param.Parameterized):
         if config is None:
             return False
         outdir = Path(self.options.outdir).expanduser() / config.name
+        check = check_folder(outdir)
+        if check.state in ("busy", "unusable"):
+            self.folder.refuse(check.message)
+            self.message = check.message
+            return False
+        if check.state == "run" and choice not in ("resume", "overwrite"):
+            self.folder.ask(outdir, check.message)
+            self.message = f"{check.message} (the choices are under the run name)."
+            return False
+        self.folder.reset()
         prepare = _build_demo if self.options.source == "demo" else None
         self.gallery.clear()
         request = RunRequest(config, outdir, (self.options.source_spec(),), workers=self.options.workers,
-                             credentials=self.options.write_credentials())  # fmt: skip
+                             credentials=self.options.write_credentials(),
+                             overwrite=check.state == "run" and choice == "overwrite")  # fmt: skip
         return self.job.start([request], prepare=prepare)
+
+    def choose_folder(self, choice: str) -> bool:
+        """Answer the question about a run folder that already holds a run, and start the run.
+
+        ``resume`` runs into it again (complete units are verified and kept, missing or damaged ones redone);
+        ``overwrite`` deletes that run first (only a senprep run folder no run holds); ``new_name`` switches
+        to the first free ``<run name>-N`` and runs there."""
+        if choice not in FOLDER_CHOICES:
+            raise ValueError(f"choose one of {', '.join(FOLDER_CHOICES)}, not {choice!r}")
+        pending = self.folder.pending
+        if not pending:
+            self.message = "There is no run folder to decide about: press Run."
+            return False
+        if choice == "new_name":
+            self.options.run_name = free_name(Path(pending).parent, self.options.run_name)
+            return self.start_run()
+        return self.start_run(choice)
+
+    def _folder_busy(self, exc: RunFolderBusyError) -> None:
+        """The job found its folder in use (taken between the check and the run): say by whom."""
+        name = Path(str(exc.folder)).name
+        message = f"'{name}' is in use by {exc.holder or 'another run'}: wait for it or choose another run name"
+        self.folder.refuse(message)
+        self.message = message
 
     def cancel_run(self) -> None:
         self.job.cancel()
@@ -229,8 +293,8 @@ class SessionRegistry:
         with self._lock:
             self._expire()
             if not session_id or session_id not in self._sessions:
-                session_id = session_id if session_id and len(session_id) <= 64 else uuid.uuid4().hex[:16]
-                self._sessions[session_id] = AppState.with_demo_defaults()
+                session_id = session_id if session_id and len(session_id) <= 64 else new_session_id()
+                self._sessions[session_id] = AppState.with_demo_defaults(session_id=session_id)
             self._pages[session_id] = self._pages.get(session_id, 0) + 1
             self._left.pop(session_id, None)
             return session_id, self._sessions[session_id]

@@ -46,6 +46,7 @@ class SenprepApp(pn.viewable.Viewer):
         self.preview.refresh()
         self.runner.refresh()
         self.gallery.refresh()
+        self.options.refresh()
         self.message.object = self.state.message
         self.message.visible = bool(self.state.message)
 

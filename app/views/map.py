@@ -176,18 +176,18 @@ class MapView(pn.viewable.Viewer):
                         "date": row["date"],
                         "cloud": -1.0 if row["cloud"] is None else row["cloud"],
                         "coverage": -1.0 if row["coverage"] is None else row["coverage"],
-                        "paired": "yes" if row["product_id"] in paired else "no",
+                        "used": "yes" if row.get("used") else f"no: {row.get('why', '')}",
                         "colour": MISSION_COLOURS.get(row["mission"], "#7f7f7f"),
                         "width": 4.0 if row["product_id"] in paired else 1.5,  # the mode's pairs stand out
                     }
                 )
-        vdims = ["product_id", "mission", "date", "cloud", "coverage", "paired", "colour", "width"]
+        vdims = ["product_id", "mission", "date", "cloud", "coverage", "used", "colour", "width"]
         hover = [
             ("product", "@product_id"),
             ("date", "@date"),
             ("cloud %", "@cloud"),
             ("ROI coverage %", "@coverage"),
-            ("paired", "@paired"),
+            ("used by a run", "@used"),
         ]
         return hv.Polygons(data, vdims=vdims).opts(
             color="colour", fill_alpha=0.12, line_width="width", tools=["hover"], hover_tooltips=hover

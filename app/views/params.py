@@ -11,6 +11,7 @@ from typing import Any
 import panel as pn
 import param
 
+from app.state.folder import FOLDER_CHOICES
 from app.state.options import ACCOUNT_SOURCES
 from app.state.session import AppState
 
@@ -114,6 +115,7 @@ class OptionsView(pn.viewable.Viewer):
         self.outdir = w.TextInput.from_param(o.outdir, name="Output folder")
         self.workers = w.IntInput.from_param(o.workers, name="Worker processes")
         self.run_name = w.TextInput.from_param(o.run_name, name="Run name")
+        self.run_folder = RunFolderView(state=self.state)
         self.state.options.param.watch(lambda _e: self._visibility(), ["mode", "source"])
         self._visibility()
 
@@ -135,9 +137,55 @@ class OptionsView(pn.viewable.Viewer):
             self.username,
             self.password,
             self.run_name,
+            self.run_folder,
             self.outdir,
             self.workers,
         )
+
+    def refresh(self) -> None:
+        self.run_folder.refresh()
+
+
+#: The buttons of the choices for a run folder that already holds a run.
+CHOICE_LABELS = {"resume": "Resume", "overwrite": "Overwrite", "new_name": "New name"}
+CHOICE_HELP = (
+    "**Resume** keeps its complete units and redoes the rest · **Overwrite** deletes that run first · "
+    "**New name** runs into a new folder"
+)
+
+
+class RunFolderView(pn.viewable.Viewer):
+    """Under the run-name field: who holds the run folder, or the choice for a folder that holds a run."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.notice = pn.pane.Alert("", alert_type="warning", visible=False, margin=(0, 10))
+        self.buttons = []
+        for choice in FOLDER_CHOICES:
+            button = pn.widgets.Button(name=CHOICE_LABELS[choice], button_type="primary", width=95)
+            button.on_click(partial(self._choose, choice))
+            self.buttons.append(button)
+        self.choices = pn.Column(pn.Row(*self.buttons), pn.pane.Markdown(CHOICE_HELP, margin=(0, 10)), visible=False)
+        self._seen: tuple[str, bool] | None = None
+
+    def _choose(self, choice: str, _event: object) -> None:
+        self.state.choose_folder(choice)
+
+    def refresh(self) -> None:
+        folder = self.state.folder
+        key = (folder.notice, folder.asking)
+        if key == self._seen:
+            return
+        self._seen = key
+        self.notice.object = folder.notice
+        self.notice.alert_type = "info" if folder.asking else "warning"
+        self.notice.visible = bool(folder.notice)
+        self.choices.visible = folder.asking
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.notice, self.choices, margin=0)
 
 
 class ConfigIOView(pn.viewable.Viewer):

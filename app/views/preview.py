@@ -1,4 +1,5 @@
-"""Search preview: a Search button that does not block, the products table and the pairs table."""
+"""Search preview: a Search button that does not block, the products table (used by a unit, or why not) and
+the pairs table."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from app.render import quicklook_png
 from app.state.session import AppState
 
 QUICKLOOK = 220
-PAIRING_MODES = ("s2_with_closest_s1", "s1_with_closest_s2")
-COLUMNS = ["product_id", "mission", "level", "date", "cloud", "coverage", "paired", "online"]
+PAIRING_MODES = ("s2_with_closest_s1", "s1_with_closest_s2", "s1_multitemporal")
+COLUMNS = ["product_id", "mission", "level", "date", "cloud", "coverage", "used", "why", "online"]
 
 
 class PreviewView(pn.viewable.Viewer):
@@ -27,7 +28,7 @@ class PreviewView(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=COLUMNS),
             selectable=1,
-            widths={"product_id": 250},
+            widths={"product_id": 250, "why": 220},
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
@@ -81,13 +82,13 @@ class PreviewView(pn.viewable.Viewer):
             return
         if search.status != "done":
             return
-        paired = search.paired_ids()
-        rows = [{**{k: r[k] for k in COLUMNS if k in r}, "paired": r["product_id"] in paired} for r in search.rows]
-        self.table.value = pd.DataFrame(rows, columns=COLUMNS)
+        self.table.value = pd.DataFrame([{k: r.get(k) for k in COLUMNS} for r in search.rows], columns=COLUMNS)
         self.pairs.value = pd.DataFrame(search.pairs, columns=["primary", "secondary", "dt_hours", "reason"])
         problems = f" · {len(search.problems)} unreadable" if search.problems else ""
-        pairs = f" · {len(search.pairs)} pairs" if search.pairs else ""
-        self.status.object = f"**{len(search.rows)} products found**{pairs}{problems}"
+        pairs = sum(p["secondary"] is not None for p in search.pairs)
+        paired = f", {pairs} of them pairs" if search.pairs else ""
+        units = f" · a run makes {len(search.units)} units{paired}"
+        self.status.object = f"**{len(search.rows)} products found**{units}{problems}"
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(

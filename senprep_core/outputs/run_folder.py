@@ -212,6 +212,36 @@ class RunFolder:
                 removed.append(p)
         return removed
 
+    def clear(self, run_name: str = "", writers_timeout: float = 10.0) -> list[str]:
+        """Delete a run's files so the folder can take a fresh run (an "overwrite"); returns the names removed.
+
+        Only a senprep run folder (it has ``run.json`` and nothing senprep did not write) that no run holds:
+        the folder's lock is taken for the deletion (:class:`RunFolderBusyError` names the holder) and the
+        lock files stay. Raises :class:`OutputError`, deleting nothing, for any other folder."""
+        if not self.is_run():
+            raise OutputError(f"{self.root} holds no senprep run (no {RUN_FILE}): nothing is deleted")
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_NAMES and TMP_MARK not in p.name)
+        if foreign:
+            raise OutputError(f"{self.root} holds files senprep did not write ({foreign[0]}): nothing is deleted; "
+                              "choose another folder")  # fmt: skip
+        lock = self.lock(run_name)
+        lock.acquire()
+        try:
+            if not self.wait_for_writers(writers_timeout):
+                raise OutputError(f"processes of an earlier run are still writing into {self.root}: nothing is deleted")
+            removed = []
+            for path in sorted(self.root.iterdir()):
+                if path.name in (LOCK_FILE, WRITERS_FILE):
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path.name)
+            return removed
+        finally:
+            lock.release()
+
     def remove_if_unused(self) -> None:
         """Remove the folder when it holds nothing but lock files (a run that failed before writing)."""
         if not self.root.is_dir():
