@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,8 @@ TMP_MARK = ".tmp-"
 
 
 def temp_path_for(path: Path) -> Path:
-    """A sibling temporary name that keeps the suffix (GDAL picks drivers by suffix)."""
-    return path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}{path.suffix}")
+    """A sibling temporary name of this process and thread that keeps the suffix (GDAL picks drivers by suffix)."""
+    return path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}-{threading.get_ident()}{path.suffix}")
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from senprep_core.errors import ConfigError
+from senprep_core.errors import CancelledError, ConfigError
 from senprep_core.events import Event, Message, event_from_dict
 from senprep_core.threads import ENV_THREADS, set_budget, worker_budget
 
@@ -42,6 +42,7 @@ POLL_SECONDS = 0.1
 UNIT_MEMORY_BYTES = 1_500_000_000  # budget per concurrent unit (peak RSS of a 20 km S2 unit is ~0.6 GB)
 MAX_ATTEMPTS = 3  # a unit is started at most this often when its worker process keeps dying
 ORPHAN_GRACE_SECONDS = 1.0  # a worker whose parent died stops its unit, then exits after this long
+CANCEL_POLL_SECONDS = 0.5  # how often a Dask task looks whether its run was cancelled
 
 
 @dataclass(frozen=True)
@@ -299,15 +300,27 @@ class ProcessExecutor:
 
 
 class _DaskEmit:
-    """Picklable emitter used on Dask workers: events go to a topic the client subscribes to."""
+    """Picklable emitter used on Dask workers: events go to a topic the client subscribes to.
+
+    It also stops the unit when the run is cancelled: Dask cannot stop a running task, so the task looks
+    at the run's cancel event (at most every :data:`CANCEL_POLL_SECONDS`) and raises; the unit then
+    removes its unfinished files like any failed unit.
+    """
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
+        self._checked = 0.0
 
     def __call__(self, event: Event) -> None:
+        from distributed import Event as DaskEvent
         from distributed import get_worker
 
         get_worker().log_event(self.topic, event.to_dict())
+        now = time.monotonic()
+        if now - self._checked >= CANCEL_POLL_SECONDS:
+            self._checked = now
+            if DaskEvent(f"{self.topic}-cancel").is_set():
+                raise CancelledError("the run was cancelled")
 
 
 class _DaskTask:
@@ -406,8 +419,17 @@ class DaskExecutor:
             _drain(received, dispatch)
         finally:
             if pending:
-                client.cancel(list(pending))
+                self._stop(client, topic, list(pending))
             client.unsubscribe_topic(topic)
+
+    @staticmethod
+    def _stop(client: Any, topic: str, futures: list[Any]) -> None:
+        """Cancel the run's tasks. Dask cannot stop a running task: the cancel event tells the running units
+        to stop, and the pipeline waits for them to let go of the run folder (its writers lock)."""
+        from distributed import Event as DaskEvent
+
+        DaskEvent(f"{topic}-cancel", client=client).set()
+        client.cancel(futures)
 
 
 def _drain(source: queue.Queue[dict[str, Any]], dispatch: Emit) -> None:

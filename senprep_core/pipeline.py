@@ -45,6 +45,8 @@ from senprep_core.unit.runner import execute_unit
 log = logging.getLogger(__name__)
 #: How long a run waits for processes of an earlier run that are still writing into its folder.
 STRAGGLER_SECONDS = 120.0
+#: How long a cancelled run waits for its units running elsewhere (Dask tasks) to stop.
+CANCEL_WAIT_SECONDS = 30.0
 
 __all__ = ["Plan", "RunResult", "make_plan", "run"]
 
@@ -219,7 +221,7 @@ def _run_plan(
         if executor is None:  # made here: release its workers; a caller's executor stays for its next runs
             runner.close()
     if cancel.is_set():
-        _clean_after_cancel(folder, tracker)
+        _clean_after_cancel(folder, tracker, callback)
     seen = {r.unit_id for r in tracker.results}
     for unit in plan.units:
         if unit.unit_id not in seen:
@@ -229,9 +231,12 @@ def _run_plan(
     return _finish(plan, folder, report, tracker.results, cancel, callback, t0)
 
 
-def _clean_after_cancel(folder: RunFolder, tracker: _Tracker) -> None:
-    """Stopped mid-way: the units that were running leave nothing half-written, and no temporary file stays."""
-    folder.wait_for_writers(10.0)
+def _clean_after_cancel(folder: RunFolder, tracker: _Tracker, callback: EventCallback) -> None:
+    """Stopped mid-way: the units that were running leave nothing half-written, and no temporary file stays.
+
+    Units still running elsewhere (Dask tasks, which cannot be killed) stop at their next progress event;
+    their writer sessions tell when they have."""
+    folder.wait_for_writers(CANCEL_WAIT_SECONDS, lambda: callback(Message("waiting for running units to stop")))
     for unit_id in list(tracker.running):
         folder.discard_unfinished(unit_id)
     folder.remove_temps()

@@ -315,3 +315,23 @@ def test_a_retry_is_counted_even_when_its_start_event_comes_after_its_result(pro
     assert all(r.retries is None for r in others)
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert report["units"][0]["retries"] == 1 and "worker" in report["units"][0]
+
+
+def test_cancel_stops_the_running_dask_tasks_and_leaves_nothing_partial(
+    products: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PatchWritten):
+            cancel.set()
+
+    outdir = tmp_path / "out"
+    t0 = time.monotonic()
+    result = run(parse_config(_config_dict()), outdir, sources=[f"local:{products}"], cancel=cancel,
+                 callback=on_event, executor=DaskExecutor(cluster.address))  # fmt: skip
+    assert result.status == "cancelled" and time.monotonic() - t0 < 15
+    time.sleep(1.0)  # a task that kept writing would show up now
+    assert not [p for p in outdir.rglob("*") if ".tmp-" in p.name]
+    for unit_dir in (outdir / "patches").iterdir() if (outdir / "patches").exists() else []:
+        assert (unit_dir / "unit.json").exists() or not list(unit_dir.iterdir()), f"partial files in {unit_dir}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Callable
 from datetime import datetime
@@ -37,7 +38,7 @@ def publish_product(
 ) -> Path:
     """Write ``<product_id>.SAFE`` (or ``.zip``) into ``folder`` with ``build_safe``; return its path.
 
-    When the final path exists nothing is written. Work happens under ``<name>.tmp-<pid>`` and is
+    When the final path exists nothing is written. Work happens under ``<name>.tmp-<pid>-<thread>`` and is
     renamed when complete, so an interrupted run never leaves a partial product under the final name.
     """
     folder = Path(folder)
@@ -47,7 +48,7 @@ def publish_product(
     if final.exists():
         log.debug("demo product %s exists, skipping", final)
         return final
-    tmp = folder / f"{name}.tmp-{os.getpid()}"
+    tmp = folder / f"{name}.tmp-{os.getpid()}-{threading.get_ident()}"
     remove(tmp)
     log.info("generating demo product %s", name)
     try:
