@@ -575,7 +575,7 @@ def markdown(result: dict[str, Any]) -> str:
     if profile:
         lines += ["", f"| Profile, {profile['roi_km']} km ROI ({profile['seconds']} s) | cumulative s | share |",
                   "| --- | --- | --- |"]  # fmt: skip
-        wrappers = ("(run)", "(map_units)", "(execute_unit)", "(process_s1_unit)", "(run_unit)", "(_run_unit)")
+        wrappers = ("(run)", "(map_units)", "(execute_unit)", "(_run)", "(_run_plan)", "(_process)")
         steps = [e for e in profile["top"] if not e["function"].endswith(wrappers)]
         for entry in steps[:10]:
             lines.append(f"| `{entry['function']}` | {entry['cumulative_s']} | {entry['share']} |")

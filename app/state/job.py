@@ -24,6 +24,7 @@ from senprep_core.events import (
     UnitFinished,
     UnitStarted,
 )
+from senprep_core.outputs.run_folder import RunFolder
 
 MAX_LOG_LINES = 400
 
@@ -170,7 +171,7 @@ class JobState(param.Parameterized):
     def _unit_folder(self, event: Event) -> Path | None:
         """The patch folder of a unit that finished with its patches on disk (written now or before)."""
         if isinstance(event, UnitFinished) and event.status in ("done", "skipped") and self._outdir is not None:
-            return self._outdir / "patches" / event.unit_id
+            return RunFolder(self._outdir).unit_dir(event.unit_id)
         return None
 
     @staticmethod

@@ -15,6 +15,7 @@ import param
 from app.render import png_bytes, thumbnail_png
 from app.state.gallery import ALL
 from app.state.session import AppState
+from senprep_core.outputs.run_folder import RunFolder
 
 THUMB = 128
 #: Thumbnails drawn per refresh tick (the rest show a grey placeholder until the next ticks).
@@ -140,7 +141,7 @@ class GalleryView(pn.viewable.Viewer):
     def _zip(self) -> Any:
         from senprep_core.outputs.export import export_zip
 
-        outdirs = [Path(d) for d in self.state.job.outdirs if (Path(d) / "run.json").exists()]
+        outdirs = [Path(d) for d in self.state.job.outdirs if RunFolder(d).is_run()]
         if not outdirs:
             self.state.message = "No finished run to download yet."
             return None
