@@ -23,6 +23,32 @@ from senprep_core.events import Event, Message, RunFinished, RunStarted, StagePr
 log = logging.getLogger("senprep")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'")
+    return value
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty path")
+    return text
+
+
+def _scheduler(text: str) -> str:
+    from senprep_core.errors import ConfigError
+    from senprep_core.executors import check_scheduler_address
+
+    try:
+        return check_scheduler_address(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.fix) from exc
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("true", "1", "yes", "y"):
@@ -158,7 +184,7 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
         try:
             result = run(config, outdir, sources=sources, rebuild=args.rebuild, callback=printer, cancel=stop.cancel,
                          executor=executor, fetch=getattr(args, "fetch_options", None),
-                         wait=getattr(args, "wait", False))  # fmt: skip
+                         wait=getattr(args, "wait", False), force=getattr(args, "force", False))  # fmt: skip
         except KeyboardInterrupt:
             stop.cancel.set()
             print("cancelled", file=sys.stderr)
@@ -166,6 +192,11 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
     if result.status == "cancelled":
         print(f"cancelled: the units that finished are kept in {outdir}; run again to complete it", file=sys.stderr)
         return stop.exit_code
+    if result.status == "empty":
+        print(f"nothing to process: {result.plan.empty_reason()}", file=sys.stderr)
+        return result.exit_code
+    if result.stopped:
+        print(f"stopped: {result.stopped}", file=sys.stderr)
     if not args.quiet:
         counts = RunFolder(outdir).read_report()["counts"]
         print(
@@ -263,7 +294,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from senprep_core.planning import make_plan
 
-    plan = make_plan(_load(args.config), args.source, credentials=_credentials(args))
+    plan = make_plan(_load(args.config), args.source, credentials=_credentials(args), force=args.force)
     data = plan.to_dict()
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -273,6 +304,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"  {unit['kind']}  {unit['unit_id']}")
     for problem in data["unreadable_products"]:
         print(f"  unreadable: {problem['name']}: {problem['message']}", file=sys.stderr)
+    for warning in data["warnings"]:
+        print(f"  warning: {warning}", file=sys.stderr)
+    if data["empty"]:
+        print(f"  nothing to process: {data['empty']}", file=sys.stderr)
     return 0
 
 
@@ -331,19 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common_run(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--njobs", type=int, default=1, help="products processed in parallel (processes)")
-        p.add_argument("--scheduler", help="run the units on this Dask scheduler (tcp://host:8786)")
-        p.add_argument("--dask-workers", type=int, help="run the units on a local Dask cluster of N workers")
+        p.add_argument("--njobs", type=_positive, default=1, help="products processed in parallel (processes)")
+        p.add_argument("--scheduler", type=_scheduler, help="run the units on this Dask scheduler (tcp://host:8786)")
+        p.add_argument("--dask-workers", type=_positive, help="run the units on a local Dask cluster of N workers")
         p.add_argument("--rebuild", type=_bool, nargs="?", const=True, default=False,
                        help="true: redo outputs that are already complete (default false)")  # fmt: skip
         p.add_argument("--quiet", action="store_true", help="print only errors and the final line")
         p.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
+        p.add_argument("--force", action="store_true",
+                       help="run a plan larger than this machine's memory or the output disk would hold")  # fmt: skip
         p.add_argument("--wait", action="store_true",
                        help="when another run uses the output folder, wait for it (default: exit 2)")  # fmt: skip
 
     p_run = sub.add_parser("run", help="run a configuration")
     p_run.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
-    p_run.add_argument("--outdir", required=True, help="run folder")
+    p_run.add_argument("--outdir", required=True, type=_folder, help="run folder")
     p_run.add_argument("--source", action="append", help=SOURCE_HELP)
     p_run.add_argument("--credentials", help=CREDENTIALS_HELP)
     p_run.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
@@ -365,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     config_query("plan", "print the work units a run would process", cmd_plan)
+    sub.choices["plan"].add_argument("--force", action="store_true", help="plan a run larger than this machine holds")
     config_query("search", "list the products a run would use", cmd_search)
 
     p_status = sub.add_parser("status", help="summarise a run folder (run.json)")

@@ -71,6 +71,10 @@ class OutputError(SenprepError, OSError):
     exit_code = 2
 
 
+class DiskFullError(OutputError):
+    """The disk holding the output folder is full, or too small for the planned output."""
+
+
 class RunFolderBusyError(OutputError):
     """Another run holds the output folder's lock."""
 

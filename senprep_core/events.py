@@ -88,7 +88,7 @@ class Message(Event):
 @dataclass(frozen=True)
 class RunFinished(Event):
     run_id: str
-    status: Literal["complete", "partial", "failed", "cancelled"]
+    status: Literal["complete", "partial", "failed", "cancelled", "empty"]
     units_done: int
     units_skipped: int
     units_failed: int

@@ -20,6 +20,7 @@ import math
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -42,6 +43,7 @@ POLL_SECONDS = 0.1
 UNIT_MEMORY_BYTES = 1_500_000_000  # budget per concurrent unit (peak RSS of a 20 km S2 unit is ~0.6 GB)
 MAX_ATTEMPTS = 3  # a unit is started at most this often when its worker process keeps dying
 ORPHAN_GRACE_SECONDS = 1.0  # a worker whose parent died stops its unit, then exits after this long
+CONNECT_SECONDS = 10  # how long to try a Dask scheduler's address
 CANCEL_POLL_SECONDS = 0.5  # how often a Dask task looks whether its run was cancelled
 
 
@@ -64,6 +66,9 @@ class Executor(Protocol):
         self, units: Sequence[Any], task: Callable[[Any, Emit], Any], dispatch: Emit, cancel: threading.Event
     ) -> Iterator[Any]: ...
 
+    def start(self) -> None:
+        """Get ready to run units (start workers, connect to the scheduler); raises for a setting that cannot work."""
+
     def close(self) -> None:
         """Release worker processes / the Dask client (an executor serves several runs until closed)."""
 
@@ -85,6 +90,9 @@ class SerialExecutor:
             if cancel.is_set():
                 return
             yield task(unit, checked)
+
+    def start(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -198,6 +206,9 @@ class ProcessExecutor:
         self.max_attempts = max_attempts
         self._pool: list[_Worker] = []
         self._context: Any = None
+
+    def start(self) -> None:
+        return None  # workers start with the first units (as many as there are units, up to the cap)
 
     def _spawn(self) -> _Worker:
         if self._context is None:
@@ -346,9 +357,14 @@ class DaskExecutor:
     def __init__(self, address: str | None = None, n_workers: int | None = None) -> None:
         if address is None and (n_workers is None or n_workers < 1):
             raise ConfigError("dask_workers", n_workers, "give a scheduler address or a number of workers >= 1")
+        if address is not None:
+            check_scheduler_address(address)
         self.address = address
         self.n_workers = n_workers
         self._client_obj: Any = None
+
+    def start(self) -> None:
+        self._client()
 
     def _client(self) -> Any:
         if self._client_obj is None:
@@ -371,9 +387,14 @@ class DaskExecutor:
             raise ConfigError("scheduler", self.address, "install Dask's scheduler: pip install distributed") from exc
         if self.address is not None:
             try:
-                return Client(self.address, timeout="10s", set_as_default=False)  # no global dask change
-            except OSError as exc:
-                raise ConfigError("scheduler", self.address, f"no Dask scheduler answers there ({exc})") from exc
+                return Client(self.address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)  # no global change
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    "scheduler",
+                    self.address,
+                    f"no Dask scheduler answers there within "
+                    f"{CONNECT_SECONDS} s ({exc}); check the address and that it runs",
+                ) from exc
         import dask
 
         # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers; that also turns off glibc's
@@ -439,6 +460,17 @@ def _drain(source: queue.Queue[dict[str, Any]], dispatch: Emit) -> None:
         except queue.Empty:
             return
         dispatch(event_from_dict(item))
+
+
+_SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://[^\s/:]+(:\d{1,5})?/?$|^[^\s/:]+:\d{1,5}$")
+
+
+def check_scheduler_address(address: str) -> str:
+    """A Dask scheduler address: ``tcp://host:8786`` (or tls://, ws://...), or ``host:port``."""
+    if not _SCHEDULER.match(address.strip()):
+        raise ConfigError("scheduler", address, "give the scheduler's address, e.g. tcp://127.0.0.1:8786 or "
+                          "tcp://scheduler-host:8786")  # fmt: skip
+    return address.strip()
 
 
 def make_executor(njobs: int = 1, scheduler: str | None = None, dask_workers: int | None = None) -> Executor:

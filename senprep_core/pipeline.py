@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from senprep_core.catalog import Provider
 from senprep_core.config import Config
-from senprep_core.errors import OutputError
+from senprep_core.errors import DiskFullError, OutputError
 from senprep_core.events import (
     Event,
     EventCallback,
@@ -39,6 +40,7 @@ from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac import write_catalog
 from senprep_core.outputs.zarr_cube import require_zarr, write_zarr_cube
 from senprep_core.planning import Plan, make_plan
+from senprep_core.sizing import check_disk, run_size
 from senprep_core.unit.fetching import FetchOptions
 from senprep_core.unit.runner import execute_unit
 
@@ -60,6 +62,7 @@ class RunResult:
     results: tuple[UnitResult, ...]
     status: str
     seconds: float
+    stopped: str | None = None  # why the run stopped before its end (a full disk), None otherwise
 
     @property
     def failed(self) -> tuple[UnitResult, ...]:
@@ -71,10 +74,11 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when everything worked, 1 when some product failed or could not be read, 130 if cancelled."""
+        """0 when everything worked (or nothing matched), 1 when some product failed or could not be read or the
+        run stopped early, 130 if cancelled."""
         if self.status == "cancelled":
             return 130
-        return 1 if (self.failed or self.plan.problems) else 0
+        return 1 if (self.failed or self.plan.problems or self.stopped) else 0
 
 
 def run(
@@ -89,14 +93,16 @@ def run(
     executor: Executor | None = None,
     fetch: FetchOptions | None = None,
     wait: bool = False,
+    force: bool = False,
 ) -> RunResult:
     """Plan and run ``config`` into ``outdir``; returns a :class:`RunResult` (never raises for a failed product).
 
-    Raises :class:`ConfigError` / :class:`OutputError` for bad input before anything is written, and
-    :class:`RunFolderBusyError` when another run holds ``outdir`` (unless ``wait``: then it waits).
+    Raises :class:`ConfigError` / :class:`OutputError` for bad input before anything is written (a run too large
+    for the machine or the disk included, unless ``force``), and :class:`RunFolderBusyError` when another run
+    holds ``outdir`` (unless ``wait``: then it waits).
     """
     t0 = time.time()
-    cancel = cancel or threading.Event()
+    halt = _Halt(cancel or threading.Event())
     fetch = fetch or FetchOptions.default()
     if config.output.zarr:
         require_zarr()
@@ -109,23 +115,65 @@ def run(
         who = holder.describe() if holder is not None else "another run"
         callback(Message(f"{folder.root} is in use by {who}: waiting for it to finish", level="warning"))
 
+    runner = executor or make_executor(njobs)
     try:
-        lock.acquire(wait=wait, cancel=cancel, on_wait=waiting)
-    except BaseException:
-        if created:
-            folder.remove_if_unused()
-        raise
-    try:
-        plan = make_plan(config, sources, providers, fetch.credentials)
+        lock.acquire(wait=wait, cancel=halt, on_wait=waiting)
+        plan = make_plan(config, sources, providers, fetch.credentials, force)
+        _check_disk(plan, folder, rebuild, force)
+        if plan.units:
+            runner.start()  # e.g. a Dask scheduler that does not answer: refused before anything is written
     except BaseException:
         if created:
             folder.remove_if_unused()
         lock.release()
+        if executor is None:
+            runner.close()
         raise
     try:
-        return _run_plan(plan, folder, lock.holder, rebuild, njobs, callback, cancel, executor, fetch, t0)
+        task = partial(execute_unit, outdir=folder.root, rebuild=rebuild, fetch=fetch)
+        return _run_plan(plan, folder, lock.holder, task, runner, callback, halt, t0)
     finally:
+        if executor is None:  # made here: release its workers; a caller's executor stays for its next runs
+            runner.close()
         lock.release()
+
+
+class _Halt(threading.Event):
+    """Set when the user cancels (their event) or when the run must stop (a full disk)."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        super().__init__()
+        self.user = cancel
+        self.reason: str | None = None
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.user.is_set()
+
+    def stop(self, reason: str) -> None:
+        """Stop the run for ``reason`` (not a cancel: the run fails with that reason)."""
+        self.reason = self.reason or reason
+        self.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            time.sleep(left)
+        return True
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the user stopped the run."""
+        return self.user.is_set() and self.reason is None
+
+
+def _check_disk(plan: Plan, folder: RunFolder, rebuild: bool, force: bool) -> None:
+    """Refuse a run whose units to do will not fit on the output folder's disk (complete ones are not redone)."""
+    todo = [u for u in plan.units if rebuild or folder.read_manifest(u.unit_id) is None]
+    if todo:
+        check_disk(run_size(plan.config), len(todo), folder.free_bytes(), force)
 
 
 def _prepare(folder: RunFolder, plan: Plan, holder: LockHolder | None, callback: EventCallback) -> RunReport:
@@ -148,6 +196,10 @@ def _prepare(folder: RunFolder, plan: Plan, holder: LockHolder | None, callback:
     report.problems = [p.__dict__ for p in plan.problems]
     for problem in plan.problems:
         callback(Message(f"cannot read product {problem.name}: {problem.message}", level="error"))
+    for warning in plan.warnings:
+        callback(Message(warning, level="warning"))
+    if (empty := plan.empty_reason()) is not None:
+        callback(Message(f"nothing to process: {empty}", level="warning"))
     folder.write_report(report.to_dict())
     return report
 
@@ -155,8 +207,8 @@ def _prepare(folder: RunFolder, plan: Plan, holder: LockHolder | None, callback:
 class _Tracker:
     """Follows the units as they run: attempts (a start after a lost worker is a retry) and results."""
 
-    def __init__(self, plan: Plan, folder: RunFolder, report: RunReport, callback: EventCallback) -> None:
-        self.plan, self.folder, self.report, self.callback = plan, folder, report, callback
+    def __init__(self, plan: Plan, folder: RunFolder, report: RunReport, callback: EventCallback, halt: _Halt) -> None:
+        self.plan, self.folder, self.report, self.callback, self.halt = plan, folder, report, callback, halt
         self.running: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
         self.first_worker: dict[str, str] = {}
@@ -181,7 +233,12 @@ class _Tracker:
             result = replace(result, retries=retries)
         self.results.append(result)
         self.report.record(result)
-        self.folder.write_report(self.report.to_dict())
+        if result.error_type == DiskFullError.__name__:  # every unit after it would fail the same way
+            self.halt.stop(result.error_message or "the output disk is full")
+        try:
+            self.folder.write_report(self.report.to_dict())
+        except DiskFullError as exc:
+            self.halt.stop(str(exc))
         self.callback(UnitFinished(unit_id=result.unit_id,
                                    status="done" if result.status == "rejected" else result.status,  # type: ignore[arg-type]
                                    patches_written=result.patches_written, patches_skipped=result.patches_skipped,
@@ -199,36 +256,30 @@ def _run_plan(
     plan: Plan,
     folder: RunFolder,
     holder: LockHolder | None,
-    rebuild: bool,
-    njobs: int,
+    task: Callable[[Any, EventCallback], UnitResult],
+    runner: Executor,
     callback: EventCallback,
-    cancel: threading.Event,
-    executor: Executor | None,
-    fetch: FetchOptions,
+    halt: _Halt,
     t0: float,
 ) -> RunResult:
     report = _prepare(folder, plan, holder, callback)
     callback(RunStarted(run_id=plan.config.name, n_units=len(plan.units), outdir=str(folder.root)))
-    tracker = _Tracker(plan, folder, report, callback)
-    task = partial(execute_unit, outdir=folder.root, rebuild=rebuild, fetch=fetch)
-    runner = executor or make_executor(njobs)
+    tracker = _Tracker(plan, folder, report, callback, halt)
     try:
-        for outcome in runner.map_units(plan.units, task, tracker.dispatch, cancel):
+        for outcome in runner.map_units(plan.units, task, tracker.dispatch, halt):
             tracker.finished(outcome)
     except KeyboardInterrupt:
-        cancel.set()
-    finally:
-        if executor is None:  # made here: release its workers; a caller's executor stays for its next runs
-            runner.close()
-    if cancel.is_set():
+        halt.user.set()
+    if halt.is_set():
         _clean_after_cancel(folder, tracker, callback)
     seen = {r.unit_id for r in tracker.results}
+    why = halt.reason or "run cancelled before this unit finished"
     for unit in plan.units:
         if unit.unit_id not in seen:
-            report.record(UnitResult(unit.unit_id, "cancelled", reason="run cancelled before this unit finished"))
-    if not cancel.is_set():
+            report.record(UnitResult(unit.unit_id, "cancelled", reason=why))
+    if not halt.is_set():
         _write_indexes(plan, folder, tracker.results, callback)
-    return _finish(plan, folder, report, tracker.results, cancel, callback, t0)
+    return _finish(plan, folder, report, tracker.results, halt, callback, t0)
 
 
 def _clean_after_cancel(folder: RunFolder, tracker: _Tracker, callback: EventCallback) -> None:
@@ -259,30 +310,39 @@ def _write_indexes(plan: Plan, folder: RunFolder, results: Sequence[UnitResult],
         callback(StageProgress(stage=stage, done=1, total=1))
 
 
+def _status(plan: Plan, results: Sequence[UnitResult], halt: _Halt) -> str:
+    n_failed = sum(r.status == "failed" for r in results)
+    if halt.cancelled:
+        return "cancelled"
+    if not plan.units:
+        return "empty"
+    if halt.reason is not None:
+        return "partial" if any(r.status in ("done", "skipped", "rejected") for r in results) else "failed"
+    if n_failed and n_failed == len(plan.units):
+        return "failed"
+    return "partial" if n_failed or plan.problems else "complete"
+
+
 def _finish(
     plan: Plan,
     folder: RunFolder,
     report: RunReport,
     results: Sequence[UnitResult],
-    cancel: threading.Event,
+    halt: _Halt,
     callback: EventCallback,
     t0: float,
 ) -> RunResult:
-    n_failed = sum(r.status == "failed" for r in results)
-    if cancel.is_set():
-        status = "cancelled"
-    elif n_failed and n_failed == len(plan.units):
-        status = "failed"
-    elif n_failed or plan.problems:
-        status = "partial"
-    else:
-        status = "complete"
+    status = _status(plan, results, halt)
     report.status = status
+    report.stopped = halt.reason
     report.finished = time.time()
-    folder.write_report(report.to_dict())
+    try:
+        folder.write_report(report.to_dict())
+    except DiskFullError as exc:  # the report stays as last written; the caller still learns the outcome
+        log.error("%s", exc)
     counts = report.counts()
     callback(RunFinished(run_id=plan.config.name, status=status,  # type: ignore[arg-type]
                          units_done=counts["done"], units_skipped=counts["skipped"], units_failed=counts["failed"],
                          patches_written=counts["patches_written"], patches_skipped=counts["patches_skipped"],
                          seconds=time.time() - t0))  # fmt: skip
-    return RunResult(plan, folder.root, tuple(results), status, time.time() - t0)
+    return RunResult(plan, folder.root, tuple(results), status, time.time() - t0, halt.reason)

@@ -9,17 +9,20 @@ shows is what a run does.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from senprep_core.catalog import Provider, SearchQuery, open_provider
 from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
-from senprep_core.config import Config, Mode
+from senprep_core.config import Config, Mode, unused_settings
 from senprep_core.errors import ConfigError
 from senprep_core.geo.tiling import tile_grid
 from senprep_core.pairing import plan_units, search_padding
+from senprep_core.sizing import check_size, run_size, size_warnings
 from senprep_core.timeutil import DateWindow
 from senprep_core.unit.model import PatchRules, RoiMask, S1Settings, S2Settings, UnitSpec, WorkUnit
 
@@ -35,6 +38,7 @@ class Plan:
     sources: tuple[str, ...]
     found: tuple[ProductRecord, ...] = ()
     not_selected: tuple[DroppedProduct, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def grid(self) -> Any:
@@ -55,7 +59,28 @@ class Plan:
             "units": [u.to_dict() for u in self.units],
             "unreadable_products": [p.__dict__ for p in self.problems],
             "not_selected": [{"product_id": d.product_id, "reason": d.reason} for d in self.not_selected],
+            "warnings": list(self.warnings),
+            "empty": self.empty_reason(),
         }
+
+    def empty_reason(self) -> str | None:
+        """Why the plan has no unit, in words (ROI, dates, sources, what was found and why it was left out);
+        None when it has units."""
+        if self.units:
+            return None
+        config = self.config
+        left, bottom, right, top = config.roi.geometry.bounds
+        dates = ", ".join(f"{w.start} to {w.end}" for w in config.date_windows)
+        where = (f"ROI lon {left:.4f} to {right:.4f}, lat {bottom:.4f} to {top:.4f}; dates {dates}; "
+                 f"sources {', '.join(self.sources) or '(given as objects)'}")  # fmt: skip
+        if not self.found:
+            text = f"no product matched ({where})"
+            if min(w.start for w in config.date_windows) > datetime.now(timezone.utc).date():
+                text += "; the dates lie in the future"
+            return text + ". Check the ROI is longitude, latitude (x first), the dates and the sources"
+        reasons = Counter(d.reason for d in self.not_selected)
+        why = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(5))
+        return f"{len(self.found)} products matched but none makes a unit ({where}): {why or 'no reason given'}"
 
 
 def unit_spec(config: Config) -> UnitSpec:
@@ -139,8 +164,9 @@ def plan_products(
     spec = unit_spec(config)
     selected, dropped = select_products(config, found)
     units, left_out = plan_units(config, selected, spec)
+    warnings = (*unused_settings(config), *size_warnings(run_size(config)))
     return Plan(config, spec, tuple(units), tuple(problems), tuple(sources), tuple(found),
-                tuple(dropped + left_out))  # fmt: skip
+                tuple(dropped + left_out), warnings)  # fmt: skip
 
 
 def make_plan(
@@ -148,10 +174,14 @@ def make_plan(
     sources: Sequence[str] | None = None,
     providers: Sequence[Provider] | None = None,
     credentials: str | None = None,
+    force: bool = False,
 ) -> Plan:
     """Search the sources (or ``providers``) and plan the units.
 
-    ``credentials`` is a credentials file for the sources that need one (see :func:`open_provider`)."""
+    ``credentials`` is a credentials file for the sources that need one (see :func:`open_provider`). A run
+    too large for this machine to plan is refused first (:func:`~senprep_core.sizing.check_size`; ``force``
+    tries anyway)."""
+    check_size(run_size(config), force)
     chosen = resolve_sources(config, sources) if providers is None else tuple(p.name for p in providers)
     if providers is None:
         providers = [open_provider(s, credentials=credentials) for s in chosen]

@@ -235,7 +235,9 @@ class JobState(param.Parameterized):
             self.current_unit = ""
             if self._cancel.is_set():
                 self.status = "cancelled"
-            elif all(s == "complete" for s in statuses):
+            elif statuses and all(s == "empty" for s in statuses):
+                self.status = "empty"  # the log says why: nothing matched, or everything was left out
+            elif all(s in ("complete", "empty") for s in statuses):
                 self.status = "complete"
             elif all(s == "failed" for s in statuses):
                 self.status = "failed"

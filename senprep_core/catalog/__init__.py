@@ -52,7 +52,10 @@ def open_provider(source: str, credentials: str | None = None) -> Provider:
         build_demo_catalog(folder)
         return LocalProvider(folder)
     if source.startswith("local:"):
-        return LocalProvider(Path(source[len("local:") :]))
+        path = source[len("local:") :]
+        if not path.strip():
+            raise SourceError("--source local: names no folder; give local:DIR with a folder of .SAFE/.zip products")
+        return LocalProvider(Path(path))
     key = (source, credentials)
     with _REMOTE_LOCK:
         if key not in _REMOTE:

@@ -29,7 +29,7 @@ from typing import Any
 from senprep_core.checks import check_choice
 from senprep_core.config.io import read_config_data, write_config_data
 from senprep_core.config.legacy import LEGACY_KEYS, legacy_dict, parse_legacy
-from senprep_core.config.model import Config, Mode, OutputOptions
+from senprep_core.config.model import Config, Mode, OutputOptions, unused_settings
 from senprep_core.config.modern import MODERN_KEYS, parse_modern
 from senprep_core.errors import ConfigError
 from senprep_core.s1.options import S1Options
@@ -46,6 +46,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "save_config",
+    "unused_settings",
 ]
 
 

@@ -21,7 +21,7 @@ import shapely
 
 from senprep_core.bands import S2_BANDS, canonical_s1_band, canonical_s2_band
 from senprep_core.checks import check_choice, check_cloud_range
-from senprep_core.config.values import check_fraction, check_name, check_percent, check_positive
+from senprep_core.config.values import check_fraction, check_name, check_percent, check_positive, check_resolution
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.roi import ROI
@@ -124,6 +124,18 @@ def check_bands(
         )
 
 
+def unused_settings(config: Config) -> list[str]:
+    """Settings the configuration's mode does not use (each said, so nothing is dropped silently)."""
+    out = []
+    if config.bands_s1 and not config.mode.needs_s1:
+        out.append(f"sentinel1.bands ({', '.join(config.bands_s1)}) are not used by mode {config.mode.value}: "
+                   "it reads Sentinel-2 only (a pairing mode such as s2_with_closest_s1 reads both)")  # fmt: skip
+    if config.bands_s2 and not config.mode.needs_s2:
+        out.append(f"sentinel2.bands ({', '.join(config.bands_s2)}) are not used by mode {config.mode.value}: "
+                   "it reads Sentinel-1 only (a pairing mode such as s1_with_closest_s2 reads both)")  # fmt: skip
+    return out
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated run configuration (immutable).
@@ -166,7 +178,7 @@ class Config:
         check_cloud_range(self.cloud_cover, "sentinel2.cloud_cover")
         if self.max_roi_cloud is not None:
             check_percent(self.max_roi_cloud, "sentinel2.max_roi_cloud")
-        check_positive(self.resolution, "grid.resolution")
+        check_resolution(self.resolution, "grid.resolution")
         check_choice(self.reflectance_resampling, "sentinel2.resampling", RESAMPLINGS)
         check_positive(self.max_time_difference_days, "pairing.max_days")
         check_choice(self.pair_direction, "pairing.direction", PAIR_DIRECTIONS)

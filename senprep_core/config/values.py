@@ -29,6 +29,7 @@ __all__ = [
     "check_name",
     "check_percent",
     "check_positive",
+    "check_resolution",
     "parse_date",
     "parse_epsg",
     "parse_patch_layout",
@@ -110,10 +111,35 @@ def _int_pair(value: object, key: str) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
+#: Largest patch side in pixels (a 16384 x 16384 float32 band is 1 GiB).
+MAX_PATCH_SIZE = 16384
+#: Finest and coarsest grid resolutions in metres (Sentinel-2's finest bands are 10 m; S1 GRD pixels 10 m).
+RESOLUTION_RANGE = (1.0, 10_000.0)
+
+
+def check_resolution(value: object, key: str) -> float:
+    """A grid resolution in metres within :data:`RESOLUTION_RANGE`."""
+    number = check_positive(value, key)
+    low, high = RESOLUTION_RANGE
+    if not low <= number <= high:
+        fix = (
+            f"give a resolution from {low:g} to {high:g} m: Sentinel-2's finest bands are 10 m, so finer grids "
+            "only repeat pixels (and a 0.001 m grid would need terabytes)"
+        )
+        raise ConfigError(key, value, fix)
+    return number
+
+
 def parse_patch_layout(size: object, overlap: object, edge: object, keys: tuple[str, str, str]) -> PatchLayout:
     size_pair = _int_pair(size, keys[0])
     if min(size_pair) <= 0:
         raise ConfigError(keys[0], list(size_pair), "patch sizes must be positive, e.g. [256, 256]")
+    if max(size_pair) > MAX_PATCH_SIZE:
+        fix = (
+            f"a patch side is at most {MAX_PATCH_SIZE} pixels (a patch must fit in memory with its neighbours); "
+            "machine-learning patches are usually 64 to 1024"
+        )
+        raise ConfigError(keys[0], list(size_pair), fix)
     overlap_pair = _int_pair(overlap, keys[1])
     if min(overlap_pair) < 0 or overlap_pair[0] >= size_pair[0] or overlap_pair[1] >= size_pair[1]:
         raise ConfigError(

@@ -71,6 +71,14 @@ def _starts(extent: int, size: int, stride: int, edge: EdgePolicy) -> list[int]:
     return starts
 
 
+def layout_shape(grid: TargetGrid, layout: PatchLayout) -> tuple[int, int]:
+    """Rows and columns of patches the layout puts on ``grid`` (before leaving out patches outside the ROI)."""
+    h, w = layout.size
+    rows = _starts(grid.height, h, layout.stride[0], layout.edge)
+    cols = _starts(grid.width, w, layout.stride[1], layout.edge)
+    return len(rows), len(cols)
+
+
 def tile_grid(grid: TargetGrid, layout: PatchLayout, roi_mask: np.ndarray | None = None) -> list[Patch]:
     """All patches of ``grid`` in row-major order.
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from senprep_core.errors import RunFolderBusyError
+from senprep_core.errors import OutputError, RunFolderBusyError
 from senprep_core.timeutil import format_utc
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,11 @@ class FolderLock:
     ) -> None:
         """Take the lock. Busy: raise :class:`RunFolderBusyError` naming the holder, or with ``wait``
         wait for it (``on_wait`` is told once who holds it; a set ``cancel`` raises KeyboardInterrupt)."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot lock the output folder {self.path.parent} ({exc.strerror}); choose a folder "
+                              "you can write") from exc  # fmt: skip
         try:
             self._lock(fd, wait, cancel, on_wait)
         except BaseException:

@@ -9,7 +9,7 @@ from typing import Any
 from senprep_core import __version__
 from senprep_core.outputs.records import UnitResult
 
-RUN_STATES = ("running", "complete", "partial", "failed", "cancelled")
+RUN_STATES = ("running", "complete", "partial", "failed", "cancelled", "empty")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class RunReport:
     units: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
     holder: dict[str, Any] | None = None
+    stopped: str | None = None  # why the run stopped early (a full disk)
 
     def record(self, result: UnitResult) -> None:
         self.units[result.unit_id] = result.to_dict()
@@ -49,6 +50,7 @@ class RunReport:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.finished)) if self.finished else None,
             "seconds": round((self.finished or time.time()) - self.started, 3),
             "process": self.holder,
+            "stopped": self.stopped,
             "counts": self.counts(),
             "plan": self.plan,
             "units": [self.units[k] for k in sorted(self.units)],

@@ -20,7 +20,9 @@ a size and checksum that still match (:meth:`RunFolder.check_unit`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ import orjson
 import xxhash
 
 from senprep_core.atomic import TMP_MARK, dump_json, write_bytes_atomic, write_json_atomic
-from senprep_core.errors import OutputError
+from senprep_core.errors import DiskFullError, OutputError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.outputs.cog import write_cog
 from senprep_core.outputs.folder_lock import FolderLock, LockHolder, current_holder, shared_lock, wait_exclusive
@@ -161,11 +163,16 @@ class RunFolder:
         return self.run_file.is_file()
 
     def check_usable(self) -> None:
-        """Refuse a folder that is neither empty nor a senprep run (nothing there is touched)."""
+        """Refuse a folder that is neither empty nor a senprep run, or that cannot be written (nothing is touched)."""
+        if not str(self.root).strip():
+            raise OutputError("the output folder is an empty path; give --outdir a folder name")
         if not self.root.exists():
             return
         if not self.root.is_dir():
             raise OutputError(f"output folder {self.root} is a file; choose a folder")
+        if not os.access(self.root, os.W_OK | os.X_OK) or _read_only_mount(self.root):
+            raise OutputError(f"output folder {self.root} cannot be written (permission denied or a read-only file "
+                              "system); choose a folder you can write")  # fmt: skip
         foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_NAMES)
         if foreign and not self.is_run():
             raise OutputError(f"output folder {self.root} is not empty and is not a senprep run ({foreign[0]} is "
@@ -179,6 +186,13 @@ class RunFolder:
         except OSError as exc:
             raise OutputError(f"cannot create output folder {self.root}: {exc}") from exc
         return not existed
+
+    def free_bytes(self) -> int:
+        """Free bytes on the file system holding the folder (or its nearest existing parent)."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return shutil.disk_usage(path).free
 
     def lock(self, run_name: str) -> FolderLock:
         """The folder's run lock (not yet taken): see :meth:`FolderLock.acquire`."""
@@ -264,18 +278,20 @@ class RunFolder:
     ) -> tuple[FileRecord, FileRecord]:
         """Write one patch's COG and sidecar; return their records (size and checksum)."""
         tif, meta = self.patch_files(unit_id, patch_id, modality)
-        write_cog(tif, data, grid, bands, tags={"senprep_patch": patch_id, "senprep_modality": modality},
-                  compress=compress)  # fmt: skip
         body = dump_json(sidecar)
-        write_bytes_atomic(meta, body)
+        with self._disk_full_is_clear(tif):
+            write_cog(tif, data, grid, bands, tags={"senprep_patch": patch_id, "senprep_modality": modality},
+                      compress=compress)  # fmt: skip
+            write_bytes_atomic(meta, body)
         image = FileRecord(self.relative(tif), tif.stat().st_size, file_digest(tif))
         return image, FileRecord(self.relative(meta), len(body), xxhash.xxh3_128(body).hexdigest())
 
     def commit_unit(self, manifest: UnitManifest) -> None:
         """Write the manifest last (it marks the unit complete), then drop the unit's files it does not list."""
         folder = self.unit_dir(manifest.unit_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder / UNIT_FILE, manifest.to_dict())
+        with self._disk_full_is_clear(folder / UNIT_FILE):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder / UNIT_FILE, manifest.to_dict())
         keep = {UNIT_FILE} | {Path(f.path).name for f in manifest.files}
         for stale in folder.iterdir():
             if stale.is_file() and stale.name not in keep:
@@ -366,7 +382,21 @@ class RunFolder:
         write_json_atomic(self.config_file, data)
 
     def write_report(self, data: dict[str, Any]) -> None:
-        write_json_atomic(self.run_file, data)
+        with self._disk_full_is_clear(self.run_file):
+            write_json_atomic(self.run_file, data)
+
+    @contextlib.contextmanager
+    def _disk_full_is_clear(self, path: Path) -> Iterator[None]:
+        """A full disk while writing ``path`` raises :class:`DiskFullError` saying so (the write left nothing)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC and "No space left" not in str(exc):
+                raise
+            raise DiskFullError(
+                f"the disk holding {self.root} is full ({self.free_bytes() >> 20} MB free) while "
+                f"writing {path.name}; free some space and run again: complete units are kept"
+            ) from exc
 
     def read_report(self) -> dict[str, Any]:
         """``run.json``; raises :class:`OutputError` when this is not a run folder."""
@@ -399,3 +429,11 @@ class RunFolder:
             to_redo=tuple(u for u in planned if units.get(u, {}).get("status") not in done),
             holder=holder,
         )
+
+
+def _read_only_mount(path: Path) -> bool:
+    """True when ``path`` lies on a file system mounted read-only (root may write anywhere else)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # pragma: no cover - no statvfs on this platform
+        return False
