@@ -110,10 +110,12 @@ S1_CALIBRATIONS = ("sigma0", "gamma0", "beta0", "gamma0T")  # gamma0T: terrain-f
 S1_LAYERS: dict[str, str] = {
     "local_incidence_angle": "local incidence angle on the DEM (degrees)",
     "layover_shadow": "1 where layover, 2 where shadow, 3 where both",
-    "collocation_flags": "1 where every product of the unit holds data (both sensors of a pair), else 0",
+    "collocation_flags": "bits of the products holding data at the pixel: 1 = S2, 2 = S1, 4 = the earlier S1",
 }
-#: The layer of the 2022 SNAP collocation (``collocationFlags``): where the unit's products overlap.
+#: The layer of the 2022 SNAP collocation (``collocationFlags``): which of the unit's products hold data.
 COLLOCATION_FLAGS = "collocation_flags"
+#: The bit of each modality in ``collocation_flags`` (a pair's pixel where both sensors hold data is 3).
+COLLOCATION_BITS = {"S2": 1, "S1": 2, "S1_previous": 4}
 
 _SUFFIX = re.compile(r"_(M|S)$")
 _S1_BACKSCATTER = re.compile(r"(?i)(sigma0|gamma0t|gamma0|beta0)_(vv|vh|hh|hv)(_db)?")

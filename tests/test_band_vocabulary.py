@@ -57,6 +57,6 @@ def test_collocation_flags_mark_where_both_sensors_hold_data(demo_products: Path
             sigma, flags = s1.read(1), s1.read(2)
             both = np.isfinite(sigma) & np.isfinite(s2.read()).all(axis=0)
         inside = np.isfinite(flags)
-        assert np.array_equal(flags[inside] == 1, both[inside]) and set(np.unique(flags[inside])) <= {0.0, 1.0}
+        assert np.array_equal(flags[inside] == 3, both[inside])  # 1 = S2, 2 = S1: 3 where both hold data
         seen.update(np.unique(flags[inside]).tolist())
-    assert seen == {0.0, 1.0}  # the demo ROI reaches past the S2 tile's edge: both values occur
+    assert seen == {2.0, 3.0}  # the demo ROI reaches past the S2 tile's edge (S1 alone there); S1 covers it all

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from senprep_core.bands import COLLOCATION_FLAGS
+from senprep_core.bands import COLLOCATION_BITS, COLLOCATION_FLAGS
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import SenprepError
 from senprep_core.events import EventCallback, Message, PatchWritten, UnitStarted
@@ -243,14 +243,16 @@ def _process(
 
 
 def _collocation_flags(sources: Sequence[UnitSource], windows: Sequence[BlockData]) -> None:
-    """Fill the ``collocation_flags`` band: 1 where every source of the unit holds data (both sensors of a pair),
-    else 0."""
+    """Fill the ``collocation_flags`` band: the bits (:data:`COLLOCATION_BITS`) of the unit's products that hold
+    data at each pixel; a pair's pixel where both sensors do is 3."""
     if not any(COLLOCATION_FLAGS in s.bands for s in sources):
         return
-    both = np.logical_and.reduce([w.valid for w in windows]).astype(np.float32)
+    flags = np.zeros(windows[0].valid.shape, dtype=np.float32)
+    for source, window in zip(sources, windows, strict=True):
+        flags += COLLOCATION_BITS[source.modality] * window.valid
     for source, window in zip(sources, windows, strict=True):
         if COLLOCATION_FLAGS in source.bands:
-            window.data[source.bands.index(COLLOCATION_FLAGS)] = both
+            window.data[source.bands.index(COLLOCATION_FLAGS)] = flags
 
 
 def _count_roi(state: _Progress, block: Block, windows: Sequence[BlockData], full: PixelWindow) -> bool:
