@@ -122,7 +122,8 @@ def _fetch_options(args: argparse.Namespace) -> Any:
     from senprep_core.unit.fetching import FetchOptions
 
     cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_dir()
-    return FetchOptions(cache, _credentials(args), roi_only=getattr(args, "fetch", "roi") == "roi")
+    return FetchOptions(cache, _credentials(args), roi_only=getattr(args, "fetch", "roi") == "roi",
+                        verify=not getattr(args, "no_verify", False))  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -384,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--source", action="append", help=SOURCE_HELP)
     p_run.add_argument("--credentials", help=CREDENTIALS_HELP)
     p_run.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
+    p_run.add_argument("--no-verify", action="store_true",
+                       help="read local products without checking their files against manifest.safe")  # fmt: skip
     p_run.add_argument(
         "--fetch",
         choices=("roi", "product"),

@@ -44,6 +44,7 @@ class FetchOptions:
     cache_dir: Path
     credentials: str | None = None
     roi_only: bool = True
+    verify: bool = True  # check local products' files against their manifest before reading them
 
     @classmethod
     def default(cls) -> FetchOptions:
@@ -77,6 +78,11 @@ def is_remote(record: ProductRecord) -> bool:
     return record.provider.partition(":")[0] in REMOTE_SOURCES
 
 
+def layers_of(record: ProductRecord, spec: UnitSpec) -> tuple[str, ...]:
+    """What a unit reads of ``record``: S2 bands, or S1 polarisations."""
+    return s2_layers(spec) if record.family == "S2" else s1_layers(spec)
+
+
 def fetch_record(
     record: ProductRecord,
     spec: UnitSpec,
@@ -90,7 +96,7 @@ def fetch_record(
         return record
     provider = open_provider(record.provider, credentials=options.credentials)
     if layers is None:
-        layers = s2_layers(spec) if record.family == "S2" else s1_layers(spec)
+        layers = layers_of(record, spec)
     request = FetchRequest(options.cache_dir, layers, options.roi_only, emit)
     emit(Message(f"fetching {record.product_id} from {record.provider}"))
     fetched = provider.fetch(record, request)

@@ -28,7 +28,8 @@ from senprep_core.events import EventCallback, Message, PatchWritten, UnitStarte
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.outputs.records import PatchEntry, RoiFractions, SkippedPatch, UnitManifest, UnitResult
 from senprep_core.outputs.run_folder import RunFolder
-from senprep_core.unit.fetching import FetchOptions, cloud_probe_layers, fetch_record, is_remote
+from senprep_core.unit.fetching import FetchOptions, cloud_probe_layers, fetch_record, is_remote, layers_of
+from senprep_core.unit.integrity import verify_product
 from senprep_core.unit.model import UnitSpec, WorkUnit
 from senprep_core.unit.patches import BLOCK_PIXELS, Block, decide_patch, inside_mask, plan_blocks
 from senprep_core.unit.s1_snap import SnapS1Source
@@ -100,6 +101,10 @@ def _run(
     if cloudy is not None:  # too cloudy over the ROI: decided on the cloud layer alone
         return _reject(folder, unit.unit_id, records, spec, cloudy[0], cloudy[1], t0)
     records = [fetch_record(r, spec, fetch, emit) for r in records]
+    options = fetch or FetchOptions.default()
+    if options.verify:
+        for record in (r for r in unit.products if not is_remote(r)):  # remote ones were checked as downloaded
+            verify_product(record, layers_of(record, spec), options.cache_dir)
     sources = open_sources(records, unit, fetch)
     try:
         return _process(unit, records, sources, folder, emit, t0)
