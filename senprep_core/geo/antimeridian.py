@@ -38,10 +38,13 @@ Areal: TypeAlias = Polygon | MultiPolygon
 
 __all__ = [
     "crosses_antimeridian",
+    "lonlat_bbox",
     "lonlat_intersection",
     "lonlat_intersects",
+    "merged_lonlat",
     "needs_fixing",
     "normalise_lonlat",
+    "search_parts",
     "shift_longitudes",
     "split_at_antimeridian",
     "unwrap_longitudes",
@@ -255,3 +258,43 @@ def lonlat_intersection(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
     if not pieces:
         return Polygon()
     return pieces[0] if len(pieces) == 1 else shapely.union_all(pieces)
+
+
+def search_parts(geometry: BaseGeometry) -> list[Polygon]:
+    """The polygons to send a catalogue for a lon/lat region (any form): its RFC 7946 parts, one per side
+    of the antimeridian, so no search area spans the globe. A region on one side gives one polygon
+    when it is one (a MultiPolygon's parts are kept as they are)."""
+    return _polygons(split_at_antimeridian(geometry))
+
+
+def lonlat_bbox(geometry: BaseGeometry) -> tuple[float, float, float, float]:
+    """The RFC 7946 bounding box (west, south, east, north) of a lon/lat region in any form.
+
+    Across the antimeridian ``west`` is greater than ``east`` (e.g. ``179.5, 51, -178.5, 53``), as
+    RFC 7946 §5.2 and STAC have it; elsewhere it is the plain bounds.
+    """
+    unwrapped = unwrap_longitudes(geometry)
+    west, south, east, north = unwrapped.bounds
+    if east > 180.0:
+        east = wrap_longitude(east)
+    return (west, south, east, north)
+
+
+def merged_lonlat(geometries: Iterable[BaseGeometry]) -> BaseGeometry:
+    """The union of lon/lat regions (any form) in unwrapped form, each moved by whole turns next to the
+    first, so regions on both sides of the antimeridian join up instead of spanning the globe."""
+    parts: list[BaseGeometry] = []
+    anchor: float | None = None
+    for geometry in geometries:
+        unwrapped = unwrap_longitudes(geometry)
+        if unwrapped.is_empty:
+            continue
+        centre = (unwrapped.bounds[0] + unwrapped.bounds[2]) / 2.0
+        if anchor is None:
+            anchor = centre
+        parts.append(shift_longitudes(unwrapped, 360.0 * round((anchor - centre) / 360.0)))
+    if not parts:
+        return Polygon()
+    merged = shapely.union_all(parts)
+    west = merged.bounds[0]
+    return shift_longitudes(merged, -360.0 * math.floor((west + 180.0) / 360.0))
