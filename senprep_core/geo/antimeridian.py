@@ -48,6 +48,7 @@ __all__ = [
     "shift_longitudes",
     "split_at_antimeridian",
     "unwrap_longitudes",
+    "unwrap_near",
     "wrap_longitude",
 ]
 
@@ -60,6 +61,17 @@ def wrap_longitude(lon: float) -> float:
     if -180.0 <= lon <= 180.0:
         return lon
     return ((lon + 180.0) % 360.0) - 180.0
+
+
+def unwrap_near(lon: np.ndarray, reference: float) -> np.ndarray:
+    """Longitudes (degrees) moved by whole turns to lie within 180° of ``reference``, so values on both
+    sides of the antimeridian stay continuous (e.g. -179.9 near 179.9 becomes 180.1). Values already
+    within 180° of ``reference`` are returned unchanged (bit for bit)."""
+    lon = np.asarray(lon, dtype=np.float64)
+    far = np.abs(lon - reference) > 180.0
+    if not far.any():
+        return lon
+    return np.where(far, lon - 360.0 * np.round((lon - reference) / 360.0), lon)
 
 
 def _polygons(geometry: BaseGeometry) -> list[Polygon]:
