@@ -250,3 +250,15 @@ def _tile_mean_over_roi(spec: S2DemoSpec, config: Config) -> float:
     truth = ground_truth(spec, grid, "B04")
     mask = grid.rasterize(roi_utm)
     return float(np.nanmean(truth[mask]))
+
+
+def test_both_roi_forms_are_one_run(products: Path) -> None:
+    """Same region, same grid and fingerprint (so a re-run in the other form resumes); the saved config is
+    RFC 7946 (split) and reads back to the same ROI."""
+    split, beyond = (_config(products, antimeridian_roi("east", form)) for form in ("split", "beyond"))
+    assert split.fingerprint() == beyond.fingerprint()
+    assert split.grid() == beyond.grid()
+    assert (split.roi_mask() == beyond.roi_mask()).all()
+    saved = beyond.to_dict()["roi"]
+    assert saved["type"] == "MultiPolygon"
+    assert parse_config({**beyond.to_dict(), "sources": []}).roi.geometry.equals(beyond.roi.geometry)

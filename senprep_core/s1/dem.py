@@ -359,7 +359,7 @@ def _read_copernicus(source: DemSource, grid: TargetGrid) -> tuple[np.ndarray, A
                               resampling=Resampling.nearest)  # fmt: skip
                 else:  # a tile west of the antimeridian, placed east of it (longitudes past 180)
                     tile = np.ma.filled(ds.read(1, masked=True).astype(np.float32), np.nan)
-                    moved = Affine.translation(360.0 * turns, 0.0) * ds.transform
+                    moved = Affine.translation(360.0 * turns, 0.0) @ ds.transform
                     reproject(tile, part, src_transform=moved, src_crs=crs, src_nodata=np.nan, dst_transform=transform,
                               dst_crs=crs, dst_nodata=np.nan, resampling=Resampling.nearest)  # fmt: skip
                 np.copyto(mosaic, part, where=np.isnan(mosaic))
