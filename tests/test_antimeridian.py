@@ -16,6 +16,7 @@ from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 from senprep_core.errors import InvalidROIError
 from senprep_core.geo.antimeridian import (
     crosses_antimeridian,
+    lonlat_bbox,
     lonlat_intersection,
     lonlat_intersects,
     needs_fixing,
@@ -25,8 +26,10 @@ from senprep_core.geo.antimeridian import (
     unwrap_longitudes,
     wrap_longitude,
 )
+from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI, UPS_NORTH_EPSG, UPS_SOUTH_EPSG, geodesic_area
+from senprep_core.outputs.stac import grid_footprint_lonlat
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
@@ -269,3 +272,26 @@ def test_polar_cap_roi_projects_to_a_disc() -> None:
     parallel = Polygon([(lon, 88.0) for lon in np.linspace(-180.0, 180.0, 721)])
     assert disc.area == pytest.approx(geodesic_area(parallel), rel=0.02)  # UPS scale 0.994 at the pole
     assert disc.contains(shapely.Point(2_000_000, 2_000_000))  # the pole
+
+
+@pytest.mark.parametrize(
+    ("grid", "kind", "crossing"),
+    [
+        (TargetGrid(32660, 10.0, 704320.0, 5762540.0, 251, 233), "MultiPolygon", True),  # Aleutians, zone 60
+        (TargetGrid(32601, 10.0, 292500.0, 5762540.0, 251, 233), "MultiPolygon", True),  # the same, zone 1
+        (TargetGrid(32661, 10.0, 1998720.0, 2101280.0, 256, 256), "MultiPolygon", True),  # UPS, 180 side of the pole
+        (TargetGrid(32661, 10.0, 1998720.0, 2001280.0, 256, 256), "Polygon", False),  # holds the north pole
+        (TargetGrid(32761, 10.0, 1998720.0, 2001280.0, 256, 256), "Polygon", False),  # holds the south pole
+        (TargetGrid(32630, 10.0, 421020.0, 6191620.0, 250, 250), "Polygon", False),  # Glasgow
+    ],
+)  # fmt: skip
+def test_stac_geometry_of_grids(grid: TargetGrid, kind: str, crossing: bool) -> None:
+    footprint = grid_footprint_lonlat(grid)
+    assert footprint.geom_type == kind and footprint.is_valid
+    assert footprint.bounds[0] >= -180.0 and footprint.bounds[2] <= 180.0
+    west, _south, east, _north = lonlat_bbox(footprint)
+    assert (west > east) == crossing
+    if kind == "MultiPolygon":  # the parts put together are the grid's outline
+        projected = project_lonlat(unwrap_longitudes(footprint), grid.epsg)
+        box_area = grid.width * grid.height * grid.resolution**2
+        assert projected.area == pytest.approx(box_area, rel=1e-3)

@@ -278,6 +278,7 @@ def minimum_cover(records: Sequence[ProductRecord], roi: ROI | BaseGeometry) -> 
     epsg = region.grid_epsg()
     project = _projector(epsg)
     roi_m = region.projected(epsg)
+    roi_m = roi_m if roi_m.is_valid else shapely.make_valid(roi_m)
     roi_area = roi_m.area
     groups: dict[tuple[Any, ...], dict[int, BaseGeometry]] = {}
     for index, record in enumerate(records):
