@@ -295,3 +295,9 @@ def test_stac_geometry_of_grids(grid: TargetGrid, kind: str, crossing: bool) -> 
         projected = project_lonlat(unwrap_longitudes(footprint), grid.epsg)
         box_area = grid.width * grid.height * grid.resolution**2
         assert projected.area == pytest.approx(box_area, rel=1e-3)
+
+
+def test_self_crossing_roi_past_180_is_refused() -> None:
+    bowtie = Polygon([(179.0, 51.0), (181.0, 52.0), (181.0, 51.0), (179.0, 52.0)])
+    with pytest.raises(InvalidROIError, match="Self-intersection"):
+        ROI.from_geometry(bowtie)

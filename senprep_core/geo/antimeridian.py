@@ -38,6 +38,7 @@ Areal: TypeAlias = Polygon | MultiPolygon
 
 __all__ = [
     "crosses_antimeridian",
+    "has_jumps",
     "lonlat_bbox",
     "lonlat_intersection",
     "lonlat_intersects",
@@ -81,14 +82,22 @@ def _polygons(geometry: BaseGeometry) -> list[Polygon]:
     return [p for g in getattr(geometry, "geoms", []) for p in _polygons(g)]
 
 
+def _ring_jumps(lons: np.ndarray) -> bool:
+    jumps = np.abs(np.diff(lons))
+    return bool(np.any((jumps > 180.0) & (jumps != 360.0)))  # a 360 jump is a ring along ±180 (a polar cap)
+
+
 def _ring_needs_fixing(coords: np.ndarray) -> bool:
     lons = coords[:, 0]
     if lons.size == 0:
         return False
-    if lons.min() < -180.0 or lons.max() > 180.0:
-        return True
-    jumps = np.abs(np.diff(lons))
-    return bool(np.any((jumps > 180.0) & (jumps != 360.0)))  # a 360 jump is a ring along ±180 (a polar cap)
+    return bool(lons.min() < -180.0 or lons.max() > 180.0) or _ring_jumps(lons)
+
+
+def has_jumps(geometry: BaseGeometry) -> bool:
+    """True when a ring of the geometry has an edge longer than 180° of longitude (the wrapped form, whose
+    planar validity means nothing)."""
+    return any(_ring_jumps(np.asarray(r.coords)[:, 0]) for p in _polygons(geometry) for r in (p.exterior, *p.interiors))
 
 
 def _polygon_needs_fixing(polygon: Polygon) -> bool:

@@ -21,7 +21,7 @@ from shapely.geometry.polygon import orient
 from shapely.validation import explain_validity
 
 from senprep_core.errors import InvalidROIError
-from senprep_core.geo.antimeridian import needs_fixing, split_at_antimeridian, unwrap_longitudes
+from senprep_core.geo.antimeridian import has_jumps, needs_fixing, split_at_antimeridian, unwrap_longitudes
 from senprep_core.geo.projection import project_lonlat
 
 _GEOD = Geod(ellps="WGS84")
@@ -105,6 +105,16 @@ def _lonlat_range(geometry: BaseGeometry) -> bool:
     return minx >= -360 and maxx <= 360 and maxx - minx <= 360 and miny >= -90 and maxy <= 90
 
 
+def _refuse_invalid(geometry: BaseGeometry, key: str) -> None:
+    reason = explain_validity(geometry)
+    fix = (
+        "remove the crossing edges (the outline must not cross itself)"
+        if "Self-intersection" in reason
+        else "repair the polygon"
+    )
+    raise InvalidROIError(key, reason, fix)
+
+
 def _split_or_raise(geometry: BaseGeometry, key: str) -> BaseGeometry:
     try:
         return split_at_antimeridian(geometry)
@@ -166,15 +176,12 @@ class ROI:
             raise InvalidROIError(
                 key, geometry.bounds, "coordinates must be longitude/latitude in degrees (CRS84), not projected metres"
             )
+        # a wrapped ring's planar validity means nothing; every other form must be valid as given
+        if not has_jumps(geometry) and not geometry.is_valid:
+            _refuse_invalid(geometry, key)
         split = _split_or_raise(geometry, key) if needs_fixing(geometry) else geometry
         if not split.is_valid:
-            reason = explain_validity(split)
-            fix = (
-                "remove the crossing edges (the outline must not cross itself)"
-                if "Self-intersection" in reason
-                else "repair the polygon"
-            )
-            raise InvalidROIError(key, reason, fix)
+            _refuse_invalid(split, key)
         if split.area <= 0:
             raise InvalidROIError(key, "zero-area polygon", "give a polygon that encloses an area")
         unwrapped = unwrap_longitudes(split)
