@@ -38,6 +38,7 @@ from senprep_core.checks import check_choice
 from senprep_core.config import Config, Mode
 from senprep_core.config.model import PAIR_DIRECTIONS
 from senprep_core.errors import ConfigError, MetadataError
+from senprep_core.geo.antimeridian import lonlat_intersection
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
 from senprep_core.product_names import parse_product_name
@@ -157,7 +158,7 @@ def closest_pairs(
     region = _roi_geometry(roi).geometry if roi is not None else None
     ordered = sorted(secondaries, key=lambda s: (_check_aware(s), s.product_id))
     times = [s.sensing_time for s in ordered]
-    overlaps = [region is None or s.footprint is None or s.footprint.intersects(region) for s in ordered]
+    overlaps = [region is None or s.meets(region) for s in ordered]
     families = sorted({s.family for s in ordered})
     unmatched_family = "/".join(families) if families else "secondary product"
     pairs = []
@@ -180,20 +181,21 @@ def closest_pairs(
 def roi_coverage(record: ProductRecord, roi: ROI | BaseGeometry) -> float | None:
     """Percent (0..100) of the ROI's area inside the record's footprint; None when the footprint is unknown.
 
-    The overlap is cut in lon/lat, then the overlap and the ROI are densified and projected to the
-    ROI's UTM zone, where their areas are compared: right for small ROIs at any latitude, in
-    either hemisphere and across UTM zone edges. ``roi`` is a lon/lat geometry or an :class:`ROI`.
+    The overlap is cut in lon/lat (unwrapped, so across the antimeridian too), then the overlap and the
+    ROI are densified and projected to the ROI's UTM zone (UPS for a polar ROI), where their areas are
+    compared: right for small ROIs at any latitude, in either hemisphere and across UTM zone edges.
+    ``roi`` is a lon/lat geometry or an :class:`ROI`.
     """
     region = _roi_geometry(roi)
-    footprint = record.footprint
+    footprint = record.footprint_unwrapped
     if footprint is None:
         return None
     if not footprint.is_valid:
         footprint = shapely.make_valid(footprint)
-    overlap = footprint.intersection(region.geometry)
+    overlap = lonlat_intersection(region.geometry, footprint)
     if overlap.is_empty:
         return 0.0
-    epsg = region.utm_epsg()
+    epsg = region.grid_epsg()
     roi_area = project_lonlat(region.geometry, epsg, DENSIFY_DEGREES).area
     covered = project_lonlat(overlap, epsg, DENSIFY_DEGREES).area
     return float(min(100.0, 100.0 * covered / roi_area))
@@ -367,15 +369,12 @@ def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[Product
     want_pass, want_orbits = config.s1.orbit_direction, set(config.s1.relative_orbits)
     want_pols = {r.polarisation for r in parse_s1_bands(config.bands_s1) if r.polarisation is not None}
     kept, dropped = [], []
-    epsg = config.roi.utm_epsg()
+    epsg = config.roi.grid_epsg()
     roi = config.roi.projected(epsg)
     for record in s1:
         direction = (record.orbit_direction or "").lower()
-        inner = (
-            None
-            if record.footprint is None
-            else project_lonlat(record.footprint, epsg, DENSIFY_DEGREES).buffer(-S1_BORDER_M)
-        )
+        footprint = record.footprint_unwrapped
+        inner = None if footprint is None else project_lonlat(footprint, epsg, DENSIFY_DEGREES).buffer(-S1_BORDER_M)
         if inner is not None and not inner.intersects(roi):
             dropped.append(DroppedProduct(record, f"the ROI lies only in the scene's {S1_BORDER_M / 1000:g} km border"))
         elif (held := _polarisations(record.product_id)) is not None and not want_pols <= held:

@@ -66,7 +66,7 @@ def preview_rows(plan: Plan) -> list[dict[str, Any]]:
     reasons: dict[str, str] = {}
     for dropped in plan.not_selected:
         reasons.setdefault(dropped.product_id, dropped.reason)
-    roi = plan.config.roi.geometry
+    roi = plan.config.roi
     rows = []
     for record in plan.found:
         units = units_of.get(record.product_id, [])

@@ -224,7 +224,7 @@ class CdseProvider:
                         if (
                             record.product_type == product_type
                             and query.in_windows(record.sensing_time)
-                            and (record.footprint is None or record.footprint.intersects(query.roi))
+                            and record.meets(query.roi)
                             and (record.cloud_cover is None or lo <= record.cloud_cover <= hi)
                         ):
                             found[record.product_id] = record

@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, S2_REFLECTANCE, BandKind, canonical_s2_band
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import MetadataError, UnknownBandError
+from senprep_core.geo.antimeridian import search_parts
 from senprep_core.product_names import parse_product_name
 from senprep_core.s2.metadata import parse_time, scan_band_files, scan_mask_files
 from senprep_core.xmlsafe import parse_xml
@@ -90,10 +91,12 @@ def build_filter(
     extra: Iterable[str] = (),
 ) -> str:
     """The ``$filter`` of one search: collection, ROI, ``start <= ContentDate/Start < end``, product type
-    and (S2) a cloud-cover range; ``extra`` clauses are and-ed on."""
+    and (S2) a cloud-cover range; ``extra`` clauses are and-ed on. An ROI across the antimeridian is
+    searched as its parts on either side (``Intersects(part 1) or Intersects(part 2)``)."""
     parts = [f"Collection/Name eq '{collection}'"]
     if roi is not None:
-        parts.append(f"OData.CSC.Intersects(area=geography'SRID=4326;{roi_wkt(roi)}')")
+        areas = [f"OData.CSC.Intersects(area=geography'SRID=4326;{roi_wkt(p)}')" for p in search_parts(roi)]
+        parts.append(areas[0] if len(areas) == 1 else "(" + " or ".join(areas) + ")")
     parts.append(f"ContentDate/Start ge {odata_time(start)}")
     parts.append(f"ContentDate/Start lt {odata_time(end)}")
     if product_types:

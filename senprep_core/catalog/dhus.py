@@ -45,6 +45,7 @@ from senprep_core.events import Event, EventCallback
 from senprep_core.fetch.cache import ProductCache, is_complete
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
+from senprep_core.geo.antimeridian import crosses_antimeridian, needs_fixing, search_parts
 from senprep_core.product_names import parse_product_name
 
 log = logging.getLogger(__name__)
@@ -196,15 +197,23 @@ class DhusProvider:
 
     # -- search ---------------------------------------------------------------------------------------------------
 
-    def _area_wkt(self, roi: BaseGeometry) -> str:
-        """The ROI as WKT for the OpenSearch footprint filter: a polygon, simplified to its hull when long."""
-        area: BaseGeometry = roi
-        if isinstance(area, MultiPolygon) or not isinstance(area, Polygon) or len(area.interiors):
-            area = roi.convex_hull
-        text = shapely.to_wkt(area, rounding_precision=6, trim=True)
-        if self._api.check_query_length(f'footprint:"Intersects({text})"') > _MAX_QUERY_FRACTION / 2:
-            text = shapely.to_wkt(roi.envelope, rounding_precision=6, trim=True)
-        return text
+    def _area_wkts(self, roi: BaseGeometry) -> list[str]:
+        """The ROI as WKT for the OpenSearch footprint filter: a polygon, simplified to its hull when long;
+        one per side of the antimeridian for an ROI across it (so no search area spans the globe)."""
+        parts = search_parts(roi)
+        sides = [[p for p in parts if p.centroid.x >= 0], [p for p in parts if p.centroid.x < 0]]
+        out = []
+        for side in sides if crosses_antimeridian(roi) else [parts]:
+            if not side:
+                continue
+            area: BaseGeometry = side[0] if len(side) == 1 else MultiPolygon(side)
+            if isinstance(area, MultiPolygon) or not isinstance(area, Polygon) or len(area.interiors):
+                area = area.convex_hull
+            text = shapely.to_wkt(area, rounding_precision=6, trim=True)
+            if self._api.check_query_length(f'footprint:"Intersects({text})"') > _MAX_QUERY_FRACTION / 2:
+                text = shapely.to_wkt(area.envelope, rounding_precision=6, trim=True)
+            out.append(text)
+        return out
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Products on the mirror intersecting the ROI in the date windows, of the asked types and S2 cloud range.
@@ -212,7 +221,7 @@ class DhusProvider:
         Raises :class:`CredentialsError` (rejected login), :class:`DownloadError` (mirror unreachable / failing)
         or :class:`SourceError` (query refused).
         """
-        area = self._area_wkt(query.roi)
+        areas = self._area_wkts(query.roi)
         found: dict[str, ProductRecord] = {}
         problems: list[ProductProblem] = []
         for window in query.windows:
@@ -228,10 +237,12 @@ class DhusProvider:
                 keywords: dict[str, Any] = {"producttype": dhus_type}
                 if product_type.startswith("S2") and tuple(query.cloud_cover) != (0.0, 100.0):
                     keywords["cloudcoverpercentage"] = (query.cloud_cover[0], query.cloud_cover[1])
-                try:
-                    entries = self._api.query(area=area, date=(start, end), **keywords)
-                except Exception as exc:
-                    raise self._translate(exc, "searching") from None
+                entries: dict[str, Any] = {}
+                for area in areas:
+                    try:
+                        entries.update(self._api.query(area=area, date=(start, end), **keywords))
+                    except Exception as exc:
+                        raise self._translate(exc, "searching") from None
                 for uuid, props in entries.items():
                     record, problem = self._record(uuid, props)
                     if problem is not None:
@@ -246,7 +257,7 @@ class DhusProvider:
     def _wanted(record: ProductRecord, query: SearchQuery) -> bool:
         if record.product_type not in query.product_types or not query.in_windows(record.sensing_time):
             return False
-        if record.footprint is not None and not record.footprint.intersects(query.roi):
+        if not record.meets(query.roi):
             return False
         if record.family == "S2" and record.cloud_cover is not None:
             low, high = query.cloud_cover
@@ -265,8 +276,8 @@ class DhusProvider:
             footprint = wkt.loads(props["footprint"]) if props.get("footprint") else None
         except shapely.errors.GEOSException as exc:
             return None, ProductProblem(title, href, "MetadataError", f"unreadable footprint: {exc}")
-        if footprint is not None and not footprint.is_valid:
-            footprint = shapely.make_valid(footprint)
+        if footprint is not None and not needs_fixing(footprint) and not footprint.is_valid:
+            footprint = shapely.make_valid(footprint)  # a footprint wrapped at the antimeridian is cut by the record
         sensing = _utc(props.get("beginposition")) or info.start
         extra: dict[str, Any] = {"uuid": uuid, "endpoint": self.endpoint}
         for key, name in (("processingbaseline", "processing_baseline"), ("ingestiondate", "ingestion_time"),

@@ -129,7 +129,7 @@ class LocalProvider:
             for r in scanned.products
             if r.product_type in query.product_types
             and query.in_windows(r.sensing_time)
-            and (r.footprint is None or r.footprint.intersects(query.roi))
+            and r.meets(query.roi)
             and (r.cloud_cover is None or lo <= r.cloud_cover <= hi)
         ]
         problems = []

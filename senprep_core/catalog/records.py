@@ -11,12 +11,20 @@ from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.events import EventCallback, no_op
+from senprep_core.geo.antimeridian import lonlat_intersects, normalise_lonlat
 from senprep_core.timeutil import DateWindow, parse_utc
 
 
 @dataclass(frozen=True)
 class ProductRecord:
-    """One product a provider found: identity, time, footprint, cloud cover and where it is."""
+    """One product a provider found: identity, time, footprint, cloud cover and where it is.
+
+    The footprint is normalised once, when the record is made: ``footprint`` holds it in RFC 7946
+    form (cut at ±180 into a MultiPolygon when it crosses the antimeridian, however the catalogue
+    gave it: split, wrapped round the globe or with longitudes past 180) and ``footprint_unwrapped``
+    with continuous longitudes, for intersection, cover and coverage tests (see
+    :mod:`senprep_core.geo.antimeridian`). Both are the same object for a footprint that does not cross.
+    """
 
     product_id: str
     family: str  # "S1" | "S2"
@@ -33,6 +41,23 @@ class ProductRecord:
     online: bool = True
     orbit_direction: str | None = None  # S1: "ascending" | "descending"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: derived from ``footprint`` when the record is made (a value passed in is replaced)
+    footprint_unwrapped: BaseGeometry | None = field(default=None, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.footprint is None:
+            object.__setattr__(self, "footprint_unwrapped", None)
+            return
+        split, unwrapped = normalise_lonlat(self.footprint)
+        object.__setattr__(self, "footprint", split)
+        object.__setattr__(self, "footprint_unwrapped", unwrapped)
+
+    def meets(self, roi: BaseGeometry) -> bool:
+        """Whether the footprint meets a lon/lat region (unwrapped form, e.g. ``ROI.geometry``), across the
+        antimeridian too; True when the footprint is unknown (as the catalog searches keep such products)."""
+        if self.footprint_unwrapped is None:
+            return True
+        return lonlat_intersects(self.footprint_unwrapped, roi)
 
     @property
     def level(self) -> str:

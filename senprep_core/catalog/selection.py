@@ -31,7 +31,7 @@ from shapely.geometry.base import BaseGeometry
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.checks import check_cloud_range
 from senprep_core.geo.projection import project_lonlat
-from senprep_core.geo.roi import ROI
+from senprep_core.geo.roi import POLAR_DENSIFY_DEGREES, ROI, is_polar_epsg
 from senprep_core.product_names import NameInfo, parse_product_name, product_stem
 from senprep_core.timeutil import parse_utc
 
@@ -250,8 +250,10 @@ def _acquisition_key(record: ProductRecord) -> tuple[Any, ...]:
 
 
 def _projector(epsg: int) -> Any:
+    densify = POLAR_DENSIFY_DEGREES if is_polar_epsg(epsg) else None
+
     def project(geometry: BaseGeometry) -> BaseGeometry:
-        out = project_lonlat(geometry, epsg)
+        out = project_lonlat(geometry, epsg, densify)
         return out if out.is_valid else shapely.make_valid(out)
 
     return project
@@ -264,7 +266,8 @@ def _as_roi(roi: ROI | BaseGeometry) -> ROI:
 def minimum_cover(records: Sequence[ProductRecord], roi: ROI | BaseGeometry) -> Selection:
     """Per acquisition, the fewest S2 tiles / S1 slices whose footprints cover the ROI.
 
-    Greedy set cover on the ROI area each product adds, with areas in the ROI's UTM zone (not degrees);
+    Greedy set cover on the ROI area each product adds, with areas in the ROI's UTM zone (not degrees; UPS
+    for a polar ROI) and unwrapped footprints, so products across the antimeridian count what they cover;
     equal gains go to the smaller product id. Afterwards a product whose part of the ROI the others cover
     too is removed. A product adding less than 0.1 % of the ROI area is dropped (``"adds no ROI coverage
     beyond <ids>"``, or ``"covers less than 0.1 % of the ROI"`` when nothing of its acquisition does).
@@ -272,13 +275,16 @@ def minimum_cover(records: Sequence[ProductRecord], roi: ROI | BaseGeometry) -> 
     or an :class:`ROI`. Kept records are in input order.
     """
     region = _as_roi(roi)
-    project = _projector(region.utm_epsg())
-    roi_m = project(region.geometry)
+    epsg = region.grid_epsg()
+    project = _projector(epsg)
+    roi_m = region.projected(epsg)
+    roi_m = roi_m if roi_m.is_valid else shapely.make_valid(roi_m)
     roi_area = roi_m.area
     groups: dict[tuple[Any, ...], dict[int, BaseGeometry]] = {}
     for index, record in enumerate(records):
-        if record.footprint is not None and not record.footprint.is_empty:
-            part = project(record.footprint).intersection(roi_m)
+        footprint = record.footprint_unwrapped
+        if footprint is not None and not footprint.is_empty:
+            part = project(footprint).intersection(roi_m)
             groups.setdefault(_acquisition_key(record), {})[index] = part
     drop: dict[int, str] = {}
     for parts in groups.values():

@@ -32,7 +32,8 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
-from shapely.geometry import mapping
+from shapely.geometry import MultiPolygon, Polygon, mapping
+from shapely.geometry.base import BaseGeometry
 
 from senprep_core.atomic import write_json_atomic
 from senprep_core.catalog.records import (
@@ -52,6 +53,7 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.fetch.cache import safe_cache_name
+from senprep_core.geo.antimeridian import crosses_antimeridian, search_parts
 from senprep_core.s2.cog import s2_metadata_from_item
 from senprep_core.stac_product import self_href
 from senprep_core.timeutil import DateWindow
@@ -73,6 +75,20 @@ ENV_PLANETARY_COMPUTER_KEY = "PC_SDK_SUBSCRIPTION_KEY"
 
 FAMILY = {"S2MSI2A": "S2", "S2MSI1C": "S2", "GRD": "S1"}
 MAX_ROI_COORDS = 200  # larger ROIs are sent as their convex hull (results are re-checked client-side)
+
+
+def search_area(roi: BaseGeometry) -> BaseGeometry:
+    """The ``intersects`` geometry of a search: the ROI in RFC 7946 form (cut at the antimeridian, so the
+    area never spans the globe), each part as its convex hull when the whole has too many coordinates."""
+    many = shapely.get_num_coordinates(roi) > MAX_ROI_COORDS
+    if not crosses_antimeridian(roi):
+        return roi.convex_hull if many else roi
+    parts = search_parts(roi)
+    if many:
+        parts = [p.convex_hull for p in parts]
+    merged = shapely.union_all(parts)  # hulls of parts on one side may overlap
+    return merged if isinstance(merged, (Polygon, MultiPolygon)) else MultiPolygon(parts)
+
 
 ItemSigner = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -201,7 +217,7 @@ def matches(record: ProductRecord, query: SearchQuery) -> bool:
     return (
         record.product_type in query.product_types
         and query.in_windows(record.sensing_time)
-        and (record.footprint is None or record.footprint.intersects(query.roi))
+        and record.meets(query.roi)
         and (record.family != "S2" or record.cloud_cover is None or lo <= record.cloud_cover <= hi)
     )
 
@@ -339,7 +355,7 @@ class StacProvider:
         if unserved:
             log.info("%s does not serve %s; searching %s only", self.name, unserved, sorted(groups))
         client = self._open()
-        roi = query.roi if shapely.get_num_coordinates(query.roi) <= MAX_ROI_COORDS else query.roi.convex_hull
+        roi = search_area(query.roi)
         cql2 = client.conforms_to(ConformanceClasses.FILTER)
         use_query = client.conforms_to(ConformanceClasses.QUERY)
         items: list[dict[str, Any]] = []

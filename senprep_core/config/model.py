@@ -188,8 +188,8 @@ class Config:
     # ----- derived geometry -------------------------------------------------------------
 
     def target_epsg(self) -> int:
-        """The grid's EPSG code: ``epsg`` when set, else the ROI's UTM zone."""
-        return self.epsg if self.epsg is not None else self.roi.utm_epsg()
+        """The grid's EPSG code: ``epsg`` when set, else the ROI's UTM zone (UPS beyond 84° N / 80° S)."""
+        return self.epsg if self.epsg is not None else self.roi.grid_epsg()
 
     def grid(self) -> TargetGrid:
         """The aligned ROI grid (corners on multiples of ``resolution``) in the target CRS."""

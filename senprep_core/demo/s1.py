@@ -64,6 +64,7 @@ from senprep_core.demo.s1_scene import (
 )
 from senprep_core.demo.s1_spec import S1DemoSpec, S1Truth, Sigma0Fn
 from senprep_core.errors import ConfigError
+from senprep_core.geo.antimeridian import unwrap_near, wrap_longitude
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
     corners_l = np.array([0.0, 0.0, g.lines - 1.0, g.lines - 1.0])
     corners_p = np.array([0.0, g.samples - 1.0, g.samples - 1.0, 0.0])
     lat, lon, _ = g.geolocate_on_dem(corners_l, corners_p, dem)
+    lon = unwrap_near(lon, spec.centre_lon)  # continuous across the antimeridian (past 180 there)
     footprint = tuple((float(a), float(b)) for a, b in zip(lon, lat, strict=True))
     default = spec.sigma0 is None
     return S1Truth(
@@ -242,7 +244,7 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
         processing_start=generated.strftime("%Y-%m-%dT%H:%M:%S.%f"),
         processing_stop=(generated + timedelta(minutes=9)).strftime("%Y-%m-%dT%H:%M:%S.%f"),
         ipf_version=spec.ipf_version,
-        footprint_latlon=tuple((lat, lon) for lon, lat in truth.footprint),
+        footprint_latlon=tuple((lat, wrap_longitude(lon)) for lon, lat in truth.footprint),  # as ESA: [-180, 180]
         files=tuple(sorted(entries, key=lambda e: (e[1] != "s1Level1ProductSchema", e[0]))),
     )  # fmt: skip
     (safe / "manifest.safe").write_bytes(s1_xml.manifest(manifest))

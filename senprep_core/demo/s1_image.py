@@ -36,6 +36,7 @@ from senprep_core.demo.s1_orbit import (
     zero_doppler_time,
 )
 from senprep_core.demo.s1_scene import Field
+from senprep_core.geo.antimeridian import unwrap_near
 
 #: h -> (lat, lon) of each point at height h
 Locate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -303,6 +304,7 @@ class PixelLocator:
         rows, cols = _lattice(geometry.lines, step), _lattice(geometry.samples, step)
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
         lat0, lon0 = geometry.geolocate(rr, cc, np.zeros(rr.shape))
+        lon0 = unwrap_near(lon0, float(lon0.flat[0]))
         pad_lat, pad_lon = 0.03, 0.03 / max(0.05, math.cos(math.radians(float(np.mean(lat0)))))
         glat = np.linspace(lat0.min() - pad_lat, lat0.max() + pad_lat, 241)
         glon = np.linspace(lon0.min() - pad_lon, lon0.max() + pad_lon, 241)
@@ -310,6 +312,8 @@ class PixelLocator:
         h_lo, h_hi = float(np.min(sample)), float(np.max(sample))
         h_mid, h_scale = (h_lo + h_hi) / 2.0, max(1.0, (h_hi - h_lo) / 2.0 + 5.0)
         levels = [geometry.geolocate(rr, cc, np.full(rr.shape, h_mid + k * h_scale)) for k in (-1, 0, 1)]
+        # longitudes continuous across the antimeridian, so the lattice interpolates on the ground
+        levels = [(lat, unwrap_near(lon, float(lon0.flat[0]))) for lat, lon in levels]
 
         def coefficients(index: int) -> np.ndarray:
             f0, f1, f2 = (lv[index] for lv in levels)

@@ -1,7 +1,8 @@
 """The ground truth of synthetic Sentinel-1 products: radar backscatter (sigma0) and terrain heights.
 
-Both are pure functions of geodetic latitude/longitude (degrees). They are defined in local
-metres around a scene origin (``east = (lon - lon0) * N cos(lat0)``, ``north = (lat - lat0) * M``
+Both are pure functions of geodetic latitude/longitude (degrees), continuous across the antimeridian
+(longitudes are taken within 180° of the origin's). They are defined in local metres around a scene
+origin (``east = (lon - lon0) * N cos(lat0)``, ``north = (lat - lat0) * M``
 with the WGS84 prime-vertical and meridian radii at the origin): this mapping is part of the
 definition, so the truth is exact, not an approximation.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from senprep_core.demo.s1_orbit import WGS84_A, WGS84_E2
+from senprep_core.geo.antimeridian import unwrap_near
 
 #: (lat, lon) in degrees -> values (linear sigma0 or ellipsoidal height in metres)
 Field = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -50,7 +52,7 @@ class LocalFrame:
     def to_local(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """East and north metres of geodetic points."""
         kx, ky = self._radii
-        east = np.radians(np.asarray(lon, dtype=np.float64) - self.lon0) * kx
+        east = np.radians(unwrap_near(lon, self.lon0) - self.lon0) * kx
         north = np.radians(np.asarray(lat, dtype=np.float64) - self.lat0) * ky
         return east, north
 
@@ -172,7 +174,8 @@ class RasterDem:
         from scipy.ndimage import map_coordinates
 
         lat = np.asarray(lat, dtype=np.float64)
-        lon = np.asarray(lon, dtype=np.float64)
+        centre = self.x0 + self.dx * self.values.shape[1] / 2.0
+        lon = unwrap_near(lon, centre)  # a DEM across the antimeridian has longitudes past 180
         col = (lon - self.x0) / self.dx - 0.5
         row = (lat - self.y0) / self.dy - 0.5
         flat = map_coordinates(self.values, [row.ravel(), col.ravel()], order=1, mode="nearest")

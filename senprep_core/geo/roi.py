@@ -1,4 +1,9 @@
-"""Region of interest: parsed from GeoJSON (CRS84), validated, with a deterministic UTM zone."""
+"""Region of interest: parsed from GeoJSON (CRS84), validated, with a deterministic UTM zone (UPS near the poles).
+
+An ROI across the antimeridian may be given split at ±180 (RFC 7946) or with longitudes running on
+past ±180 (e.g. 179..181); both mean the same region. :attr:`ROI.geometry` holds it unwrapped
+(continuous longitudes, see :mod:`senprep_core.geo.antimeridian`), :attr:`ROI.split` in RFC 7946 form.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from shapely.geometry.polygon import orient
 from shapely.validation import explain_validity
 
 from senprep_core.errors import InvalidROIError
+from senprep_core.geo.antimeridian import has_jumps, needs_fixing, split_at_antimeridian, unwrap_longitudes
 from senprep_core.geo.projection import project_lonlat
 
 _GEOD = Geod(ellps="WGS84")
@@ -26,6 +32,14 @@ _CRS84_NAMES = {
     "EPSG:4326",
     "CRS84",
 }
+#: Universal Polar Stereographic grids (WGS 84 / UPS North and South, E/N axes like UTM).
+UPS_NORTH_EPSG = 32661
+UPS_SOUTH_EPSG = 32761
+#: UTM's latitude range: ROIs whose centroid lies beyond get a UPS grid.
+UTM_NORTH_LIMIT = 84.0
+UTM_SOUTH_LIMIT = -80.0
+#: Longest lon/lat edge (degrees) when projecting onto a UPS grid, where parallels are circles.
+POLAR_DENSIFY_DEGREES = 0.01
 
 
 def _polygons_of(obj: dict[str, Any], key: str) -> list[BaseGeometry]:
@@ -80,6 +94,34 @@ def geodesic_area(geometry: BaseGeometry) -> float:
     return total
 
 
+def is_polar_epsg(epsg: int) -> bool:
+    """True for the UPS North / South grids."""
+    return epsg in (UPS_NORTH_EPSG, UPS_SOUTH_EPSG)
+
+
+def _lonlat_range(geometry: BaseGeometry) -> bool:
+    """True when the bounds fit lon/lat degrees (longitudes up to ±360 for regions across the antimeridian)."""
+    minx, miny, maxx, maxy = geometry.bounds
+    return minx >= -360 and maxx <= 360 and maxx - minx <= 360 and miny >= -90 and maxy <= 90
+
+
+def _refuse_invalid(geometry: BaseGeometry, key: str) -> None:
+    reason = explain_validity(geometry)
+    fix = (
+        "remove the crossing edges (the outline must not cross itself)"
+        if "Self-intersection" in reason
+        else "repair the polygon"
+    )
+    raise InvalidROIError(key, reason, fix)
+
+
+def _split_or_raise(geometry: BaseGeometry, key: str) -> BaseGeometry:
+    try:
+        return split_at_antimeridian(geometry)
+    except (ValueError, AssertionError) as exc:  # the antimeridian package asserts on rings it cannot close
+        raise InvalidROIError(key, geometry.bounds, f"the polygon cannot be cut at the antimeridian ({exc})") from exc
+
+
 def utm_epsg_for(lon: float, lat: float) -> int:
     """EPSG code of the WGS84 / UTM zone holding a point (no Norway/Svalbard exceptions, like MGRS tiling)."""
     zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
@@ -115,36 +157,50 @@ class ROI:
         parts = _polygons_of(obj, key)
         if not parts:
             raise InvalidROIError(key, "GeometryCollection with no geometries", "add a Polygon geometry")
+        if len(parts) > 1:  # each part cut at ±180 first, so wrapped parts do not merge into a band
+            parts = [_split_or_raise(p, key) if _lonlat_range(p) and needs_fixing(p) else p for p in parts]
         return cls.from_geometry(shapely.union_all(parts) if len(parts) > 1 else parts[0], name=name, key=key)
 
     @classmethod
     def from_geometry(cls, geometry: BaseGeometry, name: str = "roi", key: str = "geojson") -> ROI:
-        """Validate a shapely geometry in lon/lat and wrap it."""
+        """Validate a shapely geometry in lon/lat and wrap it.
+
+        Longitudes may run past ±180 (up to ±360) for a region across the antimeridian; a
+        MultiPolygon split at ±180 is joined again (see the module docstring).
+        """
         if not isinstance(geometry, (Polygon, MultiPolygon)):
             raise InvalidROIError(key, geometry.geom_type, "the ROI must be a Polygon or MultiPolygon")
         if geometry.is_empty:
             raise InvalidROIError(key, "empty geometry", "draw a polygon with at least three distinct corners")
-        if not geometry.is_valid:
-            reason = explain_validity(geometry)
-            fix = (
-                "remove the crossing edges (the outline must not cross itself)"
-                if "Self-intersection" in reason
-                else "repair the polygon"
-            )
-            raise InvalidROIError(key, reason, fix)
-        minx, miny, maxx, maxy = geometry.bounds
-        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        if not _lonlat_range(geometry):
             raise InvalidROIError(
                 key, geometry.bounds, "coordinates must be longitude/latitude in degrees (CRS84), not projected metres"
             )
-        if geometry.area <= 0:
+        # a wrapped ring's planar validity means nothing; every other form must be valid as given
+        if not has_jumps(geometry) and not geometry.is_valid:
+            _refuse_invalid(geometry, key)
+        split = _split_or_raise(geometry, key) if needs_fixing(geometry) else geometry
+        if not split.is_valid:
+            _refuse_invalid(split, key)
+        if split.area <= 0:
             raise InvalidROIError(key, "zero-area polygon", "give a polygon that encloses an area")
-        return cls(geometry=geometry, name=name)
+        unwrapped = unwrap_longitudes(split)
+        return cls(geometry=unwrapped if unwrapped is not split else geometry, name=name)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        """(min lon, min lat, max lon, max lat)."""
+        """(min lon, min lat, max lon, max lat) of the unwrapped geometry (max lon > 180 across the antimeridian)."""
         return tuple(self.geometry.bounds)  # type: ignore[return-value]
+
+    @cached_property
+    def split(self) -> BaseGeometry:
+        """The ROI in RFC 7946 form: cut at ±180, every longitude in [-180, 180]."""
+        return split_at_antimeridian(self.geometry)
+
+    @property
+    def crosses_antimeridian(self) -> bool:
+        """True when the ROI lies on both sides of the antimeridian."""
+        return self.geometry.bounds[2] > 180.0
 
     @cached_property
     def geodesic_area_m2(self) -> float:
@@ -155,14 +211,16 @@ class ROI:
         """The target UTM zone, chosen deterministically.
 
         The zone holding the largest part of the ROI's area wins; a tie goes to the lower zone
-        number. The hemisphere follows the ROI's centroid latitude.
+        number (across the antimeridian, the western one: zone 60 before zone 1). The hemisphere
+        follows the ROI's centroid latitude. Zones are counted on the unwrapped geometry, so an ROI
+        across 180° gets zone 60 or 1, never a zone from the far side of the Earth.
         """
         minx, _miny, maxx, _maxy = self.geometry.bounds
         centroid = self.geometry.centroid
         north = centroid.y >= 0
         first = math.floor((minx + 180.0) / 6.0)
-        last = math.floor((min(maxx, 179.999999) + 180.0) / 6.0)
-        best_zone, best_area = first + 1, -1.0
+        last = math.floor((maxx - 1e-6 + 180.0) / 6.0)
+        best_zone, best_area = first % 60 + 1, -1.0
         for index in range(first, last + 1):
             strip = shapely.box(-180.0 + 6.0 * index, -90.0, -180.0 + 6.0 * (index + 1), 90.0)
             part = self.geometry.intersection(strip)
@@ -171,13 +229,36 @@ class ROI:
             area = geodesic_area(part)
             # Shares equal to within float noise (relative 1e-9) are a tie, which the lower zone keeps.
             if area > best_area + max(1e-6, 1e-9 * best_area):
-                best_zone, best_area = index + 1, area
+                best_zone, best_area = index % 60 + 1, area
         return (32600 if north else 32700) + best_zone
 
+    @property
+    def polar(self) -> bool:
+        """True when the ROI's centroid lies north of 84° N or south of 80° S (beyond UTM's range)."""
+        lat = self.geometry.centroid.y
+        return lat > UTM_NORTH_LIMIT or lat < UTM_SOUTH_LIMIT
+
+    def grid_epsg(self) -> int:
+        """The target grid's CRS: UPS North / South (EPSG:32661 / 32761) for a polar ROI, else :meth:`utm_epsg`."""
+        if self.polar:
+            return UPS_NORTH_EPSG if self.geometry.centroid.y > 0 else UPS_SOUTH_EPSG
+        return self.utm_epsg()
+
     def projected(self, epsg: int) -> BaseGeometry:
-        """The ROI geometry in another CRS (e.g. the target grid's UTM zone)."""
-        return project_lonlat(self.geometry, epsg)
+        """The ROI geometry in another CRS (e.g. the target grid's UTM zone).
+
+        On a UPS grid the lon/lat edges are densified first (parallels there are circles), and a ring
+        round the pole is repaired into the polygon it encloses.
+        """
+        if not is_polar_epsg(epsg):
+            return project_lonlat(self.geometry, epsg)
+        out = project_lonlat(self.geometry, epsg, POLAR_DENSIFY_DEGREES)
+        if not out.is_valid:
+            out = shapely.make_valid(out)
+            polygons = [g for g in getattr(out, "geoms", [out]) if isinstance(g, (Polygon, MultiPolygon))]
+            out = shapely.union_all(polygons) if polygons else out
+        return out
 
     def to_geojson(self) -> dict[str, Any]:
-        """The ROI as a GeoJSON geometry dict."""
-        return dict(mapping(self.geometry))
+        """The ROI as a GeoJSON geometry dict (RFC 7946: split at the antimeridian when it crosses it)."""
+        return dict(mapping(self.split))

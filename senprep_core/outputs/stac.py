@@ -49,9 +49,10 @@ from pystac.extensions.eo import EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
-from shapely.geometry import Polygon, mapping
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
 from senprep_core.atomic import write_json_atomic
+from senprep_core.geo.antimeridian import lonlat_bbox, merged_lonlat, split_at_antimeridian
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project
 from senprep_core.outputs.records import ModalityPatch, PatchEntry
@@ -88,11 +89,14 @@ S1_CENTER_FREQUENCY_GHZ = 5.405
 _BAND_POL = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
 
 
-def grid_footprint_lonlat(grid: TargetGrid) -> Polygon:
-    """The grid's outline in lon/lat (densified so the projected edges stay faithful)."""
+def grid_footprint_lonlat(grid: TargetGrid) -> Polygon | MultiPolygon:
+    """The grid's outline in lon/lat (densified so the projected edges stay faithful), in RFC 7946 form:
+    a MultiPolygon cut at ±180 when the grid crosses the antimeridian (a polar grid's outline round the
+    pole is closed over the pole)."""
     b = grid.bounds
     box = Polygon.from_bounds(b.left, b.bottom, b.right, b.top)
-    return cast(Polygon, project(box, grid.epsg, 4326, densify=max(b.width, b.height) / 8))
+    outline = project(box, grid.epsg, 4326, densify=max(b.width, b.height) / 8)
+    return cast(Polygon | MultiPolygon, split_at_antimeridian(outline))
 
 
 def collection_id(entry: PatchEntry) -> str:
@@ -212,7 +216,7 @@ def patch_item(entry: PatchEntry, root: Path) -> pystac.Item:
         pair_props, start, end = _pair_properties(entry)
         props.update(pair_props)
     item = pystac.Item(id=f"{entry.unit_id}_{entry.patch_id}", geometry=mapping(footprint),
-                       bbox=list(footprint.bounds), datetime=primary.time, properties=props,
+                       bbox=list(lonlat_bbox(footprint)), datetime=primary.time, properties=props,
                        start_datetime=start, end_datetime=end)  # fmt: skip
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.epsg = grid.epsg
@@ -253,6 +257,8 @@ def _add_assets(item: pystac.Item, part: ModalityPatch, root: Path, multi: bool)
 def _collection(cid: str, items: list[pystac.Item]) -> pystac.Collection:
     boxes = np.array([i.bbox for i in items], dtype=float)
     bbox = [*boxes[:, :2].min(axis=0).tolist(), *boxes[:, 2:].max(axis=0).tolist()]
+    if any(b[0] > b[2] for b in boxes):  # items across the antimeridian: west > east (RFC 7946 §5.2)
+        bbox = list(lonlat_bbox(merged_lonlat(shape(i.geometry) for i in items)))
     times = [
         t
         for i in items

@@ -131,11 +131,22 @@ def copernicus_tile_name(lat: int, lon: int, code: str = "10", cog: bool = True)
 
 
 def tiles_covering(lonlat: tuple[float, float, float, float]) -> list[tuple[int, int]]:
-    """The (lat, lon) south-west corners of the 1°x1° tiles intersecting a lon/lat box (west, south, east, north)."""
+    """The (lat, lon) south-west corners of the 1°x1° tiles intersecting a lon/lat box (west, south, east, north).
+
+    The box may run past 180° (``east`` > 180, across the antimeridian): its tiles there are named by
+    their longitude in [-180, 180) (W180, W179...)."""
     west, south, east, north = lonlat
     lats = range(math.floor(south), max(math.floor(south) + 1, math.ceil(north)))
     lons = range(math.floor(west), max(math.floor(west) + 1, math.ceil(east)))
-    return [(lat, lon) for lat in lats for lon in lons]
+    return [(lat, (lon + 180) % 360 - 180) for lat in lats for lon in lons]
+
+
+def grid_lonlat_bounds(grid: TargetGrid) -> tuple[float, float, float, float]:
+    """The grid's lon/lat box (west, south, east, north); across the antimeridian ``east`` runs on past 180."""
+    west, south, east, north = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds.as_tuple(), densify_pts=21)
+    if west > east:  # rasterio's antimeridian convention (RFC 7946): made continuous here
+        east += 360.0
+    return (west, south, east, north)
 
 
 def _tile_key(name: str) -> tuple[int, int] | None:
@@ -237,7 +248,7 @@ def _fmt(bounds: tuple[float, float, float, float]) -> str:
 
 
 def _tile_hint(grid: TargetGrid) -> str:
-    lonlat = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds.as_tuple(), densify_pts=21)
+    lonlat = grid_lonlat_bounds(grid)
     names = [copernicus_tile_name(lat, lon) for lat, lon in tiles_covering(lonlat)]
     return ", ".join(names)
 
@@ -252,8 +263,12 @@ def _read_file(source: DemSource, grid: TargetGrid) -> tuple[np.ndarray, Affine,
                 )
             crs, vertical = _split_crs(ds.crs)
             need = transform_bounds(grid.crs, crs, *grid.bounds.as_tuple(), densify_pts=21)
+            if crs.is_geographic and need[0] > need[2]:  # across the antimeridian: longitudes past 180
+                need = _shifted_into((need[0], need[1], need[2] + 360.0, need[3]), tuple(ds.bounds))
             have = tuple(ds.bounds)
             tol = 1e-3 * min(abs(ds.res[0]), abs(ds.res[1]))
+            if crs.is_geographic and need[2] > have[2] + tol and have[2] - have[0] >= 360.0 - tol:
+                return (*_read_around(ds, need), crs, vertical)  # a global DEM, the grid across its edge at ±180
             if need[0] < have[0] - tol or need[1] < have[1] - tol or need[2] > have[2] + tol or need[3] > have[3] + tol:
                 raise DEMError(
                     f"DEM {source.label} covers {_fmt(have)} (left, bottom, right, top in {crs.to_string()}) but the "
@@ -276,10 +291,36 @@ def _read_file(source: DemSource, grid: TargetGrid) -> tuple[np.ndarray, Affine,
         raise DEMError(f"cannot read DEM {source.label}: {exc}; fix: give a readable GDAL raster") from exc
 
 
+def _shifted_into(
+    need: tuple[float, float, float, float], have: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """A lon/lat box moved by whole turns so its middle lies within 180° of the raster's middle (a DEM
+    stored with longitudes past 180, or one west of it, then still matches a grid across the antimeridian)."""
+    k = round(((have[0] + have[2]) / 2.0 - (need[0] + need[2]) / 2.0) / 360.0)
+    return need if k == 0 else (need[0] + 360.0 * k, need[1], need[2] + 360.0 * k, need[3])
+
+
+def _read_around(ds: rasterio.io.DatasetReader, need: tuple[float, float, float, float]) -> tuple[np.ndarray, Affine]:
+    """From a global lon/lat raster, the box ``need`` whose east part runs past its east edge (±180): the
+    columns up to the edge, then those from its west edge, side by side (longitudes continuing past 180)."""
+    west_edge, east_edge = ds.bounds[0], ds.bounds[2]
+    win = ds.window(need[0], need[1], east_edge, need[3])
+    row0 = max(0, math.floor(win.row_off) - _PAD_PX)
+    row1 = min(ds.height, math.ceil(win.row_off + win.height) + _PAD_PX)
+    col0 = max(0, math.floor(win.col_off) - _PAD_PX)
+    wrap_cols = min(ds.width, math.ceil((need[2] - 360.0 - west_edge) / abs(ds.res[0])) + _PAD_PX)
+    pieces = [Window(col0, row0, ds.width - col0, row1 - row0), Window(0, row0, wrap_cols, row1 - row0)]
+    values = np.hstack([np.ma.filled(ds.read(1, window=w, masked=True).astype(np.float32), np.nan) for w in pieces])
+    scale, offset = ds.scales[0], ds.offsets[0]
+    if scale not in (None, 1.0) or offset not in (None, 0.0):
+        values = values * np.float32(scale or 1.0) + np.float32(offset or 0.0)
+    return values, ds.transform @ Affine.translation(col0, row0)
+
+
 def _read_copernicus(source: DemSource, grid: TargetGrid) -> tuple[np.ndarray, Affine, CRS, str | None]:
     """The mosaic (float32, NaN = void) of the Copernicus tiles under ``grid``, with transform and CRS."""
     folder = Path(str(source.path))
-    lonlat = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds.as_tuple(), densify_pts=21)
+    lonlat = grid_lonlat_bounds(grid)  # across the antimeridian: east past 180, the tiles there moved by 360
     padded = (
         lonlat[0] - _TILE_PAD_DEG,
         lonlat[1] - _TILE_PAD_DEG,
@@ -311,9 +352,16 @@ def _read_copernicus(source: DemSource, grid: TargetGrid) -> tuple[np.ndarray, A
             mosaic = np.full(shape, np.nan, dtype=np.float32)
             for ds in datasets:
                 part = np.full(shape, np.nan, dtype=np.float32)
+                turns = round(((lonlat[0] + lonlat[2]) / 2.0 - (ds.bounds[0] + ds.bounds[2]) / 2.0) / 360.0)
                 # nearest on the tile's own lattice is an exact copy; tiles of coarser bands are resampled
-                reproject(rasterio.band(ds, 1), part, dst_transform=transform, dst_crs=crs, dst_nodata=np.nan,
-                          resampling=Resampling.nearest)  # fmt: skip
+                if turns == 0:
+                    reproject(rasterio.band(ds, 1), part, dst_transform=transform, dst_crs=crs, dst_nodata=np.nan,
+                              resampling=Resampling.nearest)  # fmt: skip
+                else:  # a tile west of the antimeridian, placed east of it (longitudes past 180)
+                    tile = np.ma.filled(ds.read(1, masked=True).astype(np.float32), np.nan)
+                    moved = Affine.translation(360.0 * turns, 0.0) @ ds.transform
+                    reproject(tile, part, src_transform=moved, src_crs=crs, src_nodata=np.nan, dst_transform=transform,
+                              dst_crs=crs, dst_nodata=np.nan, resampling=Resampling.nearest)  # fmt: skip
                 np.copyto(mosaic, part, where=np.isnan(mosaic))
             return mosaic, transform, crs, vertical
     except RasterioError as exc:

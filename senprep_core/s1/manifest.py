@@ -14,6 +14,7 @@ from lxml import etree
 from shapely.geometry import Polygon
 
 from senprep_core.errors import MetadataError
+from senprep_core.geo.antimeridian import split_at_antimeridian
 from senprep_core.s1.annotation import child_texts, first_text, parse_utc
 from senprep_core.xmlsafe import parse_xml
 
@@ -77,7 +78,11 @@ def _required(root: etree._Element, name: str, label: str) -> str:
 
 
 def footprint_wkt(coordinates: str, label: str) -> str:
-    """The lon/lat polygon WKT of a manifest ``gml:coordinates`` string (``"lat,lon lat,lon ..."``)."""
+    """The lon/lat polygon WKT of a manifest ``gml:coordinates`` string (``"lat,lon lat,lon ..."``).
+
+    A footprint across the antimeridian (its corners' longitudes jump from about +180 to about -180)
+    comes out as a MultiPolygon cut at ±180 (RFC 7946), not as a polygon wrapping the globe.
+    """
     try:
         pairs = [tuple(float(v) for v in item.split(",")) for item in coordinates.split()]
         ring = [(lon, lat) for lat, lon in pairs]
@@ -88,7 +93,7 @@ def footprint_wkt(coordinates: str, label: str) -> str:
         ) from exc
     if len(ring) < 3:
         raise MetadataError(f"{label}: the footprint has {len(ring)} corners (needs 3 or more); download it again")
-    return str(Polygon(ring).wkt)
+    return str(split_at_antimeridian(Polygon(ring)).wkt)
 
 
 def parse_manifest(data: bytes, label: str = MANIFEST) -> ManifestInfo:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from senprep_core.geo.antimeridian import unwrap_near
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
 
@@ -47,7 +48,9 @@ class RadarPositions:
 
 
 def lonlat_of(grid: TargetGrid, step: int = LATTICE_STEP) -> tuple[np.ndarray, np.ndarray]:
-    """Longitude and latitude of every pixel centre (exact on a lattice, bilinear in between)."""
+    """Longitude and latitude of every pixel centre (exact on a lattice, bilinear in between).
+
+    Longitudes are continuous over the grid: across the antimeridian they run on past 180."""
     rows, cols = lattice_indices(grid.height, step), lattice_indices(grid.width, step)
     lon, lat = _lattice_lonlat(grid, rows, cols)
     return upsample_lattice(lon, rows, cols, grid), upsample_lattice(lat, rows, cols, grid)
@@ -57,7 +60,9 @@ def _lattice_lonlat(grid: TargetGrid, rows: np.ndarray, cols: np.ndarray) -> tup
     xs = grid.left + (cols + 0.5) * grid.resolution
     ys = grid.top - (rows + 0.5) * grid.resolution
     lon, lat = transformer(grid.epsg, 4326).transform(*np.meshgrid(xs, ys))
-    return np.asarray(lon), np.asarray(lat)
+    lon = np.asarray(lon)
+    # continuous across the antimeridian, so interpolating between lattice nodes stays on the ground
+    return (unwrap_near(lon, float(lon.flat[0])) if lon.size else lon), np.asarray(lat)
 
 
 def radar_positions(

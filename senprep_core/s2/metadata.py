@@ -7,7 +7,6 @@ Layouts handled: a SAFE (folder or zip) with ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.x
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import re
@@ -15,15 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-import shapely
 from lxml import etree
-from shapely.geometry import MultiPolygon, Polygon, box, shape
+from shapely.geometry import MultiPolygon, Polygon, shape
 
 from senprep_core.bands import S2_REFLECTANCE
 from senprep_core.errors import MetadataError
+from senprep_core.geo.antimeridian import split_at_antimeridian
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
 from senprep_core.productfs import ProductLocation
@@ -181,16 +180,8 @@ def inferred_offset(baseline: str) -> int:
 
 
 def lonlat_polygon(coords: list[tuple[float, float]]) -> Polygon | MultiPolygon:
-    """A lon/lat ring as a polygon; split into two parts when it crosses the antimeridian."""
-    lons = [c[0] for c in coords]
-    crosses = any(abs(a - b) > 180 for a, b in itertools.pairwise(lons))
-    if not crosses:
-        return Polygon(coords)
-    shifted = Polygon([(x + 360 if x < 0 else x, y) for x, y in coords])
-    west = shifted.intersection(box(-180, -90, 180, 90))
-    east = shapely.transform(shifted.intersection(box(180, -90, 540, 90)), lambda c: c - np.array([360.0, 0.0]))
-    parts = [g for g in (west, east) if not g.is_empty and isinstance(g, Polygon)]
-    return MultiPolygon(parts) if len(parts) > 1 else parts[0]
+    """A lon/lat ring as a polygon; split into parts at ±180 when it crosses the antimeridian (RFC 7946)."""
+    return cast(Polygon | MultiPolygon, split_at_antimeridian(Polygon(coords)))
 
 
 def _footprint_from_poslist(text: str) -> Polygon | MultiPolygon | None:
