@@ -307,7 +307,7 @@ def test_every_legacy_callback_runs_as_its_mode(
     config = parse_config(data)
     assert config.mode.value == mode
     result = run(config, tmp_path / "out", sources=[f"local:{demo_products}"])
-    assert result.status == "complete" and len(result.plan.units) == units
+    assert result.status == ("complete" if units else "empty") and len(result.plan.units) == units
     assert result.patches_written == 4 * units
     if units == 0:
         assert result.plan.not_selected  # each product left out says why
