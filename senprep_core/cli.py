@@ -274,10 +274,40 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_request(config: Any) -> Any:
+    """What synthetic products ``config`` needs (its ROI, dates, sensors and how its mode pairs them)."""
+    from senprep_core.config import Mode
+    from senprep_core.demo.anywhere import DemoRequest
+
+    s1_primary = config.mode in (Mode.S1_ONLY, Mode.S1_WITH_CLOSEST_S2, Mode.S1_MULTITEMPORAL)
+    return DemoRequest(config.roi.geometry, tuple(config.date_windows), config.s2_level, config.mode.needs_s2,
+                       config.mode.needs_s1, "S1" if s1_primary else "S2", config.pair_direction,
+                       config.mode in (Mode.S1_MULTITEMPORAL, Mode.S2_WITH_TWO_S1))  # fmt: skip
+
+
+def _demo_config(args: argparse.Namespace) -> int:
+    """``senprep demo --config FILE``: synthetic products for the config's ROI and dates; the config run on them."""
+    from senprep_core.demo.anywhere import build_demo_for
+    from senprep_core.fetch.cache import default_cache_dir
+
+    config = _load(args.config)
+    folder = Path(args.products) if args.products else default_cache_dir() / "demo-config-products"
+    paths = build_demo_for(_demo_request(config), folder)
+    if not args.quiet:
+        print(f"{len(paths)} synthetic products for '{config.name}' in {folder}", file=sys.stderr)
+    executor = _executor(args)
+    try:
+        return _execute(config, Path(args.outdir) / config.name, [f"local:{folder}"], args, executor)
+    finally:
+        executor.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from senprep_core.config import parse_config
     from senprep_core.demo.catalog import build_demo_catalog, default_demo_folder, demo_runs
 
+    if args.config:
+        return _demo_config(args)
     folder = Path(args.products) if args.products else default_demo_folder()
     build_demo_catalog(folder)
     codes = []
@@ -429,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="run the embedded synthetic demo (no network)")
     p_demo.add_argument("--outdir", default="senprep-demo")
     p_demo.add_argument("--products", help="where to generate the demo products (default: the user cache)")
+    p_demo.add_argument("--config", help="make synthetic products for this config's ROI and dates, and run it on them")
     common_run(p_demo)
     p_demo.set_defaults(func=cmd_demo)
     return parser

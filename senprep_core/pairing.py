@@ -308,19 +308,11 @@ def _multitemporal(
     dropped: list[DroppedProduct] = []
     used: set[str] = set()
     for primary in (p for p in s1 if _in_windows(config, p)):
-        earlier = [
-            c
-            for c in s1
-            if c.sensing_time < primary.sensing_time
-            and c.relative_orbit == primary.relative_orbit
-            and c.orbit_direction == primary.orbit_direction
-            and _whole_steps(primary.sensing_time - c.sensing_time)
-        ]
-        if not earlier:
+        previous = previous_of(primary, s1)
+        if previous is None:
             dropped.append(DroppedProduct(primary, f"no earlier acquisition of relative orbit {primary.relative_orbit} "
                                           f"within {MAX_REPEAT_STEPS} repeat steps of 6 days"))  # fmt: skip
             continue
-        previous = max(earlier, key=lambda c: (c.sensing_time, c.product_id))
         used.update((primary.product_id, previous.product_id))
         dt = (previous.sensing_time - primary.sensing_time).total_seconds() / 3600.0
         units.append(WorkUnit(f"{primary.product_id}__{previous.product_id}", "s1+s1", (primary, previous), spec,
@@ -328,6 +320,46 @@ def _multitemporal(
     for record in s1:
         if record.product_id not in used and not any(d.record is record for d in dropped):
             dropped.append(DroppedProduct(record, "outside the date windows and not an earlier acquisition of any"))
+    return units, dropped
+
+
+def previous_of(primary: ProductRecord, s1: Sequence[ProductRecord]) -> ProductRecord | None:
+    """The latest acquisition of ``primary``'s relative orbit and pass a whole number of repeat steps earlier."""
+    earlier = [
+        c
+        for c in s1
+        if c.sensing_time < primary.sensing_time
+        and c.relative_orbit == primary.relative_orbit
+        and c.orbit_direction == primary.orbit_direction
+        and _whole_steps(primary.sensing_time - c.sensing_time)
+    ]
+    return max(earlier, key=lambda c: (c.sensing_time, c.product_id)) if earlier else None
+
+
+def _s2_with_two_s1(
+    config: Config, s2: list[ProductRecord], s1: list[ProductRecord], spec: UnitSpec
+) -> tuple[list[WorkUnit], list[DroppedProduct]]:
+    """Each S2 of the windows with its closest S1 among those that have an earlier acquisition of their orbit
+    (the 2022 ``s2_with_previous_two_s1_with_same_orbit``): three products on one grid."""
+    primaries, dropped = best_per_window(config, [p for p in s2 if _in_windows(config, p)])
+    dropped += [DroppedProduct(p, "outside the date windows") for p in s2 if not _in_windows(config, p)]
+    previous = {p.product_id: q for p in s1 if (q := previous_of(p, s1)) is not None}
+    candidates = [p for p in s1 if p.product_id in previous]
+    units: list[WorkUnit] = []
+    used: set[str] = set()
+    for pair in closest_pairs(primaries, candidates, config.max_time_difference_days, config.pair_direction,
+                              config.roi):  # fmt: skip
+        if pair.secondary is None:
+            dropped.append(DroppedProduct(pair.primary, f"{pair.reason} that has an earlier acquisition of its "
+                                          "relative orbit"))  # fmt: skip
+            continue
+        earlier = previous[pair.secondary.product_id]
+        used.update((pair.secondary.product_id, earlier.product_id))
+        products = (pair.primary, pair.secondary, earlier)
+        unit_id = "__".join(p.product_id for p in products)
+        dt = round(pair.dt_hours or 0.0, 4)
+        units.append(WorkUnit(unit_id, "s2+s1+s1", products, spec, roles=("S2", "S1", "S1_previous"), delta_t_hours=dt))
+    dropped += [DroppedProduct(p, "not the S1 or the earlier S1 of any S2") for p in s1 if p.product_id not in used]
     return units, dropped
 
 
@@ -353,6 +385,9 @@ def plan_units(
         return _single(series, "s2", spec), dropped + more
     if mode is Mode.S1_ONLY:
         return _single(s1, "s1", spec), dropped
+    if mode is Mode.S2_WITH_TWO_S1:
+        units, more = _s2_with_two_s1(config, s2, s1, spec)
+        return units, dropped + more
     if mode.is_pairing:
         primaries, secondaries = (s2, s1) if mode is Mode.S2_WITH_CLOSEST_S1 else (s1, s2)
         inside, more = best_per_window(config, [p for p in primaries if _in_windows(config, p)])
@@ -402,4 +437,6 @@ def search_padding(config: Config) -> tuple[timedelta, timedelta]:
     if config.mode is Mode.S1_MULTITEMPORAL:
         return REPEAT_STEP * MAX_REPEAT_STEPS + timedelta(days=1), timedelta(0)
     pad = timedelta(days=math.ceil(config.max_time_difference_days))
+    if config.mode is Mode.S2_WITH_TWO_S1:  # the S1 near the S2, and its orbit's earlier acquisition
+        return pad + REPEAT_STEP * MAX_REPEAT_STEPS + timedelta(days=1), pad
     return pad, pad

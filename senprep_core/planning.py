@@ -121,7 +121,7 @@ def search_queries(config: Config) -> list[SearchQuery]:
         queries.append(SearchQuery(config.roi.geometry, windows, (s2_type,), config.cloud_cover))
     if config.mode.needs_s1:
         windows = config.date_windows
-        if config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_MULTITEMPORAL):
+        if config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_MULTITEMPORAL, Mode.S2_WITH_TWO_S1):
             windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         queries.append(SearchQuery(config.roi.geometry, windows, (config.s1_product_type,)))
     return queries

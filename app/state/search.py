@@ -25,7 +25,8 @@ from senprep_core.planning import Plan, plan_products, search
 from senprep_core.unit.model import WorkUnit
 
 #: The family of the primary acquisition of each mode whose units are pairs.
-PRIMARY_FAMILY = {Mode.S2_WITH_CLOSEST_S1: "S2", Mode.S1_WITH_CLOSEST_S2: "S1", Mode.S1_MULTITEMPORAL: "S1"}
+PRIMARY_FAMILY = {Mode.S2_WITH_CLOSEST_S1: "S2", Mode.S1_WITH_CLOSEST_S2: "S1", Mode.S1_MULTITEMPORAL: "S1",
+                  Mode.S2_WITH_TWO_S1: "S2"}  # fmt: skip
 #: Why a product no unit uses is left out, when the plan gives no reason (a mission the mode does not read).
 NOT_USED = "not used by this mode"
 

@@ -60,7 +60,10 @@ _CALLBACK_TABLE: dict[str, tuple[Mode, str]] = {
     "s1_multitemporal": (Mode.S1_MULTITEMPORAL, "closest"),
     "multitemporal": (Mode.S1_MULTITEMPORAL, "closest"),
     "time_series": (Mode.TIME_SERIES, "closest"),
+    "s2_with_previous_two_s1_with_same_orbit": (Mode.S2_WITH_TWO_S1, "before"),
 }
+#: The 2022 snap callbacks' suffix for ROI-window processing (what senprep always does): the same mode.
+SUBSET_SUFFIX = "__subset"
 
 
 #: The callback name written for each (mode, direction); the time-series mode has none.
@@ -72,17 +75,21 @@ _CALLBACK_NAMES = {
     ("s2_with_closest_s1", "closest"): "S2_with_closest_S1",
     ("s1_with_closest_s2", "before"): "S1_with_previous_S2",
     ("s1_with_closest_s2", "closest"): "S1_with_closest_S2",
+    ("s2_with_two_s1", "before"): "s2_with_previous_two_s1_with_same_orbit",
 }
 
 KNOWN_CALLBACKS = ("S2_with_previous_S1", "S2_with_closest_S1", "S1_with_previous_S2", "S1_with_closest_S2",
-                   "S2_only", "S2", "S1_only", "S1", "S1_multitemporal", "multitemporal")  # fmt: skip
+                   "S2_only", "S2", "S1_only", "S1", "S1_multitemporal", "multitemporal",
+                   "s2_with_previous_two_s1_with_same_orbit")  # fmt: skip
 
 
 def _callback_mode(value: object, key: str) -> tuple[Mode, str]:
-    if isinstance(value, str) and value.strip().lower() in _CALLBACK_TABLE:
-        return _CALLBACK_TABLE[value.strip().lower()]
+    name = value.strip().lower().removesuffix(SUBSET_SUFFIX) if isinstance(value, str) else None
+    if name in _CALLBACK_TABLE:
+        return _CALLBACK_TABLE[name]
     known = ", ".join(KNOWN_CALLBACKS)
-    raise ConfigError(key, value, f"use one of the known callbacks: {known} (case does not matter)")
+    raise ConfigError(key, value, f"use one of the known callbacks: {known} (case does not matter; a "
+                      f"{SUBSET_SUFFIX} suffix is the same mode)")  # fmt: skip
 
 
 def _legacy_mode(data: Mapping[str, Any], has_s1_bands: bool) -> tuple[Mode, str]:

@@ -51,22 +51,23 @@ class Mode(str, Enum):
     S2_WITH_CLOSEST_S1 = "s2_with_closest_s1"
     S1_WITH_CLOSEST_S2 = "s1_with_closest_s2"
     S1_MULTITEMPORAL = "s1_multitemporal"
+    S2_WITH_TWO_S1 = "s2_with_two_s1"  # an S2, its closest S1, and that S1's orbit one repeat earlier
     TIME_SERIES = "time_series"
 
     @property
     def needs_s1(self) -> bool:
         """True when the mode reads Sentinel-1 products."""
-        return self in (Mode.S1_ONLY, Mode.S2_WITH_CLOSEST_S1, Mode.S1_WITH_CLOSEST_S2, Mode.S1_MULTITEMPORAL)
+        return self not in (Mode.S2_ONLY, Mode.TIME_SERIES)
 
     @property
     def needs_s2(self) -> bool:
         """True when the mode reads Sentinel-2 products (``time_series`` is a Sentinel-2 stack)."""
-        return self in (Mode.S2_ONLY, Mode.S2_WITH_CLOSEST_S1, Mode.S1_WITH_CLOSEST_S2, Mode.TIME_SERIES)
+        return self not in (Mode.S1_ONLY, Mode.S1_MULTITEMPORAL)
 
     @property
     def is_pairing(self) -> bool:
         """True for the modes that pair each primary acquisition with one of the other sensor."""
-        return self in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_WITH_CLOSEST_S2)
+        return self in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_WITH_CLOSEST_S2, Mode.S2_WITH_TWO_S1)
 
 
 LAYOUTS = ("default", "legacy")
