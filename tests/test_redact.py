@@ -1,13 +1,22 @@
 """Redaction alone (:mod:`senprep_core.fetch.redact`): every shape a secret can be echoed in, the names that
-announce a secret, what must stay readable, the registry of known secrets and log records."""
+announce a secret, what must stay readable, the registry of known secrets, log records, and the places
+senprep registers what it learns (credentials, CDSE / DHuS / Planetary Computer tokens)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import requests
 
+from senprep_core.fetch.credentials import Credentials, Secret
+from senprep_core.fetch.http import _body_snippet
 from senprep_core.fetch.redact import (
     MASK,
     SecretRegistry,
@@ -26,6 +35,7 @@ from senprep_core.fetch.redact import (
     scrub_known,
     secret_variants,
 )
+from tests.conftest import ROOT
 
 # ---------------------------------------------------------------------- names
 
@@ -261,3 +271,66 @@ def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     assert "log-Secret-0815" not in text and "pw1" not in text and "token=t1" not in text
     assert "got *** and password=***" in text and "echo ***; password=stays" in text  # others: known secrets only
     assert "RuntimeError: the server said *** and token=***" in text
+
+
+# ---------------------------------------------------------------------- where senprep registers secrets
+
+
+def test_credentials_register_the_password_even_when_unpickled_elsewhere() -> None:
+    credentials = Credentials("bob", Secret("cred-Pw-31337"))
+    assert "cred-Pw-31337" in registered_secrets() and "cred-Pw-31337" not in repr(credentials)
+    data = base64.b64encode(pickle.dumps(credentials)).decode()
+    code = (
+        "import base64, pickle, sys\n"
+        "from senprep_core.fetch.redact import registered_secrets, scrub_known\n"
+        f"creds = pickle.loads(base64.b64decode('{data}'))\n"
+        "print(creds.password.reveal() in registered_secrets(), scrub_known('x cred-Pw-31337 y'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.split() == ["True", "x", "***", "y"]
+
+
+def test_cdse_tokens_are_registered_when_they_arrive(tmp_path: Path) -> None:
+    from senprep_core.fetch.cdse_auth import CdseAuth
+    from tests.servers.cdse_server import CdseServer
+
+    server = CdseServer(tmp_path, username="bob", password="cdse-Pw-2718").start()
+    try:
+        auth = CdseAuth(Credentials("bob", Secret("cdse-Pw-2718")), server.token_url)
+        auth.headers()
+        auth.invalidate()
+        auth.headers()  # refresh grant: new tokens
+    finally:
+        server.stop()
+    assert len(server.issued) == 4 and set(server.issued) <= registered_secrets()
+
+
+def test_dhus_basic_credentials_and_planetary_computer_tokens_are_registered() -> None:
+    from senprep_core.catalog.dhus import _BasicAuth
+    from senprep_core.catalog.stac import PlanetaryComputerSigner
+
+    header = _BasicAuth("bob", "dhus-Pw-1618").headers()["Authorization"]
+    assert header.removeprefix("Basic ") in registered_secrets()
+    sas = "st=2024-01-01&se=2024-01-02&sp=rl&sv=2021-06-08&sr=c&sig=pcSig%2Babc123"
+    signer = PlanetaryComputerSigner(get_json=lambda url: {"token": sas, "msft:expiry": "2099-01-01T00:00:00Z"})
+    signed = signer({"collection": "c", "assets": {"B04": {"href": "https://a.blob.core.windows.net/c/B04.tif"}}})
+    assert signed["assets"]["B04"]["href"].endswith(sas)
+    assert {sas, "pcSig+abc123"} <= registered_secrets()
+    assert scrub_known(f"cannot open {signed['assets']['B04']['href']}") == (
+        "cannot open https://a.blob.core.windows.net/c/B04.tif?***"
+    )
+
+
+def test_error_body_cut_mid_secret_loses_the_partial_word() -> None:
+    token = "tk-" + "Q" * 60
+    register_secret(token)
+    response = requests.Response()
+    response.status_code = 403
+    response._content = (("x " * 1010) + token + " tail").encode()  # the read stops inside the token
+    snippet = _body_snippet(response, stream=False, limit=5000)
+    assert "tk-QQQ" not in snippet and snippet.endswith("x")
+    body = {"detail": "denied", "request": {"headers": {"Authorization": [f"Bearer {token}"]}}}
+    response._content = json.dumps(body).encode()
+    assert _body_snippet(response, stream=False) == (
+        '{"detail": "denied", "request": {"headers": {"Authorization": ["***"]}}}'
+    )
