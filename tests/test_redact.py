@@ -1,6 +1,7 @@
 """Redaction alone (:mod:`senprep_core.fetch.redact`): every shape a secret can be echoed in, the names that
-announce a secret, what must stay readable, the registry of known secrets, log records, and the places
-senprep registers what it learns (credentials, CDSE / DHuS / Planetary Computer tokens)."""
+announce a secret, what must stay readable, the registry of known secrets, log records, events, and the
+places senprep registers what it learns (credentials, CDSE / DHuS / Planetary Computer tokens), also in
+worker processes."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import logging
 import pickle
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from senprep_core.events import Event, Message, UnitFinished, clean_event
+from senprep_core.executors import FailedTask, ProcessExecutor
 from senprep_core.fetch.credentials import Credentials, Secret
 from senprep_core.fetch.http import _body_snippet
 from senprep_core.fetch.redact import (
@@ -273,6 +278,18 @@ def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     assert "RuntimeError: the server said *** and token=***" in text
 
 
+def test_events_are_cleaned() -> None:
+    register_secret("evt-Secret-1234")
+    message = Message("fetched with evt-Secret-1234", level="warning")
+    cleaned = clean_event(message, scrub_known)
+    assert isinstance(cleaned, Message) and cleaned.text == "fetched with ***" and cleaned.level == "warning"
+    assert cleaned.time == message.time
+    finished = UnitFinished("u1", "failed", error="HTTP 403 (evt-Secret-1234)")
+    assert clean_event(finished, scrub_known).to_dict()["error"] == "HTTP 403 (***)"
+    plain = Message("nothing secret")
+    assert clean_event(plain, scrub_known) is plain
+
+
 # ---------------------------------------------------------------------- where senprep registers secrets
 
 
@@ -334,3 +351,33 @@ def test_error_body_cut_mid_secret_loses_the_partial_word() -> None:
     assert _body_snippet(response, stream=False) == (
         '{"detail": "denied", "request": {"headers": {"Authorization": ["***"]}}}'
     )
+
+
+# ---------------------------------------------------------------------- worker processes
+
+
+def _learn_in_worker(unit: str, emit: object) -> str:
+    """A task that learns a secret in its worker (as a worker logging in does), then echoes it everywhere."""
+    register_secret(f"wrk-Token-{unit}")
+    emit(Message(f"logged in with wrk-Token-{unit}"))  # type: ignore[operator]
+    logging.getLogger("senprep_core.unit.runner").warning("worker saw wrk-Token-%s", unit)
+    raise RuntimeError(f"server answered: wrk-Token-{unit} is not valid")
+
+
+@pytest.fixture
+def executor() -> Iterator[ProcessExecutor]:
+    pool = ProcessExecutor(1)
+    yield pool
+    pool.close()
+
+
+def test_a_secret_learned_in_a_worker_is_masked_there(executor: ProcessExecutor) -> None:
+    events: list[Event] = []
+    results = list(executor.map_units(["u1", "u2"], _learn_in_worker, events.append, threading.Event()))
+    assert all(isinstance(r, FailedTask) for r in results) and len(results) == 2
+    texts = [f"{r.error_type} {r.message}" for r in results if isinstance(r, FailedTask)]
+    texts += [json.dumps(e.to_dict()) for e in events]
+    blob = "\n".join(texts)
+    assert "wrk-Token-u" not in blob, blob
+    assert "server answered: *** is not valid" in blob and "logged in with ***" in blob
+    assert not {"wrk-Token-u1", "wrk-Token-u2"} & registered_secrets()  # learned there, not here
