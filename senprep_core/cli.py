@@ -19,6 +19,7 @@ from typing import Any
 from senprep_core import __version__
 from senprep_core.errors import ConfigError, SenprepError, exit_code_for
 from senprep_core.events import Event, Message, RunFinished, RunStarted, StageProgress, UnitFinished
+from senprep_core.fetch.redact import scrub_known
 
 log = logging.getLogger("senprep")
 
@@ -206,7 +207,8 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
             f"{counts['patches_written']} patches written, {counts['patches_skipped']} skipped -> {outdir}"
         )
         for failure in result.failed:
-            print(f"failed: {failure.unit_id}: {failure.error_type}: {failure.error_message}", file=sys.stderr)
+            message = scrub_known(str(failure.error_message))
+            print(f"failed: {failure.unit_id}: {failure.error_type}: {message}", file=sys.stderr)
         for problem in result.plan.problems:
             print(f"failed: {problem.name}: {problem.error_type}: {problem.message}", file=sys.stderr)
     return result.exit_code
@@ -479,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SenprepError as exc:
-        print(f"senprep: error: {exc}", file=sys.stderr)
+        print(f"senprep: error: {scrub_known(str(exc))}", file=sys.stderr)
         return exit_code_for(exc)
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)

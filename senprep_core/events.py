@@ -124,5 +124,16 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def clean_event(event: Event, clean: Callable[[str], str]) -> Event:
+    """``event`` with each of its text fields passed through ``clean`` (e.g. to mask secrets before the event
+    leaves the process or reaches a screen); the event itself when nothing changes."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, str) and (cleaned := clean(value)) != value:
+            changes[f.name] = cleaned
+    return dataclasses.replace(event, **changes) if changes else event
+
+
 def no_op(_event: Event) -> None:
     """The default callback: ignore every event."""

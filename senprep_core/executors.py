@@ -33,7 +33,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from senprep_core.errors import CancelledError, ConfigError
-from senprep_core.events import Event, Message, event_from_dict
+from senprep_core.events import Event, Message, clean_event, event_from_dict
+from senprep_core.fetch.redact import scrub, scrub_known
 from senprep_core.threads import ENV_THREADS, set_budget, worker_budget
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,16 @@ class SerialExecutor:
 
 
 class _PipeEmit:
-    """The emitter of a worker process: events go back through the worker's pipe, in order with its result."""
+    """The emitter of a worker process: events go back through the worker's pipe, in order with its result,
+    with the secrets this worker knows (its own token) masked."""
 
     def __init__(self, conn: Connection, lock: threading.Lock) -> None:
         self.conn, self.lock = conn, lock
 
     def __call__(self, event: Event) -> None:
+        data = clean_event(event, scrub_known).to_dict()
         with self.lock:
-            self.conn.send(("event", event.to_dict()))
+            self.conn.send(("event", data))
 
 
 def _watch_parent(alive: Connection) -> None:
@@ -146,7 +149,7 @@ def _worker_main(conn: Connection, alive: Connection, threads: int) -> None:
         except KeyboardInterrupt:
             return
         except BaseException as exc:  # the task broke (it records product failures itself): report, go on
-            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            text = scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())  # secrets this worker knows
             reply = ("error", (type(exc).__name__, text))
         with lock:
             conn.send(reply)
@@ -311,7 +314,8 @@ class ProcessExecutor:
 
 
 class _DaskEmit:
-    """Picklable emitter used on Dask workers: events go to a topic the client subscribes to.
+    """Picklable emitter used on Dask workers: events go to a topic the client subscribes to, with the
+    secrets this worker knows (its own token) masked.
 
     It also stops the unit when the run is cancelled: Dask cannot stop a running task, so the task looks
     at the run's cancel event (at most every :data:`CANCEL_POLL_SECONDS`) and raises; the unit then
@@ -326,7 +330,7 @@ class _DaskEmit:
         from distributed import Event as DaskEvent
         from distributed import get_worker
 
-        get_worker().log_event(self.topic, event.to_dict())
+        get_worker().log_event(self.topic, clean_event(event, scrub_known).to_dict())
         now = time.monotonic()
         if now - self._checked >= CANCEL_POLL_SECONDS:
             self._checked = now
@@ -436,7 +440,7 @@ class DaskExecutor:
                     try:
                         yield future.result()
                     except Exception as exc:  # e.g. KilledWorker: the unit's workers kept dying
-                        yield FailedTask(unit, type(exc).__name__, str(exc))
+                        yield FailedTask(unit, type(exc).__name__, scrub(str(exc)))
             _drain(received, dispatch)
         finally:
             if pending:

@@ -29,9 +29,11 @@ from senprep_core.events import (
     StageProgress,
     UnitFinished,
     UnitStarted,
+    clean_event,
     no_op,
 )
 from senprep_core.executors import Executor, FailedTask, make_executor
+from senprep_core.fetch.redact import scrub_known
 from senprep_core.outputs.folder_lock import LockHolder
 from senprep_core.outputs.legacy_layout import write_legacy_layout
 from senprep_core.outputs.records import UnitResult, entries_of
@@ -104,6 +106,7 @@ def run(
     t0 = time.time()
     halt = _Halt(cancel or threading.Event())
     fetch = fetch or FetchOptions.default()
+    callback = _masking(callback)
     if config.output.zarr:
         require_zarr()
     folder = RunFolder(outdir)
@@ -174,6 +177,16 @@ def _check_disk(plan: Plan, folder: RunFolder, rebuild: bool, force: bool) -> No
     todo = [u for u in plan.units if rebuild or folder.read_manifest(u.unit_id) is None]
     if todo:
         check_disk(run_size(plan.config), len(todo), folder.free_bytes(), force)
+
+
+def _masking(callback: EventCallback) -> EventCallback:
+    """``callback`` fed events whose text has the secrets this process knows masked (events from worker
+    processes had those of their worker masked there)."""
+
+    def masked(event: Event) -> None:
+        callback(clean_event(event, scrub_known))
+
+    return masked
 
 
 def _prepare(folder: RunFolder, plan: Plan, holder: LockHolder | None, callback: EventCallback) -> RunReport:

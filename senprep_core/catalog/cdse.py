@@ -165,7 +165,10 @@ class CdseProvider:
     def _get(self, url: str, params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
         answer = self.http.get_json(url, params)
         if not isinstance(answer, Mapping):
-            raise SourceError(f"CDSE answered {url} with a {type(answer).__name__}, not a JSON object; try again later")
+            raise SourceError(
+                f"CDSE answered {self.http.shown_url(url, params)} with a {type(answer).__name__}, not a JSON "
+                "object; try again later"
+            )
         return answer
 
     def _pages(self, make_filter: Callable[[datetime, datetime], str], start: datetime, end: datetime) -> Iterator[Any]:

@@ -45,6 +45,7 @@ from senprep_core.events import Event, EventCallback
 from senprep_core.fetch.cache import ProductCache, is_complete
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
+from senprep_core.fetch.redact import register_secret, scrub
 from senprep_core.geo.antimeridian import crosses_antimeridian, needs_fixing, search_parts
 from senprep_core.product_names import parse_product_name
 
@@ -68,10 +69,12 @@ def public_url(url: str) -> str:
 
 
 class _BasicAuth:
-    """HTTP basic auth header for the HTTP client (DHuS has no tokens: nothing to refresh)."""
+    """HTTP basic auth header for the HTTP client (DHuS has no tokens: nothing to refresh). The encoded
+    credentials are registered as a known secret: a server echoing the header is masked."""
 
     def __init__(self, username: str, password: str) -> None:
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        register_secret(token)
         self._headers = {"Authorization": f"Basic {token}"}
 
     def __repr__(self) -> str:
@@ -185,13 +188,13 @@ class DhusProvider:
         if isinstance(exc, errors.InvalidKeyError) or status == 404:
             return DownloadError(f"the DHuS mirror {self.endpoint} does not know it while {doing} (HTTP 404)")
         if isinstance(exc, errors.QuerySyntaxError):
-            return SourceError(f"the DHuS mirror {self.endpoint} refused the search query: {exc.msg}")
+            return SourceError(f"the DHuS mirror {self.endpoint} refused the search query: {scrub(str(exc.msg))}")
         if isinstance(exc, requests.RequestException):
             return DownloadError(
                 f"cannot reach the DHuS mirror {self.endpoint} while {doing} ({type(exc).__name__}); fix: check "
                 "the network and the sentinel_url_endpoint in the credentials file"
             )
-        detail = getattr(exc, "msg", "") or type(exc).__name__
+        detail = scrub(str(getattr(exc, "msg", "") or type(exc).__name__))  # the mirror's own words
         code = f"HTTP {status}: " if status else ""
         return DownloadError(f"the DHuS mirror {self.endpoint} failed while {doing}: {code}{detail}")
 

@@ -11,6 +11,7 @@ from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.events import EventCallback, no_op
+from senprep_core.fetch.redact import scrub, scrub_url
 from senprep_core.geo.antimeridian import lonlat_intersects, normalise_lonlat
 from senprep_core.timeutil import DateWindow, parse_utc
 
@@ -120,12 +121,18 @@ class SearchQuery:
 
 @dataclass(frozen=True)
 class ProductProblem:
-    """A product a provider could not read; reported in the run report instead of stopping the run."""
+    """A product a provider could not read; reported in the run report instead of stopping the run.
+
+    ``message`` and ``href`` may hold a server's words or a signed link: secrets are masked when it is made."""
 
     name: str
     href: str
     error_type: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "href", scrub_url(self.href))
+        object.__setattr__(self, "message", scrub(self.message))
 
 
 @dataclass(frozen=True)

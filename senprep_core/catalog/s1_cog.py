@@ -47,7 +47,7 @@ from senprep_core.fetch.cache import (
     safe_cache_name,
 )
 from senprep_core.fetch.http import HttpClient
-from senprep_core.fetch.redact import redact_text, redact_url
+from senprep_core.fetch.redact import scrub, scrub_url
 from senprep_core.s1.manifest import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class CogFolder:
         path = parts.path
         cut = path.rfind(suffix)
         if cut < 0:
-            raise MetadataError(f"cannot tell the SAFE folder of {product_id} from its asset {redact_url(anchor)}")
+            raise MetadataError(f"cannot tell the SAFE folder of {product_id} from its asset {scrub_url(anchor)}")
         folder = urlunsplit((parts.scheme, parts.netloc, path[:cut], "", ""))
         return cls(product_id, folder, parts.query, assets)
 
@@ -166,7 +166,7 @@ class CogFolder:
         if asset is not None and PurePosixPath(urlsplit(asset).path).name == PurePosixPath(short).name:
             return asset
         if asset is not None:
-            log.debug("%s: asset %s names %s; using %s", self.product_id, key, redact_url(asset), short)
+            log.debug("%s: asset %s names %s; using %s", self.product_id, key, scrub_url(asset), short)
         return f"{self.folder}/{short}" + (f"?{self.query}" if self.query else "")
 
 
@@ -185,9 +185,9 @@ def measurement_vrt(href: str, label: str) -> bytes:
                 width, height, dtype = src.width, src.height, src.dtypes[0]
                 block_y, block_x = src.block_shapes[0]
     except RasterioError as exc:
-        detail = redact_text(str(exc).replace(source, "the COG"))  # the source holds the signature, URL-encoded
+        detail = scrub(str(exc).replace(source, "the COG"))  # the source holds the signature, URL-encoded
         raise DownloadError(
-            f"cannot open {label} at {redact_url(href)} ({detail}); the signed link may have "
+            f"cannot open {label} at {scrub_url(href)} ({detail}); the signed link may have "
             "expired or the file moved: search the catalogue again"
         ) from exc
     gdal_type = _GDAL_TYPES.get(dtype)

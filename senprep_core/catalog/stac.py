@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 import shapely
 from pystac_client import Client
@@ -53,6 +53,7 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.fetch.cache import safe_cache_name
+from senprep_core.fetch.redact import register_secret, scrub, scrub_url
 from senprep_core.geo.antimeridian import crosses_antimeridian, search_parts
 from senprep_core.s2.cog import s2_metadata_from_item
 from senprep_core.stac_product import self_href
@@ -101,6 +102,7 @@ class _KeyAuth:
 
     def __init__(self, key: str) -> None:
         self._key = key
+        register_secret(key)
 
     def headers(self) -> dict[str, str]:
         return {"Ocp-Apim-Subscription-Key": self._key}
@@ -155,6 +157,10 @@ class PlanetaryComputerSigner:
                     f"the Planetary Computer SAS endpoint {self.sas_url} gave no token for collection "
                     f"'{collection}'; check {ENV_PLANETARY_COMPUTER_SAS_URL} or the subscription key"
                 )
+            register_secret(token)  # the SAS token and its signature: masked wherever they are echoed
+            for name, value in parse_qsl(token):
+                if name == "sig":
+                    register_secret(value)
             expiry = _expiry_epoch(answer.get("msft:expiry"))
             self._tokens[collection] = (token, expiry)
             return token
@@ -313,7 +319,7 @@ class StacProvider:
                     self._client = Client.open(self.api_url, stac_io=self._io, timeout=self.timeout)
                 except (APIError, OSError) as exc:
                     raise DownloadError(
-                        f"{self.name}: cannot open the STAC API at {self.api_url} ({exc}); "
+                        f"{self.name}: cannot open the STAC API at {self.api_url} ({scrub(str(exc))}); "
                         "check the network connection and the catalogue URL"
                     ) from exc
             return self._client
@@ -327,7 +333,7 @@ class StacProvider:
                 features.extend(f for f in page.get("features", []) if isinstance(f, dict))
         except (APIError, OSError) as exc:
             raise DownloadError(
-                f"{self.name}: STAC search at {self.api_url} failed ({exc}); check the network connection, "
+                f"{self.name}: STAC search at {self.api_url} failed ({scrub(str(exc))}); check the network connection, "
                 "or narrow the search (smaller ROI, shorter dates) if the catalogue timed out"
             ) from exc
         if len(features) >= self.max_items:
@@ -401,7 +407,9 @@ class StacProvider:
                 text = self._io.read_text(record.href) if self._io is not None else ""  # the item's self link
                 data = json.loads(text)
             except (APIError, OSError, ValueError) as exc:
-                raise DownloadError(f"{self.name}: cannot get the STAC item {record.href} ({exc})") from exc
+                raise DownloadError(
+                    f"{self.name}: cannot get the STAC item {scrub_url(record.href)} ({scrub(str(exc))})"
+                ) from exc
             if isinstance(data, dict):
                 return data
         raise ProductNotFoundError(

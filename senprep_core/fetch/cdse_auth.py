@@ -4,7 +4,8 @@ A password grant gives an access token (about 10 minutes) and a refresh token (a
 :class:`CdseAuth` caches the access token, renews it with the refresh token shortly before it expires
 (or after :meth:`CdseAuth.invalidate`, which the HTTP client calls on a 401) and falls back to the
 password grant when the refresh token has expired too. Tokens and the password never reach a log
-line or an exception message.
+line or an exception message: each token is registered as a known secret of the process the moment it
+arrives (:func:`~senprep_core.fetch.redact.register_secret`), so a server echoing it is masked too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from senprep_core.errors import CredentialsError, SenprepError
 from senprep_core.fetch.credentials import Credentials
 from senprep_core.fetch.http import HttpClient
+from senprep_core.fetch.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,8 @@ class CdseAuth:
         return answer
 
     def _store(self, answer: Mapping[str, Any], now: float) -> None:
+        for name in ("access_token", "refresh_token", "id_token"):
+            register_secret(answer.get(name))  # before anything can echo them
         lifetime = float(answer.get("expires_in") or 600.0)
         margin = min(self.refresh_margin, lifetime / 4.0)
         self._access = str(answer["access_token"])

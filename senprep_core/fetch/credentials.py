@@ -2,7 +2,8 @@
 
 The password is held in a :class:`Secret` whose text form is always ``***``, so it cannot reach a log
 line, an event, an exception message or a sidecar by accident; :meth:`Secret.reveal` gives the value
-to the one place that needs it (the token request).
+to the one place that needs it (the token request). Making a :class:`Secret` also registers its value
+with :func:`~senprep_core.fetch.redact.register_secret`, so a server echoing it is masked too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from senprep_core.errors import CredentialsError
+from senprep_core.fetch.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,19 @@ _HELP = (
 
 
 class Secret:
-    """A secret string: ``str``, ``repr`` and ``format`` show ``***``; :meth:`reveal` gives the value."""
+    """A secret string: ``str``, ``repr`` and ``format`` show ``***``; :meth:`reveal` gives the value.
+
+    The value is registered as a known secret of this process (also when a pickled Secret is loaded in
+    another process), so wherever it is echoed back it is masked."""
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        return (Secret, (self._value,))
 
     def reveal(self) -> str:
         """The secret value; pass it straight to the request that needs it, never into text."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from senprep_core.errors import ChecksumError, ConfigError, CorruptProductError,
 from senprep_core.events import BytesProgress, EventCallback, no_op
 from senprep_core.fetch.cache import file_lock, is_complete, lock_path, part_path, remove_marker, write_marker
 from senprep_core.fetch.checksum import Checksum, new_hasher, zip_problem
-from senprep_core.fetch.redact import install_log_redaction, redact_text, redact_url
+from senprep_core.fetch.redact import install_log_redaction, redact_body, registered_secrets, scrub, scrub_url
 from senprep_core.fetch.retry import Attempts, Retryable, RetryPolicy, is_retryable_status, parse_retry_after
 from senprep_core.fetch.transfer import (
     NETWORK_ERRORS,
@@ -249,16 +250,17 @@ class HttpClient:
         except ValueError:
             raise DownloadError(
                 f"{self.name}: {shown} did not answer JSON (Content-Type "
-                f"{response.headers.get('Content-Type', 'unknown')!r}); check the service URL"
+                f"{scrub(response.headers.get('Content-Type', 'unknown'))!r}); check the service URL"
             ) from None
 
     @staticmethod
     def shown_url(url: str, params: Mapping[str, Any] | None = None) -> str:
-        """``url`` (with ``params``) as it may appear in logs and messages: secrets masked."""
+        """``url`` (with ``params``) as it may appear in logs and messages: secrets masked (secret-looking
+        query parameters, user info and every secret this process knows)."""
         if params:
             prepared = requests.Request("GET", url, params=dict(params)).prepare().url
             url = prepared or url
-        return redact_url(url)
+        return scrub_url(url)
 
     def _headers(self, use_auth: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         """Request headers; the auth headers are fetched here, outside any connection slot, because
@@ -323,15 +325,15 @@ class HttpClient:
             log.info("%s: HTTP 401 from %s; renewing the credentials and retrying once", self.name, shown)
             self.auth.invalidate()
             raise Retryable("HTTP 401", immediate=True)
+        reason = scrub(response.reason or "")  # the reason phrase is the server's text too
         if is_retryable_status(status):
             raise Retryable(
-                f"HTTP {status} {response.reason}", retry_after=parse_retry_after(response.headers.get("Retry-After"))
+                f"HTTP {status} {reason}", retry_after=parse_retry_after(response.headers.get("Retry-After"))
             )
         hint = _STATUS_HINTS.get(status, "the server refused the request")
         detail = _body_snippet(response, stream)
         raise HttpStatusError(
-            f"{self.name}: {shown} answered HTTP {status} {response.reason}: {hint}"
-            + (f" ({detail})" if detail else ""),
+            f"{self.name}: {shown} answered HTTP {status} {reason}: {hint}" + (f" ({detail})" if detail else ""),
             status=status,
             url=shown,
         )
@@ -489,14 +491,23 @@ def _discard(part: Path) -> None:
         part.unlink()
 
 
+_READ_LIMIT = 2048
+_CUT_WORD = re.compile(r"[^\s\"',;:=&{}\[\]()<>]*\Z")
+
+
 def _body_snippet(response: requests.Response, stream: bool, limit: int = 200) -> str:
-    """The start of an error response's body, whitespace collapsed and secrets masked."""
+    """The start of an error response's body, secrets masked (whatever its shape: JSON, a form, free text;
+    see :func:`~senprep_core.fetch.redact.redact_body`), whitespace collapsed, cut after the masking.
+    A body longer than what is read loses its last, partial word (it could be the start of a secret)."""
     try:
-        raw = response.raw.read(2048, decode_content=True) if stream else response.content[:2048]
+        raw = response.raw.read(_READ_LIMIT, decode_content=True) if stream else response.content[:_READ_LIMIT]
     except Exception:
         return ""
-    text = " ".join(raw.decode("utf-8", "replace").split())
-    text = redact_text(text)
+    text = raw.decode("utf-8", "replace")
+    if len(raw) >= _READ_LIMIT:
+        text = _CUT_WORD.sub("", text)
+    text = redact_body(text, response.headers.get("Content-Type"), registered_secrets())
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

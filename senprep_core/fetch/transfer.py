@@ -26,7 +26,7 @@ import urllib3
 from senprep_core.errors import DiskSpaceError, DownloadError
 from senprep_core.events import BytesProgress, EventCallback
 from senprep_core.fetch.checksum import Hasher, hash_file, new_hasher
-from senprep_core.fetch.redact import redact_text
+from senprep_core.fetch.redact import scrub
 from senprep_core.fetch.retry import Attempts, Retryable
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,9 @@ OpenAttempt = Callable[[dict[str, str]], AbstractContextManager[requests.Respons
 
 
 def describe_network_error(exc: BaseException) -> str:
-    """A short, secret-free description of a network exception."""
-    text = redact_text(str(exc))
+    """A short, secret-free description of a network exception (its text may hold a URL, redirect target
+    included: secret-looking parts and every secret this process knows are masked)."""
+    text = scrub(str(exc))
     if len(text) > 200:
         text = text[:197] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -237,8 +238,8 @@ class ResumableTransfer:
             known = length is not None and length.isdigit() and not _is_encoded(response)
             return 0, int(length) if known and length is not None else None
         raise DownloadError(
-            f"{self.progress.label}: the server answered HTTP {status} {response.reason} instead of the file; "
-            "try again later or another source."
+            f"{self.progress.label}: the server answered HTTP {status} {scrub(response.reason or '')} instead of the "
+            "file; try again later or another source."
         )
 
     def _after_unsatisfiable(self, response: requests.Response, offset: int) -> bool:

@@ -22,6 +22,7 @@ import xxhash
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import OutputError
+from senprep_core.fetch.redact import scrub, scrub_known
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.timeutil import parse_utc
 
@@ -330,9 +331,15 @@ class UnitResult:
     patch_entries: tuple[PatchEntry, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The run report's row (without the patch entries, which the manifests hold)."""
+        """The run report's row (without the patch entries, which the manifests hold); the error text
+        with secrets masked (the unit's process masked what it knew, this one masks what it knows)."""
         d = asdict(self)
         d.pop("patch_entries")
+        for name in ("error_message", "traceback"):
+            if d[name] is not None:
+                d[name] = scrub(d[name])
+        if d["reason"] is not None:
+            d["reason"] = scrub_known(d["reason"])
         return {k: v for k, v in d.items() if v is not None}
 
 

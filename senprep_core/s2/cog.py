@@ -29,7 +29,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from senprep_core.bands import S2_BANDS
 from senprep_core.errors import CorruptProductError, MetadataError
-from senprep_core.fetch.redact import redact_text
+from senprep_core.fetch.redact import scrub
 from senprep_core.remotefs import RemoteLocation, gdal_path_for
 from senprep_core.s2.metadata import BAND_IDS, S2Metadata, TileGeocoding, epsg_from_mgrs, inferred_offset
 from senprep_core.stac_product import processing_baseline, stac_product
@@ -246,7 +246,7 @@ def read_stac_item_metadata(path: str | Path) -> S2Metadata:
                         geocoding[res] = TileGeocoding(res, ds.transform.c, ds.transform.f, ds.height, ds.width)
                 except (RasterioError, OSError) as exc:  # signed hrefs: their signature is masked
                     raise CorruptProductError(
-                        redact_text(f"cannot open {gdal_path} of product {meta.product_id} ({file}): {exc}; ")
+                        scrub(f"cannot open {gdal_path} of product {meta.product_id} ({file}): {exc}; ")
                         + "check the network or fetch the product again"
                     ) from exc
     return replace(meta, geocoding=dict(sorted(geocoding.items())), location=location)

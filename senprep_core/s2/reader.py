@@ -27,7 +27,7 @@ from rasterio.warp import reproject, transform_bounds
 
 from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, SCL_CLASSES, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, CorruptProductError, ProductNotFoundError
-from senprep_core.fetch.redact import redact_text
+from senprep_core.fetch.redact import scrub
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.productfs import ProductLocation
 from senprep_core.remotefs import RemoteLocation
@@ -204,7 +204,7 @@ def read_resampled(
     except (RasterioError, CPLE_BaseError, OSError) as exc:
         # GDAL repeats the path, which for remote products holds signed URLs: redact, and drop the chain
         raise CorruptProductError(
-            redact_text(f"cannot read {label}: {exc}. The file is truncated or damaged; download the product again")
+            scrub(f"cannot read {label}: {exc}. The file is truncated or damaged; download the product again")
         ) from None
 
 
@@ -316,7 +316,7 @@ class _ProductReader:
             resampling, fill, dtype = Resampling.nearest, 0.0, np.dtype(np.uint8)
         else:
             resampling, fill, dtype = self.resampling, np.nan, np.dtype(np.float32)
-        label = redact_text(f"{member} of product {self.meta.product_id} ({self.loc.path})")  # signed URLs
+        label = scrub(f"{member} of product {self.meta.product_id} ({self.loc.path})")  # signed URLs
         # files of STAC items (RemoteLocation) are read in place, never partial downloads: not checked
         if isinstance(self.loc, ProductLocation) and member.lower().endswith(".jp2") and member not in self._checked:
             with self.loc.open_member(member) as (stream, size):

@@ -25,6 +25,7 @@ from senprep_core.bands import COLLOCATION_BITS, COLLOCATION_FLAGS
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import SenprepError
 from senprep_core.events import EventCallback, Message, PatchWritten, UnitStarted
+from senprep_core.fetch.redact import scrub
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.outputs.records import PatchEntry, RoiFractions, SkippedPatch, UnitManifest, UnitResult
 from senprep_core.outputs.run_folder import RunFolder
@@ -77,11 +78,13 @@ def worker_name() -> str:
 
 
 def _failed(unit_id: str, exc: Exception, t0: float) -> UnitResult:
+    """The failed unit's result; its message and traceback (chained causes included) with the secrets this
+    process knows and everything that looks secret masked, here, where the secrets are known."""
     if not isinstance(exc, SenprepError):
         log.exception("unexpected failure in unit %s", unit_id)
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
     return UnitResult(unit_id, "failed", seconds=time.perf_counter() - t0, error_type=type(exc).__name__,
-                      error_message=str(exc), traceback=tb)  # fmt: skip
+                      error_message=scrub(str(exc)), traceback=scrub(tb))  # fmt: skip
 
 
 def _run(

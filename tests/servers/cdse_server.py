@@ -9,6 +9,13 @@
 * ``GET|HEAD /download/odata/v1/Products(<Id>)/$value`` (redirected to ``/zipper/...``, as CDSE does) and
   ``.../Nodes(<SAFE>)/Nodes(...)/$value``: byte ranges, optional throttle, valid Bearer token required.
 
+Echoes, for leak tests (each counted in ``echoes``): ``token_echo = (status, reason)`` makes the token
+endpoint refuse every grant with that status and reason phrase, echoing the posted form back in the body
+as JSON lists, nested objects, ``[name, value]`` pairs and free text (as some gateways do); an entry's
+``echo`` makes its downloads echo the caller's Bearer token: ``"body"`` (a 403 whose body repeats it in free
+text, a header object and a list), ``"redirect"`` (a redirect to a URL holding ``?token=<token>``, then
+the file) or ``"redirect-error"`` (that redirect, then a 404 whose body and reason phrase repeat the URL).
+
 Products come from a folder of SAFE folders / zips (metadata read with senprep's local provider),
 metadata-only entries (search decoys) and auxiliary files (orbit ``.EOF``, served zipped).
 """
@@ -65,6 +72,7 @@ class Entry:
     archive: Path | None = None
     polls_to_online: int | None = None  # after an order: details polls until online (None: never)
     ordered: bool = False
+    echo: str | None = None  # None, "body", "redirect" or "redirect-error": see the module docstring
     id: str = ""
     length: int = 0
     checksums: list[dict[str, str]] = field(default_factory=list)
@@ -267,6 +275,8 @@ class CdseServer:
         self.searches: list[str] = []
         self.unauthorized = 0
         self.issued: list[str] = []  # every access / refresh token handed out (leak scans)
+        self.token_echo: tuple[int, str] | None = None  # (status, reason): refuse grants, echoing the form
+        self.echoes: Counter[str] = Counter()  # secrets echoed back, by kind
         self._access: dict[str, float] = {}
         self._refresh: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -356,6 +366,17 @@ class CdseServer:
         grant = form.get("grant_type", "")
         with self._lock:
             self.grants[grant] += 1
+        if self.token_echo is not None:
+            with self._lock:
+                self.echoes["token-form"] += 1
+            secret = form.get("password") or form.get("refresh_token", "")
+            return self.token_echo[0], {
+                "error": "invalid_request",
+                "error_description": f"Invalid request for {form.get('username')} with password {secret}",
+                **{name: [value] for name, value in form.items()},  # the form as JSON lists
+                "request": {"form": {"fields": {name: [value] for name, value in form.items()}},
+                            "pairs": [[name, value] for name, value in form.items()]},
+            }  # fmt: skip
         if form.get("client_id") != "cdse-public":
             return 401, {"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}
         if grant == "password":
@@ -425,9 +446,9 @@ class CdseServer:
 class _Handler(QuietHandler):
     owner: CdseServer
 
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None, reason: str | None = None) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
+        self.send_response(status, reason)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
@@ -461,7 +482,9 @@ class _Handler(QuietHandler):
         body = self.rfile.read(length).decode() if length else ""
         if path == TOKEN_PATH:
             form = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-            self._json(*self.owner.token_answer(form))
+            status, answer = self.owner.token_answer(form)
+            reason = self.owner.token_echo[1] + " " + form.get("password", "") if self.owner.token_echo else None
+            self._json(status, answer, reason=reason)
             return
         m = _PRODUCT.match(path)
         if m and m.group(2):
@@ -506,6 +529,8 @@ class _Handler(QuietHandler):
             self._json(409, {"detail": "Product is offline: order it first"})
             return
         nodes = _NODE.findall(node_part)
+        if entry.echo is not None and self._echo(entry.echo, host, parts.query):
+            return
         if host == "download" and owner.redirect and not nodes:
             self._json(302, {}, {"Location": path.replace("/download/", "/zipper/", 1)})
             return
@@ -514,6 +539,25 @@ class _Handler(QuietHandler):
             self._json(404, {"detail": "Node not found"})
             return
         self._send_bytes(path, data)
+
+    def _echo(self, mode: str, host: str, query: str) -> bool:
+        """Echo the caller's Bearer token (see the module docstring); True when the request was answered."""
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        with self.owner._lock:
+            self.owner.echoes[mode] += 1
+        if mode == "body":
+            headers = {"Authorization": [f"Bearer {token}"]}
+            self._json(403, {"detail": f"token {token} may not read this product",
+                             "request": {"headers": headers, "tokens": [token]}})  # fmt: skip
+            return True
+        if host == "download":  # both redirect modes: the token travels in the new URL
+            self._json(302, {}, {"Location": self.path.replace("/download/", "/zipper/", 1) + f"?token={token}"})
+            return True
+        if mode == "redirect-error":
+            url = f"{self.owner.url}{self.path}"
+            self._json(404, {"detail": f"Not found: {url}", "url": url}, reason=f"Not Found {url}")
+            return True
+        return False  # "redirect" at its target: serve the file
 
     def _send_bytes(self, path: str, data: bytes) -> None:
         size = len(data)
