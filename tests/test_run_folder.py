@@ -159,7 +159,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_log_line(
     holder = {"pid": int(dead.stdout), "host": os.uname().nodename, "started": "2026-01-01T00:00:00Z", "run": "old"}
     (folder.root / ".senprep.lock").write_text(json.dumps(holder))
     with caplog.at_level(logging.WARNING, logger="senprep_core.outputs.folder_lock"):
-        result = run(parse_config(scale_config_dict(dates=["2023-01-01", "2023-01-31"])), folder.root,
+        result = run(parse_config(scale_config_dict(dates=["2022-06-01", "2022-06-30"])), folder.root,
                      sources=[f"local:{scale_products}"])  # fmt: skip
     assert result.status == "complete"
     assert any("taking over the lock of run 'old'" in r.getMessage() for r in caplog.records)
