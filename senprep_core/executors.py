@@ -325,16 +325,30 @@ class _DaskEmit:
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self._checked = 0.0
+        self._worker: Any = None
+        self._cancel: Any = None
+
+    def bind(self) -> _DaskEmit:
+        """This emitter for the task running in this thread, holding on to its worker and cancel event, so that
+        the threads a unit starts (downloads reporting their bytes) can emit too."""
+        from distributed import Event as DaskEvent
+        from distributed import get_client, get_worker
+
+        bound = _DaskEmit(self.topic)
+        bound._worker = get_worker()
+        bound._cancel = DaskEvent(f"{self.topic}-cancel", client=get_client())
+        return bound
 
     def __call__(self, event: Event) -> None:
         from distributed import Event as DaskEvent
         from distributed import get_worker
 
-        get_worker().log_event(self.topic, clean_event(event, scrub_known).to_dict())
+        worker = self._worker or get_worker()
+        worker.log_event(self.topic, clean_event(event, scrub_known).to_dict())
         now = time.monotonic()
         if now - self._checked >= CANCEL_POLL_SECONDS:
             self._checked = now
-            if DaskEvent(f"{self.topic}-cancel").is_set():
+            if (self._cancel or DaskEvent(f"{self.topic}-cancel")).is_set():
                 raise CancelledError("the run was cancelled")
 
 
@@ -350,7 +364,7 @@ class _DaskTask:
     def __call__(self, unit: Any, emit: Emit) -> Any:
         if ENV_THREADS not in os.environ:
             set_budget(1)
-        return self.task(unit, emit)
+        return self.task(unit, emit.bind() if isinstance(emit, _DaskEmit) else emit)
 
 
 class DaskExecutor:
