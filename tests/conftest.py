@@ -33,7 +33,7 @@ def need_real_samples(*parts: str, members: Iterable[str] = ()) -> Path:
     wanted = tuple(members)
     path = find_real_samples(*parts, members=wanted)
     if path is None:
-        what = "/".join(parts) + (f" with {', '.join(wanted)}" if wanted else "")
+        what = "/".join(parts) + (f" with {', '.join(Path(m).name for m in wanted)}" if wanted else "")
         message = f"real sample data missing: {what} is neither in tests/data/real nor in ../shared/data/real-samples"
         if IN_CI:
             pytest.fail(message)
