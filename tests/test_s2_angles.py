@@ -236,6 +236,17 @@ def test_a_malformed_viewing_grid_is_left_out_naming_the_band() -> None:
     assert "B01" in angles.problems and "Values_List" in angles.problems["B01"]
 
 
+@pytest.mark.realdata
+def test_aws_tile_folders_keep_their_angle_grids_in_metadata_xml() -> None:
+    folder = need_real_samples(*STACTOOLS, "S2A_OPER_MSI_L2A_TL_SGS__20181231T210250_A018414_T10SDG")
+    meta = read_s2_metadata(folder)
+    assert meta.layout == "tile" and meta.tile_metadata == "metadata.xml"
+    assert meta.location is not None
+    angles = parse_tile_angles(meta.location.read_bytes(meta.tile_metadata), meta.epsg)
+    assert angles.epsg == 32610 and len(angles.view_zenith) == 13 and not angles.problems
+    assert 62.0 < np.nanmin(angles.sun_zenith) < np.nanmax(angles.sun_zenith) < 64.0  # California, 31 December
+
+
 # ----- the S2 reader ----------------------------------------------------------------------------------------
 
 
