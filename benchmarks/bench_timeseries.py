@@ -80,7 +80,8 @@ def measure_run() -> dict:
     """Child: run the time series and build its cube; print wall times and peak RSS."""
     from senprep_core.config import parse_config
     from senprep_core.errors import ConfigError
-    from senprep_core.outputs.zarr_cube import CUBE_NAME, write_zarr_cube
+    from senprep_core.outputs.run_folder import RunFolder
+    from senprep_core.outputs.zarr_cube import write_zarr_cube
     from senprep_core.pipeline import run
 
     folder = products()
@@ -98,15 +99,16 @@ def measure_run() -> dict:
     t_run = time.perf_counter()
     if result.status != "complete":
         raise SystemExit(f"run ended {result.status}")
-    entries = [e for r in result.results for e in r.patch_entries]
+    entries = result.entries()
     cube_seconds = None
-    if not (out / CUBE_NAME).exists():
-        write_zarr_cube(out, entries, "timeseries")
+    folder = RunFolder(out)
+    if not folder.cube_path.exists():
+        write_zarr_cube(folder, entries, "timeseries")
         cube_seconds = time.perf_counter() - t_run
     total = time.perf_counter() - t0
     grid = result.plan.grid
     cogs = sum(p.stat().st_size for p in out.glob("patches/*/*.tif"))
-    cube = sum(p.stat().st_size for p in (out / CUBE_NAME).rglob("*") if p.is_file())
+    cube = sum(p.stat().st_size for p in folder.cube_path.rglob("*") if p.is_file())
     return {
         "seconds_total": total,
         "seconds_run": t_run - t0,

@@ -36,7 +36,7 @@ from senprep_core.executors import Executor, FailedTask, make_executor
 from senprep_core.fetch.redact import scrub_known
 from senprep_core.outputs.folder_lock import LockHolder
 from senprep_core.outputs.legacy_layout import write_legacy_layout
-from senprep_core.outputs.records import UnitResult, entries_of
+from senprep_core.outputs.records import PatchEntry, UnitResult
 from senprep_core.outputs.report import RunReport
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac import write_catalog
@@ -73,6 +73,12 @@ class RunResult:
     @property
     def patches_written(self) -> int:
         return sum(r.patches_written for r in self.results)
+
+    def entries(self, unit_id: str | None = None) -> list[PatchEntry]:
+        """The patches of the run's complete units (or of one unit), read from their manifests."""
+        folder = RunFolder(self.outdir)
+        ids = [unit_id] if unit_id is not None else [r.unit_id for r in self.results if r.status in ("done", "skipped")]
+        return [e for u in ids if (m := folder.read_manifest(u)) is not None for e in m.patches]
 
     @property
     def exit_code(self) -> int:
@@ -213,7 +219,7 @@ def _prepare(folder: RunFolder, plan: Plan, holder: LockHolder | None, callback:
         callback(Message(warning, level="warning"))
     if (empty := plan.empty_reason()) is not None:
         callback(Message(f"nothing to process: {empty}", level="warning"))
-    folder.write_report(report.to_dict())
+    folder.start_report(report.summary(), report.plan)
     return report
 
 
@@ -245,11 +251,11 @@ class _Tracker:
         if retries > 0:
             result = replace(result, retries=retries)
         self.results.append(result)
-        self.report.record(result)
+        row = self.report.record(result)
         if result.error_type == DiskFullError.__name__:  # every unit after it would fail the same way
             self.halt.stop(result.error_message or "the output disk is full")
         try:
-            self.folder.write_report(self.report.to_dict())
+            self.folder.record_unit(row, self.report.summary())
         except DiskFullError as exc:
             self.halt.stop(str(exc))
         self.callback(UnitFinished(unit_id=result.unit_id,
@@ -309,10 +315,11 @@ def _clean_after_cancel(folder: RunFolder, tracker: _Tracker, callback: EventCal
 def _write_indexes(plan: Plan, folder: RunFolder, results: Sequence[UnitResult], callback: EventCallback) -> None:
     """The run-level outputs built from the units' patches: STAC catalog, Zarr cube, 2022 layout."""
     config = plan.config
-    entries = entries_of(results)
+    done = {r.unit_id for r in results if r.status in ("done", "skipped")}
+    entries = [e for m in folder.manifests() if m.unit_id in done for e in m.patches]
     steps: list[tuple[str, Callable[[], object]]] = []
     if config.output.stac:
-        steps.append(("catalog", lambda: write_catalog(folder, config.name, entries)))
+        steps.append(("catalog", lambda: write_catalog(folder, config.name, sorted(done))))
     if config.output.zarr and entries:
         steps.append(("zarr", lambda: write_zarr_cube(folder, entries, config.name)))
     if config.output.layout == "legacy":

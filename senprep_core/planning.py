@@ -97,6 +97,7 @@ def unit_spec(config: Config) -> UnitSpec:
         rules=PatchRules(config.output.min_valid_fraction, config.output.max_patch_cloud, config.output.compress),
         s2=S2Settings(config.bands_s2, config.s2_level, config.reflectance_resampling, config.roi_cloud_threshold),
         s1=S1Settings(config.bands_s1, config.s1),
+        stac=config.output.stac,
     )
 
 

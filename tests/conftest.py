@@ -141,3 +141,23 @@ def run_files(outdir: Path) -> dict[str, bytes]:
     """Every output file of a run folder but the run report and the lock file (they hold times and process ids)."""
     return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*"))
             if p.is_file() and p.name not in ("run.json", ".senprep.lock")}  # fmt: skip
+
+
+def commit_entries(outdir: Path, entries: list[dict[str, Any]], stac: bool = True) -> list[str]:
+    """Hand-made manifest-form entries committed as complete units of the run folder ``outdir`` (their patch
+    files must be there), with their STAC items; the unit ids, in the order first seen."""
+    from senprep_core.outputs.records import FileRecord, PatchEntry, UnitManifest, file_digest
+    from senprep_core.outputs.run_folder import RunFolder
+    from senprep_core.outputs.stac_item import write_unit_items
+
+    folder = RunFolder(outdir)
+    units: dict[str, list[PatchEntry]] = {}
+    for entry in entries:
+        units.setdefault(str(entry["unit_id"]), []).append(PatchEntry.from_dict(entry))
+    for unit_id, patches in units.items():
+        files = [FileRecord(rel, (outdir / rel).stat().st_size, file_digest(outdir / rel))
+                 for e in patches for rel in e.files.values()]  # fmt: skip
+        item_files, summaries = write_unit_items(folder, patches) if stac else ([], ())
+        folder.commit_unit(UnitManifest(unit_id, "done", "hand-made", (), (), tuple(patches), (),
+                                        (*files, *item_files), stac=summaries))  # fmt: skip
+    return list(units)

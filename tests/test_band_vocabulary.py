@@ -48,7 +48,7 @@ def test_collocation_flags_mark_where_both_sensors_hold_data(demo_products: Path
     result = run(parse_config(data), tmp_path / "out", sources=[f"local:{demo_products}"])
     assert result.status == "complete" and result.patches_written > 0
     seen = set()
-    for entry in (e for r in result.results for e in r.patch_entries):
+    for entry in result.entries():
         with (
             rasterio.open(tmp_path / "out" / entry.files["S1"]) as s1,
             rasterio.open(tmp_path / "out" / entry.files["S2"]) as s2,

@@ -160,7 +160,7 @@ def test_pairing_modes_write_both_sensors_on_one_grid(
     assert report["plan"]["not_selected"]
     (done,) = result.results
     assert done.patches_written == 4
-    for entry in done.patch_entries:
+    for entry in result.entries(done.unit_id):
         assert {m.modality for m in entry.modalities} == {"S1", "S2"} and entry.pair.primary == primary
         assert entry.pair.delta_t_hours == pytest.approx(unit.delta_t_hours, abs=1e-3)
         grids = []
@@ -236,7 +236,7 @@ def test_multitemporal_run_writes_the_earlier_acquisition_alongside(tmp_path: Pa
     assert unit.roles == ("S1", "S1_previous") and unit.delta_t_hours == pytest.approx(-288.0, abs=0.01)
     (done,) = result.results
     assert done.patches_written > 0
-    for entry in done.patch_entries:
+    for entry in result.entries(done.unit_id):
         assert {m.modality for m in entry.modalities} == {"S1", "S1_previous"}
         assert entry.files["S1_previous"].endswith("_S1_previous.tif")
         with (
@@ -320,7 +320,7 @@ def test_time_series_run_stacks_every_acquisition_on_one_grid(demo_products: Pat
     data.pop("sentinel1")
     result = run(parse_config(data), tmp_path / "out", sources=[f"local:{demo_products}"])
     assert result.status == "complete" and len(result.plan.units) == 3  # the three L2A dates
-    grids = {e.grid for r in result.results for e in r.patch_entries}
+    grids = {e.grid for e in result.entries()}
     assert len(grids) == 4  # the same 4 patch grids at every date
     import xarray as xr
 

@@ -54,7 +54,7 @@ def test_an_roi_split_across_two_tiles_uses_both_and_each_patch_is_right(tmp_pat
     written: dict[str, str] = {}
     for unit_result in result.results:
         spec = west if "T30UVG" in unit_result.unit_id else east
-        for entry in unit_result.patch_entries:
+        for entry in result.entries(unit_result.unit_id):
             grid = entry.grid
             with rasterio.open(tmp_path / "out" / entry.files["S2"]) as ds:
                 b04 = ds.read(1)
@@ -90,7 +90,7 @@ def test_an_roi_across_two_utm_zones_reads_a_tile_of_either_zone_onto_one_grid(t
     assert result.status == "complete" and len(result.results) == 2
     for unit_result in result.results:
         assert unit_result.patches_written == len(config.patches())
-        for entry in unit_result.patch_entries:
+        for entry in result.entries(unit_result.unit_id):
             with rasterio.open(tmp_path / "out" / entry.files["S2"]) as ds:
                 assert ds.crs.to_epsg() == 32630
                 b04 = ds.read(1)

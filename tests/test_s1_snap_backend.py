@@ -66,7 +66,7 @@ def test_snap_backend_writes_patches_from_gpt_output(tmp_path: Path, monkeypatch
     assert result.patches_written > 0
     import rasterio
 
-    entry = result.results[0].patch_entries[0]
+    entry = result.entries()[0]
     with rasterio.open(tmp_path / "out" / entry.files["S1"]) as src:
         assert src.descriptions == ("sigma0_VV_dB",)
         assert float(src.read(1)[0, 0]) == -12.5

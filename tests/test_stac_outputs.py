@@ -21,10 +21,9 @@ from pystac.extensions.sar import SarExtension
 from pystac.extensions.sat import SatExtension
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
-from senprep_core.outputs.records import PatchEntry
 from senprep_core.outputs.run_folder import COLLECTIONS_DIR, ITEMS_DIR, RunFolder
 from senprep_core.outputs.stac import PAIRS_COLLECTION, S1_COLLECTION, S2_COLLECTION, write_catalog
-from tests.conftest import make_demo_runs
+from tests.conftest import commit_entries, make_demo_runs
 
 
 def _fields_schema(prefix: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +153,8 @@ def _entries(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _write(outdir: Path, name: str, entries: list[dict[str, Any]]) -> int:
-    """Write the catalog of manifest-form entries."""
-    return write_catalog(RunFolder(outdir), name, [PatchEntry.from_dict(e) for e in entries])
+    """Commit manifest-form entries as the units of ``outdir`` (with their items), then write the catalog."""
+    return write_catalog(RunFolder(outdir), name, commit_entries(outdir, entries))
 
 
 def _time(text: str) -> datetime:

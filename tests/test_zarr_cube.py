@@ -18,7 +18,7 @@ from senprep_core.config import parse_config
 from senprep_core.demo.catalog import demo_runs
 from senprep_core.errors import ConfigError, OutputError
 from senprep_core.geo.grid import TargetGrid
-from senprep_core.outputs.records import FileRecord, PatchEntry, UnitManifest, file_digest
+from senprep_core.outputs.records import PatchEntry
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac import write_catalog
 from senprep_core.outputs.zarr_cube import (
@@ -28,6 +28,7 @@ from senprep_core.outputs.zarr_cube import (
     write_zarr_cube,
 )
 from senprep_core.pipeline import run
+from tests.conftest import commit_entries
 
 
 def run_entries(outdir: Path) -> list[dict[str, Any]]:
@@ -76,15 +77,9 @@ def build_paired_run(s2_run: Path, s1_run: Path, outdir: Path) -> list[dict[str,
         entry["pair"] = {"primary": "S2", "secondary": "S1",
                          "delta_t_hours": delta_hours(t2, parse_time(s1["sensing_time"]))}  # fmt: skip
         units.setdefault(s2["unit_id"], []).append(entry)
-    entries = []
+    entries = [e for unit_entries in units.values() for e in unit_entries]
     folder = RunFolder(outdir)
-    for unit_id, unit_entries in units.items():
-        patches = tuple(typed(unit_entries))
-        files = tuple(FileRecord(rel, (outdir / rel).stat().st_size, file_digest(outdir / rel))
-                      for e in patches for rel in e.files.values())  # fmt: skip
-        folder.commit_unit(UnitManifest(unit_id, "done", "hand-made", (), (), patches, (), files))
-        entries.extend(unit_entries)
-    write_catalog(folder, "pairs", typed(entries))
+    write_catalog(folder, "pairs", commit_entries(outdir, entries))
     write_zarr_cube(folder, typed(entries), "pairs")
     return entries
 

@@ -12,8 +12,7 @@ Where the files live is :mod:`senprep_core.outputs.run_folder`'s business.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -247,6 +246,30 @@ class RoiFractions:
 
 
 @dataclass(frozen=True)
+class CollectionSummary:
+    """What the run's STAC collection needs of one unit's items: their extent, platforms and count."""
+
+    collection: str
+    bbox: tuple[float, float, float, float]  # west, south, east, north (west > east across 180)
+    start: str  # ISO 8601 UTC
+    end: str
+    constellation: tuple[str, ...] = ()
+    platform: tuple[str, ...] = ()
+    instruments: tuple[str, ...] = ()
+    items: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bbox": list(self.bbox)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CollectionSummary:
+        return cls(str(data["collection"]), tuple(float(v) for v in data["bbox"]),  # type: ignore[arg-type]
+                   str(data["start"]), str(data["end"]), tuple(data.get("constellation") or ()),
+                   tuple(data.get("platform") or ()), tuple(data.get("instruments") or ()),
+                   int(data.get("items") or 0))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class UnitManifest:
     """A complete unit (``unit.json``): its products, ROI fractions, patches and every file it wrote."""
 
@@ -259,6 +282,7 @@ class UnitManifest:
     skipped: tuple[SkippedPatch, ...] = ()
     files: tuple[FileRecord, ...] = ()
     reason: str | None = None
+    stac: tuple[CollectionSummary, ...] = ()  # the unit's STAC items, per collection (empty: none written)
 
     @property
     def roi_valid_fraction(self) -> float | None:
@@ -282,6 +306,7 @@ class UnitManifest:
             "patches": [p.to_dict() for p in self.patches],
             "skipped_patches": [asdict(s) for s in self.skipped],
             "files": [f.to_dict() for f in self.files],
+            "stac": [c.to_dict() for c in self.stac],
         }
         if self.reason is not None:
             out["reason"] = self.reason
@@ -306,6 +331,7 @@ class UnitManifest:
                 skipped=tuple(SkippedPatch(s["patch_id"], s["reason"]) for s in data.get("skipped_patches", [])),
                 files=tuple(FileRecord.from_dict(f) for f in data.get("files", [])),
                 reason=data.get("reason"),
+                stac=tuple(CollectionSummary.from_dict(c) for c in data.get("stac", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise OutputError(f"unit manifest {data.get('unit_id', '?')} lacks or mangles {exc}") from exc
@@ -328,21 +354,14 @@ class UnitResult:
     roi_cloud_fraction: float | None = None
     retries: int | None = None  # times the unit was started again after its worker was lost
     worker: str | None = None  # where the attempt that produced this result ran
-    patch_entries: tuple[PatchEntry, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The run report's row (without the patch entries, which the manifests hold); the error text
+        """The run report's row (the patches themselves are in the unit's manifest); the error text
         with secrets masked (the unit's process masked what it knew, this one masks what it knows)."""
         d = asdict(self)
-        d.pop("patch_entries")
         for name in ("error_message", "traceback"):
             if d[name] is not None:
                 d[name] = scrub(d[name])
         if d["reason"] is not None:
             d["reason"] = scrub_known(d["reason"])
         return {k: v for k, v in d.items() if v is not None}
-
-
-def entries_of(results: Iterable[UnitResult]) -> list[PatchEntry]:
-    """The patch entries of the units that are complete (written now or before), in result order."""
-    return [e for r in results if r.status in ("done", "skipped") for e in r.patch_entries]

@@ -8,7 +8,8 @@
     config.json                      the run's configuration (modern form)
     patches/<unit_id>/unit.json      a complete unit's manifest, written last
     patches/<unit_id>/<patch_id>_<modality>.tif|.json    patch COGs and their sidecars
-    catalog.json, collections/, items/                    the STAC catalog
+    items/<unit_id>_<patch_id>.json                      the patch's STAC item (written by its unit)
+    catalog.json, collections/                            the STAC catalog and collections (indexes)
     cube.zarr/                       the Zarr cube
     Sentinel_Patches/                the 2022 layout (hard links)
 
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +46,8 @@ from senprep_core.outputs.records import MANIFEST_FORMAT, FileRecord, PatchEntry
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+PLAN_FILE = "plan.json"  # a running run's plan (folded into run.json at its end)
+JOURNAL_FILE = "run-units.jsonl"  # a running run's finished units, one JSON line each
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".senprep.lock"
 WRITERS_FILE = ".senprep-writers.lock"
@@ -54,10 +59,11 @@ COLLECTIONS_DIR = "collections"
 CUBE_DIR = "cube.zarr"
 LEGACY_DIR = "Sentinel_Patches"
 #: Every name a run folder may hold at its top level.
-RUN_NAMES = frozenset({RUN_FILE, CONFIG_FILE, LOCK_FILE, WRITERS_FILE, PATCHES_DIR, CATALOG_FILE, ITEMS_DIR,
-                       COLLECTIONS_DIR, CUBE_DIR, LEGACY_DIR})  # fmt: skip
+RUN_NAMES = frozenset({RUN_FILE, PLAN_FILE, JOURNAL_FILE, CONFIG_FILE, LOCK_FILE, WRITERS_FILE, PATCHES_DIR,
+                       CATALOG_FILE, ITEMS_DIR, COLLECTIONS_DIR, CUBE_DIR, LEGACY_DIR})  # fmt: skip
 
 UnitState = Literal["complete", "missing", "stale", "damaged"]
+_ITEM_NAME = re.compile(r"(.+)_r\d+_c\d+\.json")
 
 
 @dataclass(frozen=True)
@@ -123,10 +129,6 @@ class RunFolder:
         return self.root / CATALOG_FILE
 
     @property
-    def items_dir(self) -> Path:
-        return self.root / ITEMS_DIR
-
-    @property
     def collections_dir(self) -> Path:
         return self.root / COLLECTIONS_DIR
 
@@ -151,6 +153,26 @@ class RunFolder:
         stem = f"{patch_id}_{modality}"
         folder = self.unit_dir(unit_id)
         return folder / f"{stem}.tif", folder / f"{stem}.json"
+
+    @property
+    def items_dir(self) -> Path:
+        return self.root / ITEMS_DIR
+
+    def item_file(self, unit_id: str, patch_id: str) -> Path:
+        """The STAC item of one patch."""
+        return self.items_dir / f"{unit_id}_{patch_id}.json"
+
+    def unit_items(self, unit_id: str) -> list[Path]:
+        """The item files of a unit present in the items folder (whatever made them)."""
+        if not self.items_dir.is_dir():
+            return []
+        own = re.compile(rf"{re.escape(unit_id)}_r\d+_c\d+\.json")
+        return [p for p in self.items_dir.glob(f"{glob.escape(unit_id)}_r*_c*.json") if own.fullmatch(p.name)]
+
+    def item_unit(self, name: str) -> str | None:
+        """The unit an item file name belongs to (``<unit_id>_r000_c000.json``), None for another name."""
+        m = _ITEM_NAME.fullmatch(name)
+        return m.group(1) if m else None
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the run folder, as manifests and STAC items store it."""
@@ -293,7 +315,7 @@ class RunFolder:
             folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder / UNIT_FILE, manifest.to_dict())
         keep = {UNIT_FILE} | {Path(f.path).name for f in manifest.files}
-        for stale in folder.iterdir():
+        for stale in [*folder.iterdir(), *self.unit_items(manifest.unit_id)]:
             if stale.is_file() and stale.name not in keep:
                 stale.unlink(missing_ok=True)
 
@@ -343,14 +365,13 @@ class RunFolder:
     def discard_unfinished(self, unit_id: str) -> None:
         """Remove the unit's files that its manifest does not list (nothing half-done stays)."""
         folder = self.unit_dir(unit_id)
-        if not folder.is_dir():
-            return
         manifest = self.read_manifest(unit_id)
         keep = set() if manifest is None else {UNIT_FILE} | {Path(f.path).name for f in manifest.files}
-        for path in folder.iterdir():
+        present = [*folder.iterdir()] if folder.is_dir() else []
+        for path in [*present, *self.unit_items(unit_id)]:
             if path.is_file() and path.name not in keep:
                 path.unlink(missing_ok=True)
-        if not any(folder.iterdir()):
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
     def unit_ids(self) -> list[str]:
@@ -382,8 +403,25 @@ class RunFolder:
         write_json_atomic(self.config_file, data)
 
     def write_report(self, data: dict[str, Any]) -> None:
+        """Write the whole report (at a run's end): the journal and plan of the running run are then folded in."""
         with self._disk_full_is_clear(self.run_file):
             write_json_atomic(self.run_file, data)
+        for name in (JOURNAL_FILE, PLAN_FILE):
+            (self.root / name).unlink(missing_ok=True)
+
+    def start_report(self, summary: dict[str, Any], plan: dict[str, Any]) -> None:
+        """A run begins: its plan (written once), an empty journal, and the compact summary as ``run.json``."""
+        with self._disk_full_is_clear(self.run_file):
+            write_json_atomic(self.root / PLAN_FILE, plan)
+            (self.root / JOURNAL_FILE).write_bytes(b"")
+            write_json_atomic(self.run_file, summary)
+
+    def record_unit(self, row: dict[str, Any], summary: dict[str, Any]) -> None:
+        """A unit finished: one line appended to the journal and the compact summary rewritten (both small)."""
+        with self._disk_full_is_clear(self.root / JOURNAL_FILE):
+            with open(self.root / JOURNAL_FILE, "ab") as journal:
+                journal.write(orjson.dumps(row) + b"\n")
+            write_json_atomic(self.run_file, summary)
 
     @contextlib.contextmanager
     def _disk_full_is_clear(self, path: Path) -> Iterator[None]:
@@ -407,7 +445,31 @@ class RunFolder:
                               "run") from exc  # fmt: skip
         if not isinstance(data, dict):
             raise OutputError(f"{self.run_file} is not a senprep run report; give the folder of a senprep run")
+        if "units" not in data:  # a run going on (or killed): the plan and the journal hold the rest
+            data = {**data, "plan": self._read_json(PLAN_FILE, {}), "units": self._journal_rows()}
         return data
+
+    def _read_json(self, name: str, default: Any) -> Any:
+        try:
+            return orjson.loads((self.root / name).read_bytes())
+        except (OSError, ValueError):
+            return default
+
+    def _journal_rows(self) -> list[dict[str, Any]]:
+        """The journal's unit rows, the last one of each unit (a line cut by a crash is left out)."""
+        rows: dict[str, dict[str, Any]] = {}
+        try:
+            lines = (self.root / JOURNAL_FILE).read_bytes().splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            try:
+                row = orjson.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "unit_id" in row:
+                rows[str(row["unit_id"])] = row
+        return [rows[k] for k in sorted(rows)]
 
     def summary(self) -> RunSummary:
         """The run's status and counts; a report still saying "running" for a run that is gone says

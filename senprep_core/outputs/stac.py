@@ -1,351 +1,188 @@
-"""A STAC catalog of a run: one Item per patch and time step, in one Collection per kind of patch.
+"""The STAC catalog of a run: an index of the items its units wrote, one collection per kind of patch.
 
 Files (every href relative, so the run folder can be moved or zipped)::
 
     catalog.json                                 root catalog; one child link per collection
     collections/<collection>/collection.json     "sentinel-1", "sentinel-2", "sentinel-1-2-pairs"
-    items/<unit_id>_<patch_id>.json              one Item per written patch
+    items/<unit_id>_<patch_id>.json              one Item per written patch (:mod:`.stac_item`), written by its unit
 
 Single-modality patches go to ``sentinel-1`` or ``sentinel-2``; the patches of a paired unit (S1 and
 S2 on the identical grid) go to ``sentinel-1-2-pairs`` as **one** Item holding both COGs (asset keys
 ``S1`` and ``S2``) and both sidecars (``S1_metadata``, ``S2_metadata``, role ``metadata``). Each
-collection's extent covers its items (bbox union; first to last time).
-
-Item fields:
-
-- ``proj:*`` (projection v2.0): the patch grid (EPSG code, shape, transform, bbox);
-- ``eo:cloud_cover`` (eo v1.1): the S2 patch's cloud percentage, when there is an S2 patch;
-- ``sar:*`` (sar v1.0), when there is an S1 patch: ``instrument_mode`` and ``product_type`` (from the
-  product name, e.g. IW / GRD), ``frequency_band`` "C", ``center_frequency`` 5.405 (GHz),
-  ``polarizations`` (from the band names, else the product name);
-- ``sat:*`` (sat v1.0): ``orbit_state`` and ``relative_orbit`` (S1: from the manifest; S2: always
-  descending, relative orbit from the product name), ``absolute_orbit`` (S1, from the name) and
-  ``platform_international_designator`` (COSPAR id, for the platforms listed in ``COSPAR_IDS``);
-- common metadata: ``platform``, ``constellation``, ``instruments``; STAC 1.1 ``bands`` on data assets;
-- ``senprep:unit_id``, ``senprep:patch_id``, ``senprep:valid_fraction``, ``senprep:product_ids``.
-
-A pair Item's ``datetime`` is the primary's sensing time and ``start_datetime`` / ``end_datetime``
-span both acquisitions, so a time search finds the pair by either. It adds ``senprep:primary``,
-``senprep:s1_datetime``, ``senprep:s2_datetime`` and ``senprep:delta_t_hours`` (secondary minus
-primary, signed, as in the manifest's ``pair``). Its item-level ``platform`` / ``constellation`` are
-the primary's, ``instruments`` lists both sensors, ``sar``/``sat`` fields describe the S1 acquisition
-and ``eo:cloud_cover`` the S2 one; each data asset also carries its own sensor's ``datetime``,
-``platform``, ``constellation``, ``instruments`` and extension fields.
+collection's extent covers its items (bbox union; first to last time), merged from the summaries the
+units record in their manifests; its item links are streamed unit by unit, so writing the catalog holds
+one unit's manifest in memory at a time, however many patches the run has.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
-import re
 import shutil
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
 
-import numpy as np
+import orjson
 import pystac
-from pystac.extensions.eo import EOExtension
-from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.sar import SarExtension
-from pystac.extensions.sat import SatExtension
-from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, box
 
-from senprep_core.atomic import write_json_atomic
-from senprep_core.geo.antimeridian import lonlat_bbox, merged_lonlat, split_at_antimeridian
-from senprep_core.geo.grid import TargetGrid
-from senprep_core.geo.projection import project
-from senprep_core.outputs.records import ModalityPatch, PatchEntry
+from senprep_core.atomic import TMP_MARK, dump_json, write_json_atomic
+from senprep_core.geo.antimeridian import lonlat_bbox, merged_lonlat
+from senprep_core.outputs.records import CollectionSummary, UnitManifest
 from senprep_core.outputs.run_folder import RunFolder
-from senprep_core.outputs.zarr_cube import band_info
-from senprep_core.product_names import NameInfo, parse_product_name
-from senprep_core.timeutil import format_utc
+from senprep_core.outputs.stac_item import (
+    COLLECTION_FILE,
+    COLLECTION_TEXT,
+    PAIRS_COLLECTION,
+    S1_COLLECTION,
+    S2_COLLECTION,
+    SENTINEL_LICENSE_URL,
+    collection_id,
+    write_unit_items,
+)
+from senprep_core.timeutil import parse_utc
 
-COLLECTION_FILE = "collection.json"
-S1_COLLECTION = "sentinel-1"
-S2_COLLECTION = "sentinel-2"
-PAIRS_COLLECTION = "sentinel-1-2-pairs"
-_COLLECTION_TEXT = {
-    S1_COLLECTION: ("Sentinel-1 patches", "Sentinel-1 GRD backscatter patches on the run's grid"),
-    S2_COLLECTION: ("Sentinel-2 patches", "Sentinel-2 reflectance and mask patches on the run's grid"),
-    PAIRS_COLLECTION: (
-        "Sentinel-1 / Sentinel-2 pairs",
-        "Collocated Sentinel-1 and Sentinel-2 patches on one grid, one item per patch holding both",
-    ),
-}
-SENTINEL_LICENSE_URL = "https://sentinel.esa.int/documents/247904/690755/Sentinel_Data_Legal_Notice"
-_MISSION_FIELDS: dict[str, dict[str, Any]] = {
-    "S1": {"constellation": "sentinel-1", "instruments": ["c-sar"]},
-    "S2": {"constellation": "sentinel-2", "instruments": ["msi"]},
-}
-#: COSPAR international designators of the platforms (``sat:platform_international_designator``).
-COSPAR_IDS = {
-    "sentinel-1a": "2014-016A",
-    "sentinel-1b": "2016-025A",
-    "sentinel-2a": "2015-028A",
-    "sentinel-2b": "2017-013A",
-    "sentinel-2c": "2024-157A",
-}
-S1_CENTER_FREQUENCY_GHZ = 5.405
-_BAND_POL = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
+__all__ = ["PAIRS_COLLECTION", "S1_COLLECTION", "S2_COLLECTION", "merge_summaries", "write_catalog"]
+
+_ITEM_MEDIA = "application/geo+json"
 
 
-def grid_footprint_lonlat(grid: TargetGrid) -> Polygon | MultiPolygon:
-    """The grid's outline in lon/lat (densified so the projected edges stay faithful), in RFC 7946 form:
-    a MultiPolygon cut at ±180 when the grid crosses the antimeridian (a polar grid's outline round the
-    pole is closed over the pole)."""
-    b = grid.bounds
-    box = Polygon.from_bounds(b.left, b.bottom, b.right, b.top)
-    outline = project(box, grid.epsg, 4326, densify=max(b.width, b.height) / 8)
-    return cast(Polygon | MultiPolygon, split_at_antimeridian(outline))
+def _box(bbox: Sequence[float]) -> Polygon | MultiPolygon:
+    west, south, east, north = bbox
+    if west <= east:
+        return box(west, south, east, north)
+    return MultiPolygon([box(west, south, 180.0, north), box(-180.0, south, east, north)])
 
 
-def collection_id(entry: PatchEntry) -> str:
-    """The collection of an entry: both sensors -> pairs, else the sensor's own collection."""
-    families = {m.family for m in entry.modalities} & set(_MISSION_FIELDS)
-    if families == {"S1", "S2"}:
-        return PAIRS_COLLECTION
-    return S1_COLLECTION if families == {"S1"} else S2_COLLECTION
-
-
-def _first_product(part: ModalityPatch) -> NameInfo | None:
-    """The parsed name of the modality's first product (None when it has none or it is not a SAFE name)."""
-    return parse_product_name(part.product_ids[0]) if part.product_ids else None
-
-
-def sar_fields(part: ModalityPatch) -> dict[str, Any]:
-    """``sar:*`` fields of an S1 modality (empty when mode or polarisations are unknown)."""
-    info = _first_product(part)
-    m = info if info is not None and info.family == "S1" else None
-    sar = part.sar
-    mode = (sar.instrument_mode if sar else None) or (m.mode if m else None)
-    product_type = (sar.product_type if sar else None) or (m.product_type if m else None)
-    pols = list(sar.polarizations) if sar else []
-    if not pols:
-        for band in part.bands:
-            pols += [p for p in _BAND_POL.findall(band) if p not in pols]
-    if not pols and m:
-        pols = list(m.polarisations or ())
-    if not mode or not pols:
-        return {}
-    fields: dict[str, Any] = {
-        "sar:instrument_mode": mode,
-        "sar:frequency_band": "C",
-        "sar:center_frequency": S1_CENTER_FREQUENCY_GHZ,
-        "sar:polarizations": pols,
-    }
-    if product_type:
-        fields["sar:product_type"] = product_type
-    return fields
-
-
-def sat_fields(part: ModalityPatch) -> dict[str, Any]:
-    """``sat:*`` fields of one modality, as far as they are known."""
-    info = _first_product(part)
-    fields: dict[str, Any] = {}
-    if part.family == "S1":
-        state = part.sar.orbit_direction if part.sar else None
-        relative = part.sar.relative_orbit if part.sar else None
-        if info is not None and info.family == "S1" and info.absolute_orbit:
-            fields["sat:absolute_orbit"] = info.absolute_orbit
+def merge_summaries(parts: Sequence[CollectionSummary]) -> CollectionSummary:
+    """One collection's summary from its units' (bbox union, across 180 as RFC 7946 says; first to last time)."""
+    if any(p.bbox[0] > p.bbox[2] for p in parts):
+        bbox = lonlat_bbox(merged_lonlat(_box(p.bbox) for p in parts))
     else:
-        state = "descending"  # Sentinel-2 images on the descending (daytime) pass
-        relative = info.relative_orbit if info is not None and info.family == "S2" else None
-    if state:
-        fields["sat:orbit_state"] = str(state).lower()
-    if relative:
-        fields["sat:relative_orbit"] = int(relative)
-    designator = COSPAR_IDS.get(str(part.platform or "").lower())
-    if designator:
-        fields["sat:platform_international_designator"] = designator
-    return fields
-
-
-def _eo_cloud(part: ModalityPatch) -> float | None:
-    return None if part.cloud_fraction is None else round(100.0 * part.cloud_fraction, 4)
-
-
-def _sensor_fields(part: ModalityPatch) -> dict[str, Any]:
-    """Common metadata and extension fields of one sensor, for the data asset of a multi-sensor item."""
-    fields: dict[str, Any] = {"platform": part.platform, **_MISSION_FIELDS.get(part.family, {})}
-    fields["datetime"] = format_utc(part.time)
-    if part.family == "S1":
-        fields.update(sar_fields(part))
-    elif _eo_cloud(part) is not None:
-        fields["eo:cloud_cover"] = _eo_cloud(part)
-    fields.update(sat_fields(part))
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _pair_properties(entry: PatchEntry) -> tuple[dict[str, Any], datetime, datetime]:
-    times = {m.modality: m.time for m in entry.modalities}
-    primary = entry.modality
-    if entry.pair is not None:
-        delta: float | None = entry.pair.delta_t_hours
-    else:
-        secondary = entry.modalities[1].modality
-        delta = round((times[secondary] - times[primary]).total_seconds() / 3600.0, 3)
-    props: dict[str, Any] = {
-        "senprep:primary": primary,
-        "senprep:delta_t_hours": delta,
-        "instruments": sorted({i for m in entry.modalities for i in _MISSION_FIELDS.get(m.family, {})["instruments"]}),
-    }
-    for key in ("S1", "S2"):
-        if key in times:
-            props[f"senprep:{key.lower()}_datetime"] = format_utc(times[key])
-    return props, min(times.values()), max(times.values())
-
-
-def patch_item(entry: PatchEntry, root: Path) -> pystac.Item:
-    """A STAC Item for one written patch (one or two modalities); ``root`` is the resolved run folder."""
-    grid = entry.grid
-    footprint = grid_footprint_lonlat(grid)
-    primary = entry.primary
-    multi = len(entry.modalities) > 1
-    props: dict[str, Any] = {
-        "senprep:unit_id": entry.unit_id,
-        "senprep:patch_id": entry.patch_id,
-        "senprep:valid_fraction": primary.valid_fraction,
-        "senprep:product_ids": [p for m in entry.modalities for p in m.product_ids]
-        if multi
-        else list(primary.product_ids),
-        "platform": primary.platform,
-        **_MISSION_FIELDS.get(primary.family, _MISSION_FIELDS["S2"]),
-    }
-    start = end = None
-    if multi:
-        pair_props, start, end = _pair_properties(entry)
-        props.update(pair_props)
-    item = pystac.Item(id=f"{entry.unit_id}_{entry.patch_id}", geometry=mapping(footprint),
-                       bbox=list(lonlat_bbox(footprint)), datetime=primary.time, properties=props,
-                       start_datetime=start, end_datetime=end)  # fmt: skip
-    proj = ProjectionExtension.ext(item, add_if_missing=True)
-    proj.epsg = grid.epsg
-    proj.shape = [grid.height, grid.width]
-    proj.transform = list(grid.transform)[:6]
-    proj.bbox = list(grid.bounds.as_tuple())
-    s2 = next((m for m in entry.modalities if m.family == "S2"), None)
-    s1 = next((m for m in entry.modalities if m.family == "S1"), None)
-    cloud = _eo_cloud(s2) if s2 else None
-    if cloud is not None:
-        EOExtension.ext(item, add_if_missing=True).cloud_cover = cloud
-    sar = sar_fields(s1) if s1 else {}
-    if sar:
-        SarExtension.ext(item, add_if_missing=True)
-        item.properties.update(sar)
-    sat = sat_fields(s1 if s1 else primary)
-    if sat:
-        SatExtension.ext(item, add_if_missing=True)
-        item.properties.update(sat)
-    for part in entry.modalities:
-        _add_assets(item, part, root, multi)
-    return item
-
-
-def _band_field(modality: str, band: str) -> dict[str, str]:
-    """A data asset's STAC 1.1 band object: its name, and ``unit`` for the angle bands (degrees)."""
-    units = band_info(modality, band)[1]
-    return {"name": band, "unit": units} if units == "degree" else {"name": band}
-
-
-def _add_assets(item: pystac.Item, part: ModalityPatch, root: Path, multi: bool) -> None:
-    """The modality's COG (data) and sidecar (metadata) assets; hrefs without filesystem calls."""
-    data_fields: dict[str, Any] = {"bands": [_band_field(part.modality, b) for b in part.bands]}
-    if multi:
-        data_fields.update(_sensor_fields(part))
-    item.add_asset(part.modality, pystac.Asset(
-        href=os.path.normpath(root / part.image), media_type=pystac.MediaType.COG, roles=["data"],
-        title=f"{part.modality} patch ({', '.join(part.bands)})", extra_fields=data_fields))  # fmt: skip
-    item.add_asset(f"{part.modality}_metadata", pystac.Asset(
-        href=os.path.normpath(root / part.sidecar), media_type=pystac.MediaType.JSON, roles=["metadata"],
-        title="senprep sidecar metadata"))  # fmt: skip
-
-
-def _collection(cid: str, items: list[pystac.Item]) -> pystac.Collection:
-    boxes = np.array([i.bbox for i in items], dtype=float)
-    bbox = [*boxes[:, :2].min(axis=0).tolist(), *boxes[:, 2:].max(axis=0).tolist()]
-    if any(b[0] > b[2] for b in boxes):  # items across the antimeridian: west > east (RFC 7946 §5.2)
-        bbox = list(lonlat_bbox(merged_lonlat(shape(i.geometry) for i in items)))
-    times = [
-        t
-        for i in items
-        for t in (i.datetime, i.common_metadata.start_datetime, i.common_metadata.end_datetime)
-        if t is not None
-    ]
-    title, description = _COLLECTION_TEXT[cid]
-    summaries: dict[str, list[Any]] = {
-        key: sorted({str(v) for i in items for v in _as_list(i.properties.get(key)) if v is not None})
-        for key in ("constellation", "platform", "instruments")
-    }
-    collection = pystac.Collection(
-        id=cid,
-        title=title,
-        description=description,
-        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[min(times), max(times)]])),
-        license="other",
-        summaries=pystac.Summaries({k: v for k, v in summaries.items() if v}),
-        catalog_type=pystac.CatalogType.SELF_CONTAINED,
+        bbox = (min(p.bbox[0] for p in parts), min(p.bbox[1] for p in parts), max(p.bbox[2] for p in parts),
+                max(p.bbox[3] for p in parts))  # fmt: skip
+    return CollectionSummary(
+        parts[0].collection,
+        bbox,
+        min(parts, key=lambda p: parse_utc(p.start)).start,
+        max(parts, key=lambda p: parse_utc(p.end)).end,
+        tuple(sorted({v for p in parts for v in p.constellation})),
+        tuple(sorted({v for p in parts for v in p.platform})),
+        tuple(sorted({v for p in parts for v in p.instruments})),
+        sum(p.items for p in parts),
     )
+
+
+def _collection(summary: CollectionSummary) -> pystac.Collection:
+    title, description = COLLECTION_TEXT[summary.collection]
+    extent = pystac.Extent(pystac.SpatialExtent([list(summary.bbox)]),
+                           pystac.TemporalExtent([[parse_utc(summary.start), parse_utc(summary.end)]]))  # fmt: skip
+    values = {"constellation": summary.constellation, "platform": summary.platform,
+              "instruments": summary.instruments}  # fmt: skip
+    collection = pystac.Collection(id=summary.collection, title=title, description=description, extent=extent,
+                                   license="other", summaries=pystac.Summaries({k: list(v) for k, v in values.items()
+                                                                               if v}),
+                                   catalog_type=pystac.CatalogType.SELF_CONTAINED)  # fmt: skip
     collection.add_link(
         pystac.Link("license", SENTINEL_LICENSE_URL, title="Legal notice on the use of Copernicus Sentinel data")
     )
     return collection
 
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+def _unit_order(unit_id: str) -> str:
+    """Units in the order of their item ids (``<unit_id>_r000_c000``): the order the collections list them."""
+    return f"{unit_id}_r"
 
 
-def build_catalog(folder: RunFolder, run_name: str, entries: Iterable[PatchEntry]) -> pystac.Catalog:
-    """The run's catalog with its collections and items, hrefs set below the run folder (nothing written)."""
-    outdir = folder.root.resolve()
-    catalog = pystac.Catalog(
-        id=run_name,
-        description=f"senprep patches of run '{run_name}'",
-        catalog_type=pystac.CatalogType.SELF_CONTAINED,
-    )
-    catalog.set_self_href(str(outdir / folder.catalog_file.name))
-    groups: dict[str, list[pystac.Item]] = {}
-    for entry in entries:
-        groups.setdefault(collection_id(entry), []).append(patch_item(entry, outdir))
-    for cid in sorted(groups):
-        items = sorted(groups[cid], key=lambda i: i.id)
-        collection = _collection(cid, items)
-        catalog.add_child(collection)
-        collection.set_self_href(str(outdir / folder.collections_dir.name / cid / COLLECTION_FILE))
-        for item in items:
-            collection.add_item(item)
-            item.set_self_href(str(outdir / folder.items_dir.name / f"{item.id}.json"))
-            item.make_asset_hrefs_relative()
-    return catalog
+def _complete(folder: RunFolder, unit_ids: Sequence[str]) -> Iterator[UnitManifest]:
+    """The manifests of the complete units among ``unit_ids``, in item order, one at a time; a unit whose
+    items were never written (a run without STAC before) gets them now."""
+    for unit_id in sorted(unit_ids, key=_unit_order):
+        manifest = folder.read_manifest(unit_id)
+        if manifest is None or manifest.status != "done" or not manifest.patches:
+            continue
+        if not manifest.stac:
+            files, summaries = write_unit_items(folder, manifest.patches)
+            known = {f.path for f in manifest.files}
+            manifest = replace(manifest, files=(*manifest.files, *(f for f in files if f.path not in known)),
+                               stac=summaries)  # fmt: skip
+            folder.commit_unit(manifest)
+        yield manifest
 
 
-def write_catalog(folder: RunFolder, run_name: str, entries: Iterable[PatchEntry]) -> int:
-    """Write the catalog, its collections and items into the run folder; return the files rewritten.
+def _item_link(href: str) -> bytes:
+    """One item link as the collection file lists it (orjson's layout at that depth)."""
+    text = orjson.dumps({"href": href, "rel": "item", "type": _ITEM_MEDIA},
+                        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)  # fmt: skip
+    return b"\n".join(b"    " + line for line in text.split(b"\n")) + b",\n"
 
-    Files whose content did not change are left alone; items and collections that no longer have
-    patches are removed.
-    """
-    catalog = build_catalog(folder, run_name, entries)
 
-    def write(path: Path, obj: pystac.STACObject) -> int:
-        return int(write_json_atomic(path, obj.to_dict(include_self_link=False, transform_hrefs=True)))
+def _write_collection(folder: RunFolder, catalog: pystac.Catalog, summary: CollectionSummary,
+                      unit_ids: Sequence[str]) -> int:  # fmt: skip
+    """Stream ``collection.json``: its fields, then every item link unit by unit; 1 when the file changed."""
+    root = folder.root.resolve()
+    collection = _collection(summary)
+    catalog.add_child(collection)
+    path = folder.collections_dir / summary.collection / COLLECTION_FILE
+    collection.set_self_href(str(root / path.relative_to(folder.root)))
+    doc = collection.to_dict(include_self_link=False, transform_hrefs=True)
+    marker = "senprep-item-links"
+    doc["links"] = [*(lk for lk in doc["links"] if lk["rel"] != "parent"), marker,
+                    *(lk for lk in doc["links"] if lk["rel"] == "parent")]  # fmt: skip
+    head, tail = dump_json(doc).split(f'    "{marker}",\n'.encode(), 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}{TMP_MARK}{os.getpid()}{path.suffix}")
+    with open(tmp, "wb") as f:
+        f.write(head)
+        for manifest in _complete(folder, unit_ids):
+            for entry in manifest.patches:
+                if collection_id(entry) == summary.collection:
+                    item = folder.item_file(entry.unit_id, entry.patch_id)
+                    f.write(_item_link(os.path.relpath(item, path.parent).replace(os.sep, "/")))
+        f.write(tail)
+    if path.exists() and filecmp.cmp(tmp, path, shallow=False):
+        tmp.unlink()
+        return 0
+    os.replace(tmp, path)
+    return 1
 
-    written = write(folder.catalog_file, catalog)
-    keep_collections: set[str] = set()
-    keep_items: set[str] = set()
-    for collection in catalog.get_children():
-        keep_collections.add(collection.id)
-        written += write(folder.collections_dir / collection.id / COLLECTION_FILE, collection)
-        for item in collection.get_items():
-            keep_items.add(f"{item.id}.json")
-            written += write(folder.items_dir / f"{item.id}.json", item)
-    if folder.items_dir.exists():
-        for stale in folder.items_dir.glob("*.json"):
-            if stale.name not in keep_items:
-                stale.unlink()
+
+def write_catalog(folder: RunFolder, run_name: str, unit_ids: Sequence[str]) -> int:
+    """Write ``catalog.json`` and the collections indexing the items of the complete units ``unit_ids``;
+    return the files rewritten (unchanged files are left alone; collections with no item are removed)."""
+    parts: dict[str, list[CollectionSummary]] = {}
+    for manifest in _complete(folder, unit_ids):
+        for summary in manifest.stac:
+            parts.setdefault(summary.collection, []).append(summary)
+    root = folder.root.resolve()
+    catalog = pystac.Catalog(id=run_name, description=f"senprep patches of run '{run_name}'",
+                             catalog_type=pystac.CatalogType.SELF_CONTAINED)  # fmt: skip
+    catalog.set_self_href(str(root / folder.catalog_file.name))
+    written = sum(_write_collection(folder, catalog, merge_summaries(parts[cid]), unit_ids) for cid in sorted(parts))
+    written += int(write_json_atomic(folder.catalog_file, catalog.to_dict(include_self_link=False,
+                                                                          transform_hrefs=True)))  # fmt: skip
     if folder.collections_dir.exists():
         for old in folder.collections_dir.iterdir():
-            if old.is_dir() and old.name not in keep_collections and (old / COLLECTION_FILE).exists():
+            if old.is_dir() and old.name not in parts and (old / COLLECTION_FILE).exists():
                 shutil.rmtree(old)
+    _remove_stale_items(folder, set(unit_ids))
     return written
+
+
+def _remove_stale_items(folder: RunFolder, units: set[str]) -> None:
+    """Items of units that are not the run's (a product no longer selected, an earlier config's)."""
+    if not folder.items_dir.is_dir():
+        return
+    with os.scandir(folder.items_dir) as found:
+        for entry in found:
+            unit = folder.item_unit(entry.name)
+            if unit is not None and unit not in units and entry.is_file():
+                os.unlink(entry.path)
+
+
+def item_paths(folder: RunFolder, unit_ids: Sequence[str]) -> Iterator[Path]:
+    """The item files of the complete units, in the collections' order."""
+    for manifest in _complete(folder, unit_ids):
+        for entry in manifest.patches:
+            yield folder.item_file(entry.unit_id, entry.patch_id)

@@ -91,6 +91,7 @@ class UnitSpec:
     rules: PatchRules = field(default_factory=PatchRules)
     s2: S2Settings = field(default_factory=S2Settings)
     s1: S1Settings = field(default_factory=S1Settings)
+    stac: bool = True  # each unit writes the STAC items of its patches
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from senprep_core.fetch.redact import scrub
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.outputs.records import PatchEntry, RoiFractions, SkippedPatch, UnitManifest, UnitResult
 from senprep_core.outputs.run_folder import RunFolder
+from senprep_core.outputs.stac_item import write_unit_items
 from senprep_core.unit.fetching import FetchOptions, cloud_probe_layers, fetch_record, is_remote, layers_of
 from senprep_core.unit.integrity import verify_product
 from senprep_core.unit.model import UnitSpec, WorkUnit
@@ -119,7 +120,7 @@ def _run(
 def _skipped(manifest: UnitManifest, t0: float) -> UnitResult:
     return UnitResult(manifest.unit_id, "skipped", seconds=time.perf_counter() - t0,
                       reason="complete from an earlier run", roi_valid_fraction=manifest.roi_valid_fraction,
-                      roi_cloud_fraction=manifest.roi_cloud_fraction, patch_entries=manifest.patches)  # fmt: skip
+                      roi_cloud_fraction=manifest.roi_cloud_fraction)  # fmt: skip
 
 
 def open_sources(records: Sequence[ProductRecord], unit: WorkUnit, fetch: FetchOptions | None) -> list[UnitSource]:
@@ -243,11 +244,13 @@ def _process(
         return _reject(folder, unit_id, records, spec, reject, final[0], t0)
     fractions = tuple(RoiFractions(s.modality, st.valid_fraction, st.cloud_fraction)
                       for s, st in zip(sources, final, strict=True))  # fmt: skip
+    item_files, stac = write_unit_items(folder, state.entries) if spec.stac and state.entries else ([], ())
     folder.commit_unit(UnitManifest(unit_id, "done", spec.fingerprint, tuple(records), fractions,
-                                    tuple(state.entries), tuple(state.skipped), tuple(writer.files)))  # fmt: skip
+                                    tuple(state.entries), tuple(state.skipped), (*writer.files, *item_files),
+                                    stac=stac))  # fmt: skip
     return UnitResult(unit_id, "done", seconds=time.perf_counter() - t0, patches_written=len(state.entries),
                       patches_skipped=len(state.skipped), roi_valid_fraction=final[0].valid_fraction,
-                      roi_cloud_fraction=final[0].cloud_fraction, patch_entries=tuple(state.entries))  # fmt: skip
+                      roi_cloud_fraction=final[0].cloud_fraction)  # fmt: skip
 
 
 def _collocation_flags(sources: Sequence[UnitSource], windows: Sequence[BlockData]) -> None:
