@@ -40,7 +40,7 @@ from senprep_core.outputs.records import PatchEntry, UnitResult
 from senprep_core.outputs.report import RunReport
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac import write_catalog
-from senprep_core.outputs.zarr_cube import require_zarr, write_zarr_cube
+from senprep_core.outputs.zarr_cube import finish_cube, prepare_cube, require_zarr
 from senprep_core.planning import Plan, make_plan
 from senprep_core.sizing import check_disk, run_size
 from senprep_core.unit.fetching import FetchOptions
@@ -284,6 +284,8 @@ def _run_plan(
     report = _prepare(folder, plan, holder, callback)
     callback(RunStarted(run_id=plan.config.name, n_units=len(plan.units), outdir=str(folder.root)))
     tracker = _Tracker(plan, folder, report, callback, halt)
+    if plan.cube is not None:
+        prepare_cube(folder, plan.cube)  # the arrays the units fill in place
     try:
         for outcome in runner.map_units(plan.units, task, tracker.dispatch, halt):
             tracker.finished(outcome)
@@ -315,14 +317,15 @@ def _clean_after_cancel(folder: RunFolder, tracker: _Tracker, callback: EventCal
 def _write_indexes(plan: Plan, folder: RunFolder, results: Sequence[UnitResult], callback: EventCallback) -> None:
     """The run-level outputs built from the units' patches: STAC catalog, Zarr cube, 2022 layout."""
     config = plan.config
-    done = {r.unit_id for r in results if r.status in ("done", "skipped")}
-    entries = [e for m in folder.manifests() if m.unit_id in done for e in m.patches]
+    done = sorted(r.unit_id for r in results if r.status in ("done", "skipped"))
     steps: list[tuple[str, Callable[[], object]]] = []
     if config.output.stac:
-        steps.append(("catalog", lambda: write_catalog(folder, config.name, sorted(done))))
-    if config.output.zarr and entries:
-        steps.append(("zarr", lambda: write_zarr_cube(folder, entries, config.name)))
+        steps.append(("catalog", lambda: write_catalog(folder, config.name, done)))
+    if plan.cube is not None:
+        cube = plan.cube
+        steps.append(("zarr", lambda: finish_cube(folder, cube, done, config.name)))
     if config.output.layout == "legacy":
+        entries = [e for m in folder.manifests() if m.unit_id in done for e in m.patches]
         steps.append(("legacy layout", lambda: write_legacy_layout(folder, entries, config.name)))
     for stage, write in steps:
         callback(StageProgress(stage=stage, done=0, total=1))

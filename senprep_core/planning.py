@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from senprep_core.bands import parse_s1_bands
 from senprep_core.catalog import Provider, SearchQuery, open_provider
 from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
 from senprep_core.config import Config, Mode, unused_settings
 from senprep_core.errors import ConfigError
 from senprep_core.geo.tiling import tile_grid
+from senprep_core.outputs.cube_layout import CubeLayout, SlotClaim, make_layout
 from senprep_core.pairing import plan_units, search_padding
 from senprep_core.sizing import check_size, run_size, size_warnings
 from senprep_core.timeutil import DateWindow
@@ -39,6 +41,7 @@ class Plan:
     found: tuple[ProductRecord, ...] = ()
     not_selected: tuple[DroppedProduct, ...] = ()
     warnings: tuple[str, ...] = ()
+    cube: CubeLayout | None = None  # the Zarr cube's layout, when the run writes one
 
     @property
     def grid(self) -> Any:
@@ -165,9 +168,25 @@ def plan_products(
     spec = unit_spec(config)
     selected, dropped = select_products(config, found)
     units, left_out = plan_units(config, selected, spec)
+    cube = plan_cube(spec, units) if config.output.zarr else None
+    if cube is not None:
+        targets = cube.targets()
+        units = [replace(u, cube=targets.get(u.unit_id)) for u in units]
     warnings = (*unused_settings(config), *size_warnings(run_size(config)))
     return Plan(config, spec, tuple(units), tuple(problems), tuple(sources), tuple(found),
-                tuple(dropped + left_out), warnings)  # fmt: skip
+                tuple(dropped + left_out), warnings, cube)  # fmt: skip
+
+
+def plan_cube(spec: UnitSpec, units: Sequence[WorkUnit]) -> CubeLayout | None:
+    """The Zarr cube of a run: the spec's patches and a time slot per product and role (None: no unit)."""
+    if not units or not spec.patches:
+        return None
+    bands = {"S2": tuple(spec.s2.bands)}
+    if any(p.family == "S1" for u in units for p in u.products):
+        bands["S1"] = tuple(b.name for b in parse_s1_bands(spec.s1.bands))
+    claims = [SlotClaim(u.unit_id, role, p.sensing_time, (p.product_id,), bands[p.family])
+              for u in units for p, role in zip(u.products, u.roles, strict=True)]  # fmt: skip
+    return make_layout([(p.patch_id, p.grid) for p in spec.patches], claims)
 
 
 def make_plan(

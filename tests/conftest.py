@@ -103,7 +103,7 @@ def scale_config_dict(**changes: Any) -> dict[str, Any]:
         "mode": "s2_only",
         "patches": {"size": [64, 64], "overlap": [16, 16]},
         "sentinel2": {"bands": ["B02", "B03", "B04", "B08", "B11", "SCL"]},
-        "output": {"min_valid_fraction": 0.0},
+        "output": {"min_valid_fraction": 0.0, "zarr": True},
     }
     data.update(changes)
     return data
@@ -138,9 +138,10 @@ def scale_serial_run(scale_products: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def run_files(outdir: Path) -> dict[str, bytes]:
-    """Every output file of a run folder but the run report and the lock file (they hold times and process ids)."""
+    """Every output file of a run folder but the run report, its journal and the lock file (they hold times and
+    process ids)."""
     return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*"))
-            if p.is_file() and p.name not in ("run.json", ".senprep.lock")}  # fmt: skip
+            if p.is_file() and p.name not in ("run.json", "run-units.jsonl", ".senprep.lock")}  # fmt: skip
 
 
 def commit_entries(outdir: Path, entries: list[dict[str, Any]], stac: bool = True) -> list[str]:

@@ -263,3 +263,64 @@ def test_missing_zarr_package_is_a_clear_error(runs: dict[str, Path], monkeypatc
     monkeypatch.setitem(sys.modules, "zarr", None)  # as if zarr were not installed
     with pytest.raises(ConfigError, match=r"pip install 'zarr>=3'"):
         write_zarr_cube(RunFolder(runs["s2"]), RunFolder(runs["s2"]).entries(), "s2")
+
+
+def _record_writers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, str]]:
+    """Who writes each cube slot (a unit id, or "driver") in this process (a serial run)."""
+    import senprep_core.outputs.zarr_cube as zarr_cube
+
+    writers: list[tuple[str, int, str]] = []
+    original = zarr_cube.write_marker
+
+    def record(store: Path, modality: str, index: int, token: str, writer: str) -> None:
+        writers.append((modality, index, writer))
+        original(store, modality, index, token, writer)
+
+    monkeypatch.setattr(zarr_cube, "write_marker", record)
+    return writers
+
+
+def test_units_fill_their_own_slots_in_place_and_the_driver_none(
+    scale_products: Path, scale_serial_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import scale_config_dict
+
+    writers = _record_writers(monkeypatch)
+    outdir = tmp_path / "run"
+    result = run(parse_config(scale_config_dict()), outdir, sources=[f"local:{scale_products}"])
+    assert result.status == "complete"
+    units = {r.unit_id for r in result.results}
+    assert len(writers) == len(units) and {w for _, _, w in writers} == units  # one slot per unit, no driver
+    assert _assert_cube_equals_cogs(outdir) == result.patches_written
+    assert not RunFolder(outdir).cube_staging_path.exists()
+    cube = xr.open_zarr(RunFolder(outdir).cube_path, group="S2")
+    assert cube.sizes["time"] == len(units) and np.all(np.diff(cube["time"].values) > np.timedelta64(0))
+    assert (cube["unit_id"].values != "").sum() == result.patches_written
+
+
+def test_shared_slots_are_filled_by_the_driver_and_rerun_rewrites_nothing(
+    demo_products: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from senprep_core.demo.catalog import DEMO_ROI_GEOJSON
+    from senprep_core.planning import make_plan
+
+    parsed = parse_config({"name": "shared", "roi": DEMO_ROI_GEOJSON, "dates": ["2021-01-01", "2023-12-31"],
+                           "mode": "s2_with_closest_s1", "pairing": {"max_days": 120},
+                           "sentinel2": {"bands": ["B04"]}, "sentinel1": {"bands": ["sigma0_VV_dB"]},
+                           "output": {"zarr": True, "min_valid_fraction": 0.0}})  # fmt: skip
+    plan = make_plan(parsed, sources=[f"local:{demo_products}"])
+    assert plan.cube is not None
+    shared = {(m.name, s.index) for m in plan.cube.modalities for s in m.slots if s.owner is None}
+    assert shared  # one S1 acquisition is the partner of several S2 dates
+    writers = _record_writers(monkeypatch)
+    outdir = tmp_path / "run"
+    result = run(parsed, outdir, sources=[f"local:{demo_products}"])
+    assert result.status == "complete" and result.patches_written > 0
+    by_driver = {(m, i) for m, i, w in writers if w == "driver"}
+    assert by_driver <= shared and all(w != "driver" for m, i, w in writers if (m, i) not in shared)
+    assert _assert_cube_equals_cogs(outdir) == result.patches_written * 2  # each sample holds S2 and S1
+    before = (RunFolder(outdir).cube_path / ".zattrs").read_bytes()
+    writers.clear()
+    again = run(parsed, outdir, sources=[f"local:{demo_products}"])
+    assert again.status == "complete" and writers == []  # every unit skipped and the cube up to date
+    assert (RunFolder(outdir).cube_path / ".zattrs").read_bytes() == before

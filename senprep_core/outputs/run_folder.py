@@ -11,6 +11,7 @@
     items/<unit_id>_<patch_id>.json                      the patch's STAC item (written by its unit)
     catalog.json, collections/                            the STAC catalog and collections (indexes)
     cube.zarr/                       the Zarr cube
+    cube-building.zarr/              the cube being filled by the units of a running run
     Sentinel_Patches/                the 2022 layout (hard links)
 
 A run holds the folder's lock for its whole life (:meth:`RunFolder.lock`); every file is written to a
@@ -57,10 +58,11 @@ CATALOG_FILE = "catalog.json"
 ITEMS_DIR = "items"
 COLLECTIONS_DIR = "collections"
 CUBE_DIR = "cube.zarr"
+CUBE_STAGING_DIR = "cube-building.zarr"
 LEGACY_DIR = "Sentinel_Patches"
 #: Every name a run folder may hold at its top level.
 RUN_NAMES = frozenset({RUN_FILE, PLAN_FILE, JOURNAL_FILE, CONFIG_FILE, LOCK_FILE, WRITERS_FILE, PATCHES_DIR,
-                       CATALOG_FILE, ITEMS_DIR, COLLECTIONS_DIR, CUBE_DIR, LEGACY_DIR})  # fmt: skip
+                       CATALOG_FILE, ITEMS_DIR, COLLECTIONS_DIR, CUBE_DIR, CUBE_STAGING_DIR, LEGACY_DIR})  # fmt: skip
 
 UnitState = Literal["complete", "missing", "stale", "damaged"]
 _ITEM_NAME = re.compile(r"(.+)_r\d+_c\d+\.json")
@@ -135,6 +137,11 @@ class RunFolder:
     @property
     def cube_path(self) -> Path:
         return self.root / CUBE_DIR
+
+    @property
+    def cube_staging_path(self) -> Path:
+        """Where the units of a running run fill the cube; renamed to :attr:`cube_path` at the run's end."""
+        return self.root / CUBE_STAGING_DIR
 
     @property
     def legacy_root(self) -> Path:

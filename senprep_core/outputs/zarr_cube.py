@@ -12,9 +12,15 @@ Layout of ``<run>/cube.zarr`` (Zarr format 2, consolidated metadata, CF-1.8 attr
   ``unit_id``, ``is_sample``: True where the cell is a sample's primary modality, False where it only holds
   a pair partner).
 
+How a run builds it without a serial tail: the plan lays the cube out (:mod:`.cube_layout`); before the
+units start the driver creates the arrays in ``cube-building.zarr`` (:func:`prepare_cube`); each unit
+writes the time slots it alone fills, in place, as soon as its patches exist (:func:`write_unit_slots`);
+at the end the driver only checks each slot's marker against the units' manifests, fills the few slots
+several units share, writes the small coordinate variables and renames the store into place
+(:func:`finish_cube`). Pixel values are copied from the patch COGs, so the cube holds exactly their values.
+
 Open a modality with ``xarray.open_zarr(path, group="S2")`` or everything with
-``xarray.open_datatree(path, engine="zarr")``. Pixel values are copied from the patch COGs, so the cube
-holds exactly their values.
+``xarray.open_datatree(path, engine="zarr")``.
 """
 
 from __future__ import annotations
@@ -24,99 +30,50 @@ import json
 import logging
 import os
 import shutil
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 
 from senprep_core import __version__
 from senprep_core.atomic import dump_json, replace_folder
-from senprep_core.bands import S2_BANDS, BandKind, canonical_s2_band
-from senprep_core.errors import ConfigError, OutputError, SenprepError
-from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.records import PatchEntry
+from senprep_core.errors import ConfigError, OutputError
+from senprep_core.outputs.cube_gather import EntryLayers, ManifestLayers, WrittenSlot, gather, map_slots
+from senprep_core.outputs.cube_layout import CUBE_VERSION, CubeLayout, UnitCubeTarget, make_layout
+from senprep_core.outputs.cube_slots import (
+    MARKERS_DIR,
+    clear_marker,
+    entry_layers,
+    fill_slot,
+    parse_time,
+    read_marker,
+    slot_token,
+    write_marker,
+    write_order,
+)
+from senprep_core.outputs.cube_variables import (
+    CODEC,
+    NAT,
+    PatchTables,
+    band_info,
+    data_attrs,
+    time_attrs,
+    time_values,
+    write_axes,
+    write_bands,
+    write_variable,
+)
+from senprep_core.outputs.records import FileRecord, PatchEntry
 from senprep_core.outputs.run_folder import RunFolder
-from senprep_core.timeutil import parse_utc
+
+__all__ = ["band_info", "cube_attrs", "delta_hours", "finish_cube", "parse_time", "prepare_cube", "require_zarr",
+           "write_unit_slots", "write_zarr_cube"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-CUBE_VERSION = 1
-_TMP = ".tmp-"
 _OLD = ".old-"
-CODEC = ("zstd", 3)  # Blosc compressor and level (with byte shuffle)
-TIME_ENCODING = {"units": "microseconds since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
-
-
-@dataclass(frozen=True)
-class CubeLayer:
-    """One modality of one written patch (a manifest entry holds one per modality)."""
-
-    modality: str
-    primary: bool  # the entry's own modality (a sample); False for the partner of a pair
-    time: np.datetime64
-    patch_id: str
-    unit_id: str
-    path: Path
-    metadata_path: Path | None
-    grid: TargetGrid
-    bands: tuple[str, ...]
-    product_ids: tuple[str, ...]
-    platform: str | None
-    valid_fraction: float
-    cloud_fraction: float | None
-    orbit_direction: str | None = None
-    relative_orbit: int | None = None
-    pair_modality: str | None = None
-    pair_time: np.datetime64 | None = None
-
-
-def parse_time(text: str) -> np.datetime64:
-    """An ISO 8601 time ("...Z", "+00:00" or naive UTC) as a naive UTC ``datetime64[us]``."""
-    return np.datetime64(parse_utc(text).replace(tzinfo=None), "us")
-
-
-def delta_hours(primary: np.datetime64, secondary: np.datetime64) -> float:
-    """Signed time difference secondary minus primary in hours (rounded to 1e-6 h, a few ms)."""
-    micro = (secondary.astype("datetime64[us]") - primary.astype("datetime64[us]")).astype("int64")
-    return round(float(micro) / 3.6e9, 6)
-
-
-def entry_layers(entry: PatchEntry, root: Path) -> list[CubeLayer]:
-    """The cube layers of one patch entry: its primary modality first, then a pair partner if any."""
-    primary = entry.primary
-    partner = entry.pair.secondary if entry.pair is not None and entry.pair.primary == primary.modality else None
-    partner_part = entry.get(partner) if partner else None
-    pair_time = parse_time(partner_part.sensing_time) if partner_part is not None else None
-    layers = []
-    for part in sorted(entry.modalities, key=lambda m: (m is not primary, m.modality)):
-        is_primary = part is primary
-        layers.append(
-            CubeLayer(
-                modality=part.modality,
-                primary=is_primary,
-                time=parse_time(part.sensing_time),
-                patch_id=entry.patch_id,
-                unit_id=entry.unit_id,
-                path=root / part.image,
-                metadata_path=root / part.sidecar,
-                grid=entry.grid,
-                bands=part.bands,
-                product_ids=part.product_ids,
-                platform=part.platform,
-                valid_fraction=part.valid_fraction,
-                cloud_fraction=part.cloud_fraction,
-                orbit_direction=part.sar.orbit_direction if part.sar else None,
-                relative_orbit=part.sar.relative_orbit if part.sar else None,
-                pair_modality=partner if is_primary and pair_time is not None else None,
-                pair_time=pair_time if is_primary else None,
-            )
-        )
-    return layers
+LAYOUT_ATTR = "senprep:layout"
 
 
 def require_zarr() -> Any:
@@ -130,47 +87,10 @@ def require_zarr() -> Any:
     return zarr
 
 
-def _union_grid(layers: Sequence[CubeLayer]) -> TargetGrid:
-    """The smallest grid holding every patch grid (all must share CRS, resolution and pixel lattice)."""
-    first = layers[0].grid
-    for layer in layers:
-        if layer.grid.epsg != first.epsg or abs(layer.grid.resolution - first.resolution) > 1e-9:
-            raise OutputError(
-                f"patch {layer.patch_id} of {layer.unit_id} is on EPSG:{layer.grid.epsg} at {layer.grid.resolution} m "
-                f"but others are on EPSG:{first.epsg} at {first.resolution} m; a Zarr cube needs one grid per run"
-            )
-    left = min(g.grid.bounds.left for g in layers)
-    top = max(g.grid.bounds.top for g in layers)
-    right = max(g.grid.bounds.right for g in layers)
-    bottom = min(g.grid.bounds.bottom for g in layers)
-    res = first.resolution
-    return TargetGrid(first.epsg, res, left, top, round((right - left) / res), round((top - bottom) / res))
-
-
-def _patch_windows(grid: TargetGrid, layers: Iterable[CubeLayer]) -> dict[str, PixelWindow]:
-    """Each patch id's pixel window in the cube grid (one window per id)."""
-    windows: dict[str, PixelWindow] = {}
-    for layer in layers:
-        try:
-            window = grid.window_of(layer.grid)
-        except ValueError as exc:
-            raise OutputError(f"patch {layer.patch_id} of {layer.unit_id} is off the run's pixel grid: {exc}") from exc
-        if windows.setdefault(layer.patch_id, window) != window:
-            raise OutputError(f"patch id {layer.patch_id} names two different windows; the run's manifests disagree")
-    return dict(sorted(windows.items()))
-
-
-def _fingerprint(outdir: Path, name: str, entries: Sequence[PatchEntry], layers: Sequence[CubeLayer]) -> str:
-    """Changes when the entries, the run name or any patch file changes (not when the run folder moves)."""
-    stamps = []
-    for layer in layers:
-        try:
-            st = layer.path.stat()
-        except OSError as exc:
-            raise OutputError(f"patch file {layer.path} is missing ({exc}); re-run the run to rewrite it") from exc
-        stamps.append((layer.path.relative_to(outdir).as_posix(), st.st_size, st.st_mtime_ns))
-    order = [e.to_dict() for e in sorted(entries, key=lambda e: (e.unit_id, e.patch_id))]
-    return hashlib.sha256(dump_json([CUBE_VERSION, name, order, sorted(stamps)])).hexdigest()[:16]
+def delta_hours(primary: np.datetime64, secondary: np.datetime64) -> float:
+    """Signed time difference secondary minus primary in hours (rounded to 1e-6 h, a few ms)."""
+    micro = (secondary.astype("datetime64[us]") - primary.astype("datetime64[us]")).astype("int64")
+    return round(float(micro) / 3.6e9, 6)
 
 
 def cube_attrs(path: Path) -> dict[str, Any]:
@@ -181,349 +101,240 @@ def cube_attrs(path: Path) -> dict[str, Any]:
         return {}
 
 
-def band_info(modality: str, name: str) -> tuple[str, str, str]:
-    """(kind, CF units, description) of a band name."""
-    if modality == "S2":
-        try:
-            info = S2_BANDS[canonical_s2_band(name)]
-        except SenprepError:
-            return "unknown", "1", name
-        units = {BandKind.PROBABILITY: "percent", BandKind.ANGLE: "degree"}.get(
-            info.kind, "cm" if info.name == "WVP" else "1"
-        )
-        return info.kind.value, units, info.description
-    lower = name.lower()
-    if lower.startswith(("sigma0", "gamma0", "beta0")):
-        return "backscatter", "dB" if lower.endswith("_db") else "1", f"{name} backscatter"
-    if lower == "local_incidence_angle":
-        return "angle", "degree", "local incidence angle"
-    if lower in ("layover_shadow", "collocation_flags"):
-        return "mask", "1", name.replace("_", " ")
-    return "unknown", "1", name
-
-
-def _data_attrs(modality: str, bands: Sequence[str], level: str | None) -> dict[str, Any]:
-    """CF attributes of a modality's data variable."""
-    infos = [band_info(modality, b) for b in bands]
-    kinds = {i[0] for i in infos}
-    units = {i[1] for i in infos}
-    mission = {"S1": "Sentinel-1", "S2": "Sentinel-2"}.get(modality, modality)
-    attrs: dict[str, Any] = {
-        "long_name": f"{mission} {level + ' ' if level else ''}patches",
-        "grid_mapping": "spatial_ref",
-        "comment": "NaN where no patch holds data; per-band kind and units in band_kind / band_units",
-    }
-    if len(units) == 1:
-        attrs["units"] = units.pop()
-    if kinds == {"reflectance"} and level in ("L1C", "L2A"):
-        attrs["standard_name"] = (
-            "surface_bidirectional_reflectance" if level == "L2A" else "toa_bidirectional_reflectance"
-        )
-    if kinds == {"backscatter"} and attrs.get("units") == "1" and all(b.lower().startswith("sigma0") for b in bands):
-        attrs["standard_name"] = "surface_backwards_scattering_coefficient_of_radar_wave"
-    return attrs
-
-
-def _crs_variable(grid: TargetGrid) -> Any:
-    """The CF grid-mapping variable, as rioxarray and odc-geo write it."""
-    import xarray as xr
-    from pyproj import CRS
-
-    crs = CRS.from_epsg(grid.epsg)
-    attrs = dict(crs.to_cf())
-    attrs["spatial_ref"] = attrs.get("crs_wkt", crs.to_wkt())
-    t = grid.transform
-    attrs["GeoTransform"] = " ".join(repr(float(v)) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
-    return xr.Variable((), np.int64(0), attrs)
-
-
-def _axis_variables(grid: TargetGrid) -> dict[str, Any]:
-    import xarray as xr
-    from pyproj import CRS
-
-    xs, ys = grid.pixel_centres()
-    if CRS.from_epsg(grid.epsg).is_geographic:
-        x_attrs = {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"}
-        y_attrs = {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"}
-    else:
-        x_attrs = {"standard_name": "projection_x_coordinate", "long_name": "x coordinate of projection",
-                   "units": "m", "axis": "X"}  # fmt: skip
-        y_attrs = {"standard_name": "projection_y_coordinate", "long_name": "y coordinate of projection",
-                   "units": "m", "axis": "Y"}  # fmt: skip
-    return {"x": xr.Variable("x", xs, x_attrs), "y": xr.Variable("y", ys, y_attrs)}
-
-
-def _level(layer: CubeLayer) -> str | None:
-    """The processing level a patch's sidecar names (L1C / L2A), if any."""
-    if layer.metadata_path is None:
-        return None
-    try:
-        level = json.loads(layer.metadata_path.read_text()).get("processing_level")
-    except (OSError, ValueError):
-        return None
-    return str(level) if level else None
-
-
-def _joined(values: Iterable[Any]) -> str:
-    return " ".join(sorted({str(v) for v in values if v not in (None, "")}))
-
-
-def _coords_dataset(
-    modality: str, layers: Sequence[CubeLayer], grid: TargetGrid, windows: dict[str, PixelWindow], name: str
-) -> tuple[Any, list[np.datetime64], tuple[str, ...]]:
-    """The small variables of a modality group (everything but the pixel array)."""
-    import xarray as xr
-
-    times = sorted({layer.time for layer in layers})
-    t_index = {t: i for i, t in enumerate(times)}
-    patch_ids = list(windows)
-    p_index = {p: i for i, p in enumerate(patch_ids)}
-    bands = layers[0].bands
-    for layer in layers:
-        if layer.bands != bands:
-            raise OutputError(
-                f"{modality} patches of {layer.unit_id} have bands {list(layer.bands)} but others have {list(bands)}; "
-                "a Zarr cube needs the same bands in every patch of a modality (re-run with --rebuild)"
-            )
-    n_t, n_p = len(times), len(patch_ids)
-    valid = np.full((n_t, n_p), np.nan)
-    cloud = np.full((n_t, n_p), np.nan)
-    units = np.full((n_t, n_p), "", dtype=object)
-    is_sample = np.zeros((n_t, n_p), dtype=bool)
-    per_time: dict[str, list[set[Any]]] = defaultdict(lambda: [set() for _ in times])
-    pair_time = np.full(n_t, np.datetime64("NaT"), dtype="datetime64[us]")
-    for layer in layers:
-        ti, pi = t_index[layer.time], p_index[layer.patch_id]
-        if layer.primary or not units[ti, pi]:
-            valid[ti, pi] = layer.valid_fraction
-            cloud[ti, pi] = np.nan if layer.cloud_fraction is None else layer.cloud_fraction
-            units[ti, pi] = layer.unit_id
-        is_sample[ti, pi] |= layer.primary
-        per_time["product_ids"][ti].update(layer.product_ids)
-        per_time["platform"][ti].add(layer.platform)
-        per_time["orbit_direction"][ti].add(layer.orbit_direction)
-        per_time["relative_orbit"][ti].add(layer.relative_orbit)
-        if layer.pair_time is not None and np.isnat(pair_time[ti]):
-            pair_time[ti] = layer.pair_time
-    infos = [band_info(modality, b) for b in bands]
-    time_attrs = {"standard_name": "time", "long_name": f"sensing time (UTC) of the {modality} acquisition",
-                  "axis": "T"}  # fmt: skip
-    coords: dict[str, Any] = {
-        "time": xr.Variable("time", np.array(times, dtype="datetime64[ns]"), time_attrs),
-        "band": xr.Variable("band", np.array(bands, dtype=object), {"long_name": "band name"}),
-        "band_kind": xr.Variable("band", np.array([i[0] for i in infos], dtype=object)),
-        "band_units": xr.Variable("band", np.array([i[1] for i in infos], dtype=object)),
-        "band_description": xr.Variable("band", np.array([i[2] for i in infos], dtype=object)),
-        **_axis_variables(grid),
-        "spatial_ref": _crs_variable(grid),
-        "product_ids": xr.Variable("time", np.array([_joined(s) for s in per_time["product_ids"]], dtype=object),
-                                   {"long_name": "ids of the products sensed at this time (space separated)"}),
-        "platform": xr.Variable("time", np.array([_joined(s) for s in per_time["platform"]], dtype=object),
-                                {"long_name": "platform"}),
-        "patch_id": xr.Variable("patch", np.array(patch_ids, dtype=object), {"long_name": "patch id"}),
-        "patch_row_off": xr.Variable("patch", np.array([windows[p].row_off for p in patch_ids], dtype="int32"),
-                                     {"long_name": "first row of the patch in this cube"}),
-        "patch_col_off": xr.Variable("patch", np.array([windows[p].col_off for p in patch_ids], dtype="int32"),
-                                     {"long_name": "first column of the patch in this cube"}),
-        "patch_height": xr.Variable("patch", np.array([windows[p].height for p in patch_ids], dtype="int32")),
-        "patch_width": xr.Variable("patch", np.array([windows[p].width for p in patch_ids], dtype="int32")),
-        "valid_fraction": xr.Variable(("time", "patch"), valid, {"long_name": "fraction of valid pixels in the patch",
-                                                                 "units": "1", "comment": "NaN: no patch"}),
-        "cloud_fraction": xr.Variable(("time", "patch"), cloud, {"long_name": "cloudy fraction of the valid pixels",
-                                                                 "units": "1", "comment": "NaN: no patch or unknown"}),
-        "unit_id": xr.Variable(("time", "patch"), units, {"long_name": "work unit that wrote the patch"}),
-        "is_sample": xr.Variable(("time", "patch"), is_sample,
-                                 {"long_name": "the cell is a sample's primary modality (False: a pair partner)"}),
-    }  # fmt: skip
-    if modality == "S1" or any(s != {None} for s in per_time["orbit_direction"]):
-        coords["orbit_direction"] = xr.Variable(
-            "time", np.array([_joined(s) for s in per_time["orbit_direction"]], dtype=object)
-        )
-        orbits = [next(iter(s)) if len(s) == 1 and None not in s else 0 for s in per_time["relative_orbit"]]
-        coords["relative_orbit"] = xr.Variable(
-            "time", np.array(orbits, dtype="int16"), {"long_name": "relative orbit", "comment": "0: unknown or mixed"}
-        )
-    partners = {layer.pair_modality for layer in layers if layer.pair_modality}
-    attrs = {
-        "Conventions": "CF-1.8",
-        "title": f"senprep {modality} patches of run '{name}'",
-        "source": f"senprep {__version__}",
-        "senprep:modality": modality,
-    }
-    if partners:
-        partner = sorted(partners)[0]
-        attrs["senprep:pair_modality"] = partner
-        hours = [np.nan if np.isnat(p) else delta_hours(t, p) for t, p in zip(times, pair_time, strict=True)]
-        coords["pair_time"] = xr.Variable(
-            "time", pair_time.astype("datetime64[ns]"), {"long_name": f"sensing time (UTC) of the paired {partner}"}
-        )
-        coords["delta_t_hours"] = xr.Variable(
-            "time", np.array(hours), {"long_name": f"{partner} minus {modality} sensing time", "units": "hours"}
-        )
-    return xr.Dataset(coords=coords, attrs=attrs), times, bands
-
-
-def _read_patch(path: Path, n_bands: int) -> np.ndarray:
-    try:
-        with rasterio.open(path) as src:
-            data = src.read(out_dtype="float32")
-    except rasterio.errors.RasterioIOError as exc:
-        raise OutputError(f"cannot read patch {path} for the Zarr cube: {exc}; re-run the run to rewrite it") from exc
-    if data.shape[0] != n_bands:
-        raise OutputError(f"patch {path} has {data.shape[0]} bands, its manifest lists {n_bands}")
-    return data
-
-
-def _write_group(
-    zarr: Any, store: Path, modality: str, layers: Sequence[CubeLayer], grid: TargetGrid,
-    windows: dict[str, PixelWindow], name: str,
-) -> int:  # fmt: skip
-    """Write one modality group; returns the number of patches copied."""
+def prepare_cube(folder: RunFolder, layout: CubeLayout) -> Path:
+    """Create the empty pixel arrays of ``layout`` in the folder's staging store (kept, with the slots
+    already filled, when an interrupted run left one of the same layout); return the store's path."""
+    zarr = require_zarr()
     from numcodecs import Blosc
 
-    ds, times, bands = _coords_dataset(modality, layers, grid, windows, name)
-    encoding = {"time": dict(TIME_ENCODING)}
-    if "pair_time" in ds:
-        encoding["pair_time"] = dict(TIME_ENCODING)
-    ds.to_zarr(store, group=modality, mode="w", zarr_format=2, consolidated=False, encoding=encoding)
-    shape_counts = Counter((w.height, w.width) for w in windows.values())
-    chunk_h, chunk_w = shape_counts.most_common(1)[0][0]
-    group = zarr.open_group(str(store / modality), mode="r+", zarr_format=2)
-    attrs = {"_ARRAY_DIMENSIONS": ["time", "band", "y", "x"], **_data_attrs(modality, bands, _level(layers[0]))}
-    array = group.create_array(
-        modality,
-        shape=(len(times), len(bands), grid.height, grid.width),
-        chunks=(1, len(bands), chunk_h, chunk_w),
-        dtype="float32",
-        fill_value=np.float32("nan"),
-        compressors=Blosc(cname=CODEC[0], clevel=CODEC[1], shuffle=Blosc.SHUFFLE),
-        attributes=attrs,
-    )
-    t_index = {t: i for i, t in enumerate(times)}
-    todo, seen = [], set()
-    for layer in sorted(layers, key=lambda g: (g.time, windows[g.patch_id].row_off, windows[g.patch_id].col_off,
-                                               not g.primary, g.unit_id)):  # fmt: skip
-        if (layer.time, layer.patch_id, layer.path) not in seen:  # one partner patch paired with several primaries
-            seen.add((layer.time, layer.patch_id, layer.path))
-            todo.append(layer)
-    strips = _StripWriter(array, len(bands), chunk_h)
-    for layer, data in _prefetch(lambda g: _read_patch(g.path, len(bands)), todo):
-        ti, window = t_index[layer.time], windows[layer.patch_id]
-        strips.flush_before(ti, window.row_off)
-        strips.add(ti, window, data)
-    strips.flush_before(len(times), 0)
-    return len(todo)
+    store = folder.cube_staging_path
+    if cube_attrs(store).get(LAYOUT_ATTR) == layout.fingerprint:
+        return store
+    try:
+        shutil.rmtree(store, ignore_errors=True)
+        root = zarr.open_group(str(store), mode="w", zarr_format=2)
+        for modality in layout.modalities:
+            group = root.create_group(modality.name)
+            group.create_array(
+                modality.name,
+                shape=(len(modality.slots), len(modality.bands), layout.grid.height, layout.grid.width),
+                chunks=(1, len(modality.bands), *layout.chunk),
+                dtype="float32",
+                fill_value=np.float32("nan"),
+                compressors=Blosc(cname=CODEC[0], clevel=CODEC[1], shuffle=Blosc.SHUFFLE),
+                attributes={"_ARRAY_DIMENSIONS": ["time", "band", "y", "x"]},
+            )
+        root.attrs[LAYOUT_ATTR] = layout.fingerprint  # last: a store without it is never reused
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the Zarr cube {store}: {exc}; check the folder is writable and has space"
+        ) from exc
+    return store
 
 
-def _prefetch(read: Callable[[CubeLayer], np.ndarray], layers: Sequence[CubeLayer], depth: int = 4) -> Iterator[
-        tuple[CubeLayer, np.ndarray]]:  # fmt: skip
-    """``(layer, read(layer))`` in order, reading a few patches ahead on two threads (GDAL releases the GIL)."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="senprep-cube-read") as pool:
-        pending: deque[tuple[CubeLayer, Future[np.ndarray]]] = deque()
-        for layer in layers:
-            pending.append((layer, pool.submit(read, layer)))
-            if len(pending) > depth:
-                first, future = pending.popleft()
-                yield first, future.result()
-        while pending:
-            first, future = pending.popleft()
-            yield first, future.result()
+def write_unit_slots(folder: RunFolder, target: UnitCubeTarget, entries: Sequence[PatchEntry],
+                     files: Sequence[FileRecord]) -> int:  # fmt: skip
+    """Write the time slots a unit alone fills from its just-written patches; return the patches copied.
+
+    Nothing is written when the folder's staging store is not of the unit's layout (a unit run outside
+    a run, or a store laid out anew): the driver then fills the slots at the end."""
+    store = folder.cube_staging_path
+    if cube_attrs(store).get(LAYOUT_ATTR) != target.fingerprint:
+        return 0
+    zarr = require_zarr()
+    digests = {f.path: f.digest for f in files}
+    layers = [g for e in entries for g in entry_layers(e, digests)]
+    windows = {e.patch_id: target.grid.window_of(e.grid) for e in entries}
+    root = zarr.open_group(str(store), mode="r+", zarr_format=2)
+    copied = 0
+    for modality, index in target.slots:
+        order = write_order([g for g in layers if g.modality == modality], windows.__getitem__)
+        if not order:
+            continue
+        clear_marker(store, modality, index)
+        copied += fill_slot(root[modality][modality], index, target.chunk[0], order, windows.__getitem__, folder.root)
+        write_marker(store, modality, index, slot_token(target.fingerprint, order), order[0].unit_id)
+    return copied
 
 
-class _StripWriter:
-    """Gathers patches into rows of whole chunks (one chunk high, the cube wide) and writes each row once.
-
-    Patches arrive sorted by time, then row: a row that ends above the next patch is complete. Where
-    patches overlap, the first value written stays (overlapping patches hold the same values).
-    Writing whole rows lets zarr encode and store their chunks together, with no read-modify-write.
-    """
-
-    def __init__(self, array: Any, n_bands: int, chunk_h: int) -> None:
-        self.array, self.n_bands, self.chunk_h = array, n_bands, chunk_h
-        self.height, self.width = array.shape[2], array.shape[3]
-        self.rows: dict[tuple[int, int], np.ndarray] = {}
-
-    def add(self, ti: int, window: PixelWindow, data: np.ndarray) -> None:
-        ch = self.chunk_h
-        for k in range(window.row_off // ch, (window.row_stop - 1) // ch + 1):
-            if (ti, k) not in self.rows:
-                shape = (self.n_bands, min(ch, self.height - k * ch), self.width)
-                self.rows[(ti, k)] = np.full(shape, np.nan, dtype="float32")
-            r0, r1 = max(window.row_off, k * ch), min(window.row_stop, (k + 1) * ch)
-            target = self.rows[(ti, k)][:, r0 - k * ch : r1 - k * ch, window.col_off : window.col_stop]
-            source = data[:, r0 - window.row_off : r1 - window.row_off, :]
-            np.copyto(target, source, where=np.isnan(target))
-
-    def flush_before(self, ti: int, row: int) -> None:
-        """Write the rows of earlier times and those of time ``ti`` that end at or above ``row``."""
-        for key in sorted(self.rows):
-            t, k = key
-            if t < ti or (t == ti and (k + 1) * self.chunk_h <= row):
-                data = self.rows.pop(key)
-                self.array[t, :, k * self.chunk_h : k * self.chunk_h + data.shape[1], :] = data
-
-
-def _remove_leftovers(target: Path, keep: Path | None = None) -> None:
-    """Remove temporary cube folders left by an interrupted write next to the cube ``target``."""
-    for pattern in (f"{target.stem}{_TMP}*{target.suffix}", f"{target.stem}{_OLD}*{target.suffix}"):
-        for path in target.parent.glob(pattern):
-            if path != keep and path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
+def finish_cube(folder: RunFolder, layout: CubeLayout, unit_ids: Sequence[str], name: str) -> Path | None:
+    """Complete the cube of a run whose units ``unit_ids`` are done; return its path (None: no patch)."""
+    return _build(folder, layout, ManifestLayers(folder, unit_ids), name)
 
 
 def write_zarr_cube(folder: RunFolder, entries: Sequence[PatchEntry], name: str) -> Path:
-    """Build the run folder's Zarr cube from the run's patch ``entries``; return its path.
+    """Build the run folder's Zarr cube from patch ``entries`` alone (outside a run); return its path.
 
-    The cube is written to a temporary folder and renamed into place, so a reader never sees a
-    half-written cube. When the entries, the run name and every patch file are unchanged since the
-    existing cube was written, nothing is rewritten. Raises :class:`OutputError` when the entries
-    cannot form one cube (no patches, several grids, missing files) and :class:`ConfigError` when
-    the zarr package is missing.
-    """
-    zarr = require_zarr()
-    outdir = folder.root
-    layers = [layer for entry in entries for layer in entry_layers(entry, outdir)]
-    if not layers:
+    Raises :class:`OutputError` when the entries cannot form one cube (no patches, several grids, missing
+    files) and :class:`ConfigError` when the zarr package is missing."""
+    source = EntryLayers(folder.root, entries)
+    written = gather(source.unit_ids, source.layers)
+    if not written:
         raise OutputError(f"run '{name}' wrote no patches, so there is nothing to put in a Zarr cube")
-    grid = _union_grid(layers)
-    windows = _patch_windows(grid, layers)
-    target = folder.cube_path
-    fingerprint = _fingerprint(outdir, name, entries, layers)
-    if target.is_dir() and cube_attrs(target).get("senprep:fingerprint") == fingerprint:
+    claims = [c for slots in written.values() for s in slots for c in s.claims()]
+    path = _build(folder, make_layout([(e.patch_id, e.grid) for e in entries], claims), source, name)
+    if path is None:  # gather found patches above
+        raise OutputError(f"run '{name}' wrote no patches, so there is nothing to put in a Zarr cube")
+    return path
+
+
+def _build(folder: RunFolder, layout: CubeLayout, source: ManifestLayers | EntryLayers, name: str) -> Path | None:
+    zarr = require_zarr()
+    target, staging = folder.cube_path, folder.cube_staging_path
+    for pattern in (f"{target.stem}.tmp-*{target.suffix}", f"{target.stem}{_OLD}*{target.suffix}"):
+        for leftover in target.parent.glob(pattern):  # from a writer killed while renaming (or an older version)
+            shutil.rmtree(leftover, ignore_errors=True)
+    written = gather(source.unit_ids, source.layers)
+    if not written:
+        shutil.rmtree(staging, ignore_errors=True)
+        return None
+    content = hashlib.sha256(dump_json([CUBE_VERSION, name, layout.fingerprint, source.stamp()])).hexdigest()[:16]
+    if target.is_dir() and cube_attrs(target).get("senprep:fingerprint") == content:
+        shutil.rmtree(staging, ignore_errors=True)
         log.info("Zarr cube %s is up to date", target)
         return target
-    _remove_leftovers(target)
-    tmp = target.with_name(f"{target.stem}{_TMP}{os.getpid()}{target.suffix}")
-    by_modality: dict[str, list[CubeLayer]] = defaultdict(list)
-    for layer in layers:
-        by_modality[layer.modality].append(layer)
+    mapping = map_slots(layout, written)
+    if mapping is None:  # the units wrote other time steps than the catalogue said: lay the cube out anew
+        log.info("the Zarr cube's time steps differ from the plan's; the driver fills every slot")
+        patches = [(p, layout.grid.subgrid(w)) for p, w in zip(layout.patch_ids, layout.windows, strict=True)]
+        layout = make_layout(patches, [c for slots in written.values() for s in slots for c in s.claims()])
+        mapping = map_slots(layout, written)
+        if mapping is None:
+            raise OutputError("the Zarr cube cannot be laid out from the units' manifests; re-run with --rebuild")
     try:
-        copied = 0
-        for modality in sorted(by_modality):
-            copied += _write_group(zarr, tmp, modality, by_modality[modality], grid, windows, name)
-        root = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
-        root.attrs.update(
-            {
-                "Conventions": "CF-1.8",
-                "title": f"senprep patches of run '{name}'",
-                "source": f"senprep {__version__}",
-                "comment": "one group per modality: xarray.open_zarr(path, group='S2'), or xarray.open_datatree"
-                "(path, engine='zarr')",
-                "senprep:run": name,
-                "senprep:modalities": sorted(by_modality),
-                "senprep:grid": grid.to_dict(),
-                "senprep:cube_version": CUBE_VERSION,
-                "senprep:fingerprint": fingerprint,
-            }
-        )
-        zarr.consolidate_metadata(str(tmp), zarr_format=2)
-        replace_folder(tmp, target, aside=target.with_name(f"{target.stem}{_OLD}{os.getpid()}{target.suffix}"))
+        store = prepare_cube(folder, layout)
+        root = zarr.open_group(str(store), mode="r+", zarr_format=2)
+        del root.attrs[LAYOUT_ATTR]  # from here on the store is changed in ways no later run could reuse
+        copied = sum(_finish_group(root[m], store, folder.root, layout, slots, mapping[m], source, name)
+                     for m, slots in written.items())  # fmt: skip
+        shutil.rmtree(store / MARKERS_DIR, ignore_errors=True)
+        root.attrs.update(_root_attrs(name, sorted(written), layout, content))
+        zarr.consolidate_metadata(str(store), zarr_format=2)
+        replace_folder(store, target, aside=target.with_name(f"{target.stem}{_OLD}{os.getpid()}{target.suffix}"))
     except OSError as exc:
         raise OutputError(
             f"cannot write the Zarr cube {target}: {exc}; check the folder is writable and has space"
         ) from exc
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    log.info("Zarr cube %s: %d patches, modalities %s", target, copied, ", ".join(sorted(by_modality)))
+        shutil.rmtree(staging, ignore_errors=True)  # renamed into place, or half-finished (never reused)
+    log.info("Zarr cube %s: %d patches copied by the driver, modalities %s", target, copied, ", ".join(sorted(written)))
     return target
+
+
+def _finish_group(group: Any, store: Path, root: Path, layout: CubeLayout, slots: Sequence[WrittenSlot],
+                  indexes: Sequence[int], source: ManifestLayers | EntryLayers, name: str) -> int:  # fmt: skip
+    """Fill the group's slots whose marker does not match what the units wrote, compact its time axis to
+    the written slots and write its small variables; return the patches copied here."""
+    modality = slots[0].modality
+    array = group[modality]
+    tables = PatchTables(group, len(slots), layout.patch_ids)
+    copied = 0
+    for t, (slot, index) in enumerate(zip(slots, indexes, strict=True)):
+        layers = [
+            g for u in sorted(slot.units) for g in source.layers(u) if g.modality == modality and g.key == slot.key
+        ]
+        order = write_order(layers, layout.window_of)
+        token = slot_token(layout.fingerprint, order)
+        if read_marker(store, modality, index) != token:
+            clear_marker(store, modality, index)
+            copied += fill_slot(array, index, layout.chunk[0], order, layout.window_of, root)
+            write_marker(store, modality, index, token, "driver")
+        tables.write_row(t, order)
+    _compact(store / modality / modality, list(indexes), array.shape[0])
+    _write_coordinates(group, slots, layout)
+    level = _level(root, slots)
+    extra = ["band_kind", "band_units", "band_description", "spatial_ref", "product_ids", "platform", "patch_id",
+             "patch_row_off", "patch_col_off", "patch_height", "patch_width", "valid_fraction", "cloud_fraction",
+             "unit_id", "is_sample"]  # fmt: skip
+    extra += [n for n in ("orbit_direction", "relative_orbit", "pair_time", "delta_t_hours") if n in group]
+    array = group[modality]
+    array.attrs.update({**data_attrs(modality, sorted(slots[0].bands)[0], level), "coordinates": " ".join(extra)})
+    partners = sorted({p for s in slots for p in s.pair_modalities})
+    group.attrs.update({"Conventions": "CF-1.8", "title": f"senprep {modality} patches of run '{name}'",
+                        "source": f"senprep {__version__}", "senprep:modality": modality,
+                        **({"senprep:pair_modality": partners[0]} if partners else {})})  # fmt: skip
+    return copied
+
+
+def _compact(array_dir: Path, keep: list[int], n_slots: int) -> None:
+    """Keep only the time slots ``keep`` (ascending) of a Zarr v2 array, renumbered from 0: chunks of
+    other slots deleted, the others renamed in order, the shape updated."""
+    if keep == list(range(n_slots)):
+        return
+    new_of = {old: new for new, old in enumerate(keep)}
+    chunks = sorted((int(p.name.split(".", 1)[0]), p) for p in array_dir.iterdir() if not p.name.startswith("."))
+    for old, path in chunks:
+        if old not in new_of:
+            path.unlink()
+    for old, path in chunks:
+        if old in new_of and new_of[old] != old:
+            path.rename(path.with_name(f"{new_of[old]}.{path.name.split('.', 1)[1]}"))
+    meta_path = array_dir / ".zarray"
+    meta = json.loads(meta_path.read_text())
+    meta["shape"][0] = len(keep)
+    meta_path.write_text(json.dumps(meta, indent=4))
+
+
+def _joined(values: set[str]) -> str:
+    return " ".join(sorted(v for v in values if v))
+
+
+def _write_coordinates(group: Any, slots: Sequence[WrittenSlot], layout: CubeLayout) -> None:
+    modality = slots[0].modality
+    bands = sorted(slots[0].bands)[0]
+    write_variable(group, "time", ["time"], time_values([s.time for s in slots]),
+                   time_attrs(f"sensing time (UTC) of the {modality} acquisition", axis=True), NAT)  # fmt: skip
+    write_bands(group, modality, bands)
+    write_axes(group, layout.grid)
+    write_variable(group, "product_ids", ["time"], np.array([_joined(s.products) for s in slots], dtype=object),
+                   {"long_name": "ids of the products sensed at this time (space separated)"})  # fmt: skip
+    write_variable(group, "platform", ["time"], np.array([_joined(s.platforms) for s in slots], dtype=object),
+                   {"long_name": "platform"})  # fmt: skip
+    w = layout.windows
+    write_variable(group, "patch_id", ["patch"], np.array(layout.patch_ids, dtype=object), {"long_name": "patch id"})
+    write_variable(group, "patch_row_off", ["patch"], np.array([x.row_off for x in w], dtype="int32"),
+                   {"long_name": "first row of the patch in this cube"})  # fmt: skip
+    write_variable(group, "patch_col_off", ["patch"], np.array([x.col_off for x in w], dtype="int32"),
+                   {"long_name": "first column of the patch in this cube"})  # fmt: skip
+    write_variable(group, "patch_height", ["patch"], np.array([x.height for x in w], dtype="int32"), {})
+    write_variable(group, "patch_width", ["patch"], np.array([x.width for x in w], dtype="int32"), {})
+    if modality == "S1" or any(s.orbit_directions for s in slots):
+        write_variable(group, "orbit_direction", ["time"],
+                       np.array([_joined(s.orbit_directions) for s in slots], dtype=object), {})  # fmt: skip
+        orbits = [next(iter(s.relative_orbits)) or 0 if len(s.relative_orbits) == 1 else 0 for s in slots]
+        write_variable(group, "relative_orbit", ["time"], np.array(orbits, dtype="int16"),
+                       {"long_name": "relative orbit", "comment": "0: unknown or mixed"})  # fmt: skip
+    partners = sorted({p for s in slots for p in s.pair_modalities})
+    if partners:
+        write_variable(group, "pair_time", ["time"], time_values([s.pair_time for s in slots]),
+                       time_attrs(f"sensing time (UTC) of the paired {partners[0]}"), NAT)  # fmt: skip
+        hours = [np.nan if s.pair_time is None else delta_hours(s.time, s.pair_time) for s in slots]
+        write_variable(group, "delta_t_hours", ["time"], np.array(hours, dtype="float64"),
+                       {"long_name": f"{partners[0]} minus {modality} sensing time", "units": "hours"})  # fmt: skip
+
+
+def _level(root: Path, slots: Sequence[WrittenSlot]) -> str | None:
+    """The processing level (L1C / L2A) a patch sidecar of the group names, if any."""
+    sidecar = next((s.sidecar for s in slots if s.sidecar), None)
+    if sidecar is None:
+        return None
+    try:
+        level = json.loads((root / sidecar).read_text()).get("processing_level")
+    except (OSError, ValueError):
+        return None
+    return str(level) if level else None
+
+
+def _root_attrs(name: str, modalities: list[str], layout: CubeLayout, content: str) -> dict[str, Any]:
+    return {
+        "Conventions": "CF-1.8",
+        "title": f"senprep patches of run '{name}'",
+        "source": f"senprep {__version__}",
+        "comment": "one group per modality: xarray.open_zarr(path, group='S2'), or xarray.open_datatree"
+        "(path, engine='zarr')",
+        "senprep:run": name,
+        "senprep:modalities": modalities,
+        "senprep:grid": layout.grid.to_dict(),
+        "senprep:cube_version": CUBE_VERSION,
+        "senprep:fingerprint": content,
+    }

@@ -18,6 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.tiling import Patch
+from senprep_core.outputs.cube_layout import UnitCubeTarget
 from senprep_core.outputs.records import PatchEntry, UnitResult
 from senprep_core.s1.options import S1Options
 
@@ -108,6 +109,7 @@ class WorkUnit:
     spec: UnitSpec = field(repr=False, compare=False)
     roles: tuple[str, ...] = ()
     delta_t_hours: float | None = None
+    cube: UnitCubeTarget | None = field(default=None, repr=False, compare=False)  # the Zarr cube slots it fills
 
     def __post_init__(self) -> None:
         if not self.roles:

@@ -30,6 +30,7 @@ from senprep_core.geo.grid import PixelWindow
 from senprep_core.outputs.records import PatchEntry, RoiFractions, SkippedPatch, UnitManifest, UnitResult
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac_item import write_unit_items
+from senprep_core.outputs.zarr_cube import write_unit_slots
 from senprep_core.unit.fetching import FetchOptions, cloud_probe_layers, fetch_record, is_remote, layers_of
 from senprep_core.unit.integrity import verify_product
 from senprep_core.unit.model import UnitSpec, WorkUnit
@@ -245,6 +246,8 @@ def _process(
     fractions = tuple(RoiFractions(s.modality, st.valid_fraction, st.cloud_fraction)
                       for s, st in zip(sources, final, strict=True))  # fmt: skip
     item_files, stac = write_unit_items(folder, state.entries) if spec.stac and state.entries else ([], ())
+    if unit.cube is not None and state.entries:
+        write_unit_slots(folder, unit.cube, state.entries, writer.files)
     folder.commit_unit(UnitManifest(unit_id, "done", spec.fingerprint, tuple(records), fractions,
                                     tuple(state.entries), tuple(state.skipped), (*writer.files, *item_files),
                                     stac=stac))  # fmt: skip
