@@ -35,7 +35,7 @@ from senprep_core.events import (
 from senprep_core.executors import Executor, FailedTask, make_executor
 from senprep_core.fetch.redact import scrub_known
 from senprep_core.outputs.folder_lock import LockHolder
-from senprep_core.outputs.legacy_layout import write_legacy_layout
+from senprep_core.outputs.legacy_layout import prune_legacy
 from senprep_core.outputs.records import PatchEntry, UnitResult
 from senprep_core.outputs.report import RunReport
 from senprep_core.outputs.run_folder import RunFolder
@@ -324,9 +324,10 @@ def _write_indexes(plan: Plan, folder: RunFolder, results: Sequence[UnitResult],
     if plan.cube is not None:
         cube = plan.cube
         steps.append(("zarr", lambda: finish_cube(folder, cube, done, config.name)))
-    if config.output.layout == "legacy":
-        entries = [e for m in folder.manifests() if m.unit_id in done for e in m.patches]
-        steps.append(("legacy layout", lambda: write_legacy_layout(folder, entries, config.name)))
+    if config.output.layout == "legacy":  # the units placed their links; drop the folders of others
+        complete = set(done)
+        keep = {u.legacy_dir for u in plan.units if u.unit_id in complete and u.legacy_dir}
+        steps.append(("legacy layout", lambda: prune_legacy(folder, config.name, keep)))
     for stage, write in steps:
         callback(StageProgress(stage=stage, done=0, total=1))
         write()

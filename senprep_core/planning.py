@@ -23,6 +23,7 @@ from senprep_core.config import Config, Mode, unused_settings
 from senprep_core.errors import ConfigError
 from senprep_core.geo.tiling import tile_grid
 from senprep_core.outputs.cube_layout import CubeLayout, SlotClaim, make_layout
+from senprep_core.outputs.legacy_layout import UnitRank, plan_folders
 from senprep_core.pairing import plan_units, search_padding
 from senprep_core.sizing import check_size, run_size, size_warnings
 from senprep_core.timeutil import DateWindow
@@ -172,9 +173,21 @@ def plan_products(
     if cube is not None:
         targets = cube.targets()
         units = [replace(u, cube=targets.get(u.unit_id)) for u in units]
+    if config.output.layout == "legacy":
+        folders = plan_folders([UnitRank(u.unit_id, u.products[0].sensing_time, roi_share(u.products[0], config))
+                                for u in units], config.name)  # fmt: skip
+        units = [replace(u, legacy_dir=folders[u.unit_id]) for u in units]
     warnings = (*unused_settings(config), *size_warnings(run_size(config)))
     return Plan(config, spec, tuple(units), tuple(problems), tuple(sources), tuple(found),
                 tuple(dropped + left_out), warnings, cube)  # fmt: skip
+
+
+def roi_share(record: ProductRecord, config: Config) -> float:
+    """The share of the ROI a product's footprint covers (1 when its footprint is unknown)."""
+    roi = config.roi.geometry
+    if record.footprint_unwrapped is None or roi.area <= 0:
+        return 1.0
+    return round(float(record.footprint_unwrapped.intersection(roi).area / roi.area), 6)
 
 
 def plan_cube(spec: UnitSpec, units: Sequence[WorkUnit]) -> CubeLayout | None:

@@ -278,3 +278,28 @@ def test_a_legacy_layout_run_writes_both_trees(demo_products: Path, tmp_path: Pa
     assert result.status == "complete"
     assert (outdir / "catalog.json").is_file() and list(outdir.glob("patches/*/unit.json"))
     assert _tree_on_disk(outdir) == _tree(_entries(outdir), config.name) != []
+
+
+def test_units_place_their_links_and_the_driver_drops_folders_no_unit_owns(
+    scale_products: Path, tmp_path: Path
+) -> None:
+    from senprep_core.config import parse_config
+    from senprep_core.pipeline import run
+    from tests.conftest import scale_config_dict
+
+    config = parse_config(scale_config_dict(output={"min_valid_fraction": 0.0, "layout": "legacy"}))
+    outdir = tmp_path / "run"
+    result = run(config, outdir, sources=[f"local:{scale_products}"])
+    assert result.status == "complete"
+    assert all(u.legacy_dir for u in result.plan.units)
+    tree = sorted(p for p in (outdir / "Sentinel_Patches").rglob("*.tif"))
+    assert len(tree) == result.patches_written
+    assert all(p.stat().st_nlink == 2 for p in tree)  # a hard link to its patch COG
+    stray = outdir / "Sentinel_Patches" / "scale" / "20200106" / "ROI3" / "S2" / "Patches" / "S2_x_0_0_64x64.tif"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"left by an earlier run")
+    inodes = {p: p.stat().st_ino for p in tree}
+    again = run(config, outdir, sources=[f"local:{scale_products}"])
+    assert again.status == "complete" and all(r.status == "skipped" for r in again.results)
+    assert not (outdir / "Sentinel_Patches" / "scale" / "20200106").exists()
+    assert {p: p.stat().st_ino for p in tree} == inodes  # the units' own links are left as they are

@@ -95,8 +95,9 @@ class Cluster:
         for proc in [*self.workers.values(), self.scheduler]:
             try:
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a loaded machine: a worker may take long to stop
                 proc.kill()
+                proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,11 @@ What each part meant in 2022, and what it is here:
 ``ROI<n>``
     2022: within one week, each selected product (or S1/S2 pair) covered a part of the ROI; the parts
     were sorted by their share of the ROI, largest first, and numbered from 1. Here: the work units
-    (one acquisition or pair each) whose primary falls in that week, sorted by the number of patches
-    written (the ROI area they cover) descending, then by primary sensing time, then by unit id,
-    and numbered from 1. A week with one acquisition has only ``ROI1``.
+    (one acquisition or pair each) whose primary falls in that week, sorted by the share of the ROI
+    their primary product's footprint covers, descending, then by primary sensing time, then by unit
+    id, and numbered from 1 -- decided by the plan, before any unit runs, so each unit writes its own
+    folder while the run goes on. (Outside a run, :func:`legacy_files` ranks by the number of patches
+    instead.) A week with one acquisition has only ``ROI1``.
 ``<s1id>``, ``<s2id>``
     2022: the product UUID of the ESA SciHub. SciHub closed in 2023 and its UUIDs exist in no current
     catalogue, so here it is the ESA product name (without ``.SAFE``) with every ``_`` replaced by
@@ -47,8 +49,10 @@ What each part meant in 2022, and what it is here:
 Only the ``S1`` and ``S2`` files of an entry are placed (other keys, such as a multi-temporal
 reference acquisition, have no 2022 counterpart). Every file is a hard link to the patch COG when
 the file system allows it (no extra space), otherwise a copy; each is made under a temporary name and
-renamed. Re-running leaves correct files untouched, replaces outdated ones and removes legacy files
-of patches the run no longer has.
+renamed. In a run each unit places the links of its patches in its own ``ROI<n>`` folder as soon as
+they exist (:func:`place_unit_links`), also when it is skipped as complete; at the end the driver only
+removes the folders no complete unit of the run owns (:func:`prune_legacy`). Re-running leaves
+correct files untouched, replaces outdated ones and removes legacy files of patches the run no longer has.
 """
 
 from __future__ import annotations
@@ -114,36 +118,54 @@ def _file_name(entry: PatchEntry) -> str:
     return name
 
 
-def legacy_files(entries: Sequence[PatchEntry], name: str) -> list[LegacyFile]:
-    """The legacy tree of ``entries`` for run ``name``, sorted by path.
+@dataclass(frozen=True)
+class UnitRank:
+    """What orders a unit among those of its week: its primary's sensing time and its share of the ROI."""
 
-    Pure: reads no file. Raises :class:`OutputError` when two different patches would get the same
-    legacy path.
-    """
-    units: dict[str, list[PatchEntry]] = {}
-    for entry in entries:
-        units.setdefault(entry.unit_id, []).append(entry)
-    weeks: dict[date, list[tuple[int, datetime, str]]] = {}
-    for unit_id, unit_entries in units.items():
-        t = unit_entries[0].primary.time
-        weeks.setdefault(monday_of(t), []).append((-len(unit_entries), t, unit_id))
+    unit_id: str
+    time: datetime
+    share: float
+
+
+def plan_folders(ranks: Sequence[UnitRank], name: str) -> dict[str, str]:
+    """The ``ROI<n>`` folder (relative to the run folder) of each unit of run ``name``."""
+    weeks: dict[date, list[tuple[float, datetime, str]]] = {}
+    for r in ranks:
+        weeks.setdefault(monday_of(r.time), []).append((-r.share, r.time, r.unit_id))
     folder: dict[str, str] = {}
     for monday, ranked in weeks.items():
         for n, (_, _, unit_id) in enumerate(sorted(ranked), start=1):
             folder[unit_id] = f"{LEGACY_DIR}/{name}/{monday:%Y%m%d}/ROI{n}"
+    return folder
+
+
+def unit_files(entries: Sequence[PatchEntry], folder: str) -> list[LegacyFile]:
+    """The legacy files of one unit's ``entries`` in its ``ROI<n>`` ``folder``, sorted by path (pure).
+    Raises :class:`OutputError` when two different patches would get the same legacy path."""
     out: dict[str, LegacyFile] = {}
-    for unit_id, unit_entries in units.items():
-        for entry in unit_entries:
-            file_name = _file_name(entry)
-            for part in (p for m in MODALITIES if (p := entry.get(m)) is not None):
-                path = f"{folder[unit_id]}/{part.modality}/{PATCHES_DIR}/{file_name}"
-                if path in out and out[path].source != part.image:
-                    raise OutputError(
-                        f"patches {out[path].source} and {part.image} would both become {path} in the legacy "
-                        "layout; use the default layout for this run"
-                    )
-                out[path] = LegacyFile(path, part.image)
+    for entry in entries:
+        file_name = _file_name(entry)
+        for part in (p for m in MODALITIES if (p := entry.get(m)) is not None):
+            path = f"{folder}/{part.modality}/{PATCHES_DIR}/{file_name}"
+            if path in out and out[path].source != part.image:
+                raise OutputError(
+                    f"patches {out[path].source} and {part.image} would both become {path} in the legacy "
+                    "layout; use the default layout for this run"
+                )
+            out[path] = LegacyFile(path, part.image)
     return [out[p] for p in sorted(out)]
+
+
+def legacy_files(entries: Sequence[PatchEntry], name: str) -> list[LegacyFile]:
+    """The legacy tree of ``entries`` for run ``name`` outside a run (units ranked in their week by the number
+    of patches they wrote), sorted by path. Pure: reads no file."""
+    units: dict[str, list[PatchEntry]] = {}
+    for entry in entries:
+        units.setdefault(entry.unit_id, []).append(entry)
+    ranks = [UnitRank(u, e[0].primary.time, len(e)) for u, e in units.items()]
+    folders = plan_folders(ranks, name)
+    files = [f for unit_id, unit_entries in units.items() for f in unit_files(unit_entries, folders[unit_id])]
+    return sorted(files, key=lambda f: f.path)
 
 
 def legacy_tree(entries: Sequence[PatchEntry], name: str) -> list[str]:
@@ -192,6 +214,34 @@ def _remove_stale(root: Path, keep: set[Path]) -> int:
     for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()
+    return removed
+
+
+def place_unit_links(folder: RunFolder, entries: Sequence[PatchEntry], legacy_dir: str) -> int:
+    """Make the legacy files of one unit's ``entries`` in its own folder ``legacy_dir`` (relative to the run
+    folder) and remove legacy files there that the unit no longer has; return the files written."""
+    files = unit_files(entries, legacy_dir)
+    paths = [folder.root / f.path for f in files]
+    written = sum(_place(folder.root / f.source, path) for f, path in zip(files, paths, strict=True))
+    _remove_stale(folder.root / legacy_dir, set(paths))
+    return written
+
+
+def prune_legacy(folder: RunFolder, config_name: str, keep: set[str]) -> int:
+    """Remove the legacy files of every ``ROI<n>`` folder of run ``config_name`` that is not in ``keep``
+    (folders of the run's complete units, relative to the run folder); return the files removed."""
+    root = folder.legacy_root / config_name
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for week in sorted(p for p in root.iterdir() if p.is_dir()):
+        for roi in sorted(p for p in week.iterdir() if p.is_dir() and re.fullmatch(r"ROI\d+", p.name)):
+            if folder.relative(roi) not in keep:
+                removed += _remove_stale(roi, set())
+        if week.is_dir() and not any(week.iterdir()):
+            week.rmdir()
     if not any(root.iterdir()):
         root.rmdir()
     return removed

@@ -110,6 +110,7 @@ class WorkUnit:
     roles: tuple[str, ...] = ()
     delta_t_hours: float | None = None
     cube: UnitCubeTarget | None = field(default=None, repr=False, compare=False)  # the Zarr cube slots it fills
+    legacy_dir: str | None = field(default=None, compare=False)  # its ROI<n> folder of the 2022 layout
 
     def __post_init__(self) -> None:
         if not self.roles:

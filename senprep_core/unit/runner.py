@@ -27,6 +27,7 @@ from senprep_core.errors import SenprepError
 from senprep_core.events import EventCallback, Message, PatchWritten, UnitStarted
 from senprep_core.fetch.redact import scrub
 from senprep_core.geo.grid import PixelWindow
+from senprep_core.outputs.legacy_layout import place_unit_links
 from senprep_core.outputs.records import PatchEntry, RoiFractions, SkippedPatch, UnitManifest, UnitResult
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.stac_item import write_unit_items
@@ -96,6 +97,8 @@ def _run(
     if not rebuild:
         check = folder.check_unit(unit.unit_id, spec.fingerprint)
         if check.complete and check.manifest is not None:
+            if unit.legacy_dir is not None:  # the plan may have renumbered the unit's folder since
+                place_unit_links(folder, check.manifest.patches, unit.legacy_dir)
             return _skipped(check.manifest, t0)
         if check.state == "damaged":
             text = f"unit {unit.unit_id} is redone: {'; '.join(check.problems)}"
@@ -248,6 +251,8 @@ def _process(
     item_files, stac = write_unit_items(folder, state.entries) if spec.stac and state.entries else ([], ())
     if unit.cube is not None and state.entries:
         write_unit_slots(folder, unit.cube, state.entries, writer.files)
+    if unit.legacy_dir is not None:
+        place_unit_links(folder, state.entries, unit.legacy_dir)
     folder.commit_unit(UnitManifest(unit_id, "done", spec.fingerprint, tuple(records), fractions,
                                     tuple(state.entries), tuple(state.skipped), (*writer.files, *item_files),
                                     stac=stac))  # fmt: skip
