@@ -20,7 +20,7 @@ from senprep_core.demo.s2 import ground_truth
 from senprep_core.errors import CorruptProductError, UnknownBandError
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
-from senprep_core.outputs.stac import _band_field
+from senprep_core.outputs.stac_item import _band_field
 from senprep_core.outputs.zarr_cube import band_info
 from senprep_core.pipeline import run
 from senprep_core.s2.angles import (
@@ -308,7 +308,7 @@ def test_demo_angles_match_the_truth(demo_products: Path, level: str) -> None:
 def test_a_run_with_all_59_legacy_names_writes_them_in_order(demo_products: Path, tmp_path: Path) -> None:
     result = run(parse_config({**demo_config_dict(), "bands_S2": list(LEGACY_59)}), tmp_path / "out",
                  sources=[f"local:{demo_products}"])  # fmt: skip
-    entries = [e for r in result.results for e in r.patch_entries]
+    entries = result.entries()
     assert result.status == "complete" and entries
     order = tuple(canonical_s2_band(n) for n in LEGACY_59)
     specs = {s.product_id: s for s in demo_specs()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from shapely.geometry import Polygon
@@ -90,6 +91,16 @@ def _s2_record(path: Path, provider: str) -> ProductRecord:
     )
 
 
+def _may_match(name: str, query: SearchQuery) -> bool:
+    """Whether a product named ``name`` may match ``query``: its type, and its start time within a day of the
+    windows (the name's time and the metadata's can differ by a little). Names that do not parse may."""
+    info = parse_product_name(name)
+    if info is None:
+        return True
+    near = (info.start - timedelta(days=1), info.start, info.start + timedelta(days=1))
+    return info.product_type in query.product_types and any(query.in_windows(t) for t in near)
+
+
 class LocalProvider:
     """Search a local folder of products with the same interface as the remote providers."""
 
@@ -102,11 +113,14 @@ class LocalProvider:
             )
         self.name = f"local:{self.folder}"
 
-    def scan(self) -> SearchResult:
-        """Every product in the folder, and every entry that looked like one but could not be read."""
+    def scan(self, query: SearchQuery | None = None) -> SearchResult:
+        """Every product in the folder (with ``query``: those whose name may match it; their metadata is not
+        read), and every entry that looked like one but could not be read."""
         records: list[ProductRecord] = []
         problems: list[ProductProblem] = []
         for path in _candidates(self.folder):
+            if query is not None and not _may_match(path.name, query):
+                continue
             try:
                 info = parse_product_name(path.name)
                 if info is not None and info.family == "S1":
@@ -122,7 +136,7 @@ class LocalProvider:
     def search(self, query: SearchQuery) -> SearchResult:
         """Products matching the query. Unreadable products are kept as problems when their name
         places them inside the date windows (or cannot be parsed), so the run report shows them."""
-        scanned = self.scan()
+        scanned = self.scan(query)
         lo, hi = query.cloud_cover
         products = [
             r

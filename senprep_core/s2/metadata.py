@@ -134,7 +134,7 @@ class S2Metadata:
 def _all(root: etree._Element | None, tag: str) -> list[etree._Element]:
     if root is None:
         return []
-    return [el for el in root.iter(etree.Element) if etree.QName(el).localname == tag]
+    return list(root.iter(f"{{*}}{tag}"))  # the tag in any namespace (or none), filtered in C by lxml
 
 
 def _text(root: etree._Element | None, tag: str) -> str | None:
