@@ -17,6 +17,7 @@ from senprep_core.geo.grid import TargetGrid
 
 TIME_UNITS = "microseconds since 1970-01-01"
 NAT = np.iinfo("int64").min  # the fill value of time variables (NaT)
+TABLE_CELLS = 1 << 20  # cells of a (time, patch) table held and written at once
 CODEC = ("zstd", 3)  # Blosc compressor and level of the pixel arrays (with byte shuffle)
 
 
@@ -144,12 +145,14 @@ def write_bands(group: Any, modality: str, bands: Sequence[str]) -> None:
 
 
 class PatchTables:
-    """The per-(time, patch) tables of a group, written one time step at a time (chunks of one row)."""
+    """The per-(time, patch) tables of a group, filled one time step at a time and written in blocks of rows
+    (a block is one chunk of at most :data:`TABLE_CELLS` cells: memory bounded, few writes)."""
 
     def __init__(self, group: Any, n_times: int, patch_ids: Sequence[str]) -> None:
         self.index = {p: i for i, p in enumerate(patch_ids)}
-        n = len(patch_ids)
-        shape, chunks, dims = (n_times, n), (1, max(n, 1)), ["time", "patch"]
+        self.n = n = len(patch_ids)
+        self.block = max(1, min(n_times, TABLE_CELLS // max(n, 1)))
+        shape, chunks, dims = (n_times, n), (self.block, max(n, 1)), ["time", "patch"]
 
         def table(name: str, dtype: Any, fill: Any, attrs: dict[str, Any]) -> Any:
             return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
@@ -163,13 +166,20 @@ class PatchTables:
         self.unit = table("unit_id", str, "", {"long_name": "work unit that wrote the patch"})
         sample_about = {"long_name": "the cell is a sample's primary modality (False: a pair partner)"}
         self.sample = table("is_sample", "bool", None, sample_about)
+        self.start = 0
+        self._new_block()
+
+    def _new_block(self) -> None:
+        shape = (self.block, self.n)
+        self.rows = [np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, "", dtype=object),
+                     np.zeros(shape, dtype=bool)]  # fmt: skip
 
     def write_row(self, t: int, layers: Sequence[Any]) -> None:
-        """Row ``t`` from the slot's layers (a sample's own values win over a pair partner's)."""
-        n = len(self.index)
-        valid, cloud = np.full(n, np.nan), np.full(n, np.nan)
-        units = np.full(n, "", dtype=object)
-        sample = np.zeros(n, dtype=bool)
+        """Row ``t`` (rows come in order) from the slot's layers (a sample's own values win over a pair
+        partner's)."""
+        if t >= self.start + self.block:
+            self.flush()
+        valid, cloud, units, sample = (a[t - self.start] for a in self.rows)
         for layer in layers:
             i = self.index[layer.patch_id]
             if layer.primary or not units[i]:
@@ -177,7 +187,12 @@ class PatchTables:
                 cloud[i] = np.nan if layer.cloud_fraction is None else layer.cloud_fraction
                 units[i] = layer.unit_id
             sample[i] |= layer.primary
-        self.valid[t] = valid
-        self.cloud[t] = cloud
-        self.unit[t] = units
-        self.sample[t] = sample
+
+    def flush(self) -> None:
+        """Write the rows filled so far (call once after the last row)."""
+        stop = min(self.start + self.block, self.valid.shape[0])
+        if stop > self.start:
+            for array, rows in zip((self.valid, self.cloud, self.unit, self.sample), self.rows, strict=True):
+                array[self.start : stop] = rows[: stop - self.start]
+        self.start += self.block
+        self._new_block()

@@ -240,6 +240,7 @@ def _finish_group(group: Any, store: Path, root: Path, layout: CubeLayout, slots
             copied += fill_slot(array, index, layout.chunk[0], order, layout.window_of, root)
             write_marker(store, modality, index, token, "driver")
         tables.write_row(t, order)
+    tables.flush()
     _compact(store / modality / modality, list(indexes), array.shape[0])
     _write_coordinates(group, slots, layout)
     level = _level(root, slots)
