@@ -443,9 +443,12 @@ class DaskExecutor:
             ): unit
             for unit in units
         }
+        from distributed import as_completed
+
+        finished = as_completed(list(pending), loop=client.loop)  # the run's client, not dask's global default
         try:
             while pending and not cancel.is_set():
-                done = [f for f in pending if f.done()]  # polled: the client is not dask's global default
+                done = finished.next_batch(block=False)  # O(1) per finished unit, however many are pending
                 if not done:
                     cancel.wait(POLL_SECONDS)
                 _drain(received, dispatch)

@@ -30,7 +30,7 @@ LayerReader = Callable[[str], list[CubeLayer]]
 class ManifestLayers:
     """The cube layers of each unit, read from its manifest (a few manifests kept, most recent first)."""
 
-    def __init__(self, folder: RunFolder, unit_ids: Iterable[str], keep: int = 64) -> None:
+    def __init__(self, folder: RunFolder, unit_ids: Iterable[str], keep: int = 256) -> None:
         self.folder, self.unit_ids, self.keep = folder, tuple(sorted(unit_ids)), keep
         self._cache: OrderedDict[str, list[CubeLayer]] = OrderedDict()
 
@@ -38,7 +38,7 @@ class ManifestLayers:
         if unit_id in self._cache:
             self._cache.move_to_end(unit_id)
             return self._cache[unit_id]
-        manifest = self.folder.read_manifest(unit_id)
+        manifest = self.folder.read_manifest(unit_id, products=False)
         layers: list[CubeLayer] = []
         if manifest is not None:
             digests = {f.path: f.digest for f in manifest.files}

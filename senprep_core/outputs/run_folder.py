@@ -326,11 +326,12 @@ class RunFolder:
             if stale.is_file() and stale.name not in keep:
                 stale.unlink(missing_ok=True)
 
-    def read_manifest(self, unit_id: str) -> UnitManifest | None:
-        """A unit's manifest as written (not verified); None when it is missing or unreadable."""
+    def read_manifest(self, unit_id: str, products: bool = True) -> UnitManifest | None:
+        """A unit's manifest as written (not verified; without its product records when ``products`` is
+        False); None when it is missing or unreadable."""
         path = self.unit_dir(unit_id) / UNIT_FILE
         try:
-            return UnitManifest.from_dict(orjson.loads(path.read_bytes()))
+            return UnitManifest.from_dict(orjson.loads(path.read_bytes()), products)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, OutputError) as exc:

@@ -99,10 +99,11 @@ def _complete(folder: RunFolder, unit_ids: Sequence[str]) -> Iterator[UnitManife
     """The manifests of the complete units among ``unit_ids``, in item order, one at a time; a unit whose
     items were never written (a run without STAC before) gets them now."""
     for unit_id in sorted(unit_ids, key=_unit_order):
-        manifest = folder.read_manifest(unit_id)
+        manifest = folder.read_manifest(unit_id, products=False)
         if manifest is None or manifest.status != "done" or not manifest.patches:
             continue
         if not manifest.stac:
+            manifest = folder.read_manifest(unit_id) or manifest  # whole, with its products: it is rewritten
             files, summaries = write_unit_items(folder, manifest.patches)
             known = {f.path for f in manifest.files}
             manifest = replace(manifest, files=(*manifest.files, *(f for f in files if f.path not in known)),
