@@ -111,11 +111,17 @@ def _load(path: str) -> Any:
     return load_config(path)
 
 
-def _credentials(args: argparse.Namespace) -> str | None:
-    path = getattr(args, "credentials", None)
-    if path is not None and not Path(path).is_file():
-        raise ConfigError("--credentials", path, "give the path of an existing credentials JSON file")
-    return path
+def _credentials(args: argparse.Namespace) -> Any:
+    """The run's credentials files (:class:`~senprep_core.fetch.credentials.CredentialFiles`), each checked."""
+    from senprep_core.fetch.credentials import CredentialFiles
+
+    files = CredentialFiles(getattr(args, "credentials", None), getattr(args, "credentials_earthdata", None),
+                            getattr(args, "credentials_google", None))  # fmt: skip
+    flags = {"copernicus": "--credentials", "earthdata": "--credentials_earthdata", "google": "--credentials_google"}
+    for kind, path in files.given().items():
+        if not Path(path).is_file():
+            raise ConfigError(flags[kind], path, "give the path of an existing credentials JSON file")
+    return files
 
 
 def _fetch_options(args: argparse.Namespace) -> Any:
@@ -382,13 +388,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 SOURCE_HELP = (
-    "where products come from: cdse, earth-search, planetary-computer, dhus, local:DIR or demo "
-    "(repeat for an ordered fallback)"
+    "where products come from: cdse, cdse-stac, earth-search, planetary-computer, dhus, asf, gcs, local:DIR "
+    "or demo (repeat for an ordered fallback)"
 )
 CREDENTIALS_HELP = (
-    "credentials JSON {username, password[, sentinel_url_endpoint]} for cdse / dhus "
+    "credentials JSON {username, password[, sentinel_url_endpoint]} for cdse / cdse-stac / dhus "
     "(else SENPREP_CDSE_USERNAME / SENPREP_CDSE_PASSWORD or ~/.netrc)"
 )
+EARTHDATA_HELP = (
+    "NASA Earthdata Login credentials JSON {username, password} for asf "
+    "(else SENPREP_EARTHDATA_USERNAME / SENPREP_EARTHDATA_PASSWORD or the urs.earthdata.nasa.gov entry of ~/.netrc)"
+)
+GOOGLE_HELP = "Google Cloud service-account key, authorized-user file or token JSON for gcs (default: anonymous)"
+
+
+def _credential_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--credentials", help=CREDENTIALS_HELP)
+    p.add_argument("--credentials_earthdata", "--credentials-earthdata", dest="credentials_earthdata",
+                   help=EARTHDATA_HELP)  # fmt: skip
+    p.add_argument("--credentials_google", "--credentials-google", dest="credentials_google", help=GOOGLE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
     p_run.add_argument("--outdir", required=True, type=_folder, help="run folder")
     p_run.add_argument("--source", action="append", help=SOURCE_HELP)
-    p_run.add_argument("--credentials", help=CREDENTIALS_HELP)
+    _credential_flags(p_run)
     p_run.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
     p_run.add_argument("--no-verify", action="store_true",
                        help="read local products without checking their files against manifest.safe")  # fmt: skip
@@ -432,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", required=True)
         p.add_argument("--source", action="append", help=SOURCE_HELP)
-        p.add_argument("--credentials", help=CREDENTIALS_HELP)
+        _credential_flags(p)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 

@@ -20,6 +20,7 @@ from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
 from senprep_core.config import Config, Mode, unused_settings
 from senprep_core.errors import ConfigError
+from senprep_core.fetch.credentials import CredentialFiles
 from senprep_core.geo.tiling import tile_grid
 from senprep_core.pairing import plan_units, search_padding
 from senprep_core.sizing import check_size, run_size, size_warnings
@@ -173,12 +174,12 @@ def make_plan(
     config: Config,
     sources: Sequence[str] | None = None,
     providers: Sequence[Provider] | None = None,
-    credentials: str | None = None,
+    credentials: CredentialFiles | str | None = None,
     force: bool = False,
 ) -> Plan:
     """Search the sources (or ``providers``) and plan the units.
 
-    ``credentials`` is a credentials file for the sources that need one (see :func:`open_provider`). A run
+    ``credentials``: the credentials files for the sources that need one (see :func:`open_provider`). A run
     too large for this machine to plan is refused first (:func:`~senprep_core.sizing.check_size`; ``force``
     tries anyway)."""
     check_size(run_size(config), force)

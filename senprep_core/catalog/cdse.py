@@ -12,7 +12,9 @@
 * ``fetch_orbit``: S1 ``AUX_POEORB`` / ``AUX_RESORB`` files covering an acquisition, cached as ``.EOF``.
 
 All HTTP goes through one :class:`~senprep_core.fetch.http.HttpClient` (at most ``max_connections``
-requests at once, CDSE allows 4) with :class:`~senprep_core.fetch.cdse_auth.CdseAuth` tokens.
+requests at once) with :class:`~senprep_core.fetch.cdse_auth.CdseAuth` tokens. CDSE allows an account 4
+connections at once: with a ``slots`` plan (:mod:`senprep_core.fetch.slots`) every authenticated request
+holds one of the account's 4 slots, shared by all the processes of a run.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from senprep_core.fetch.cache import (
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
+from senprep_core.fetch.slots import AccountSlots, SlotPlan, account_key
 from senprep_core.s1.orbit_files import COVER_MARGIN, find_orbit_file, parse_orbit_file_name
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ log = logging.getLogger(__name__)
 CDSE_ODATA_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 CDSE_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
 MAX_SKIP = 10_000  # CDSE refuses $skip beyond this: longer searches are split by time
+ACCOUNT_CONNECTIONS = 4  # CDSE's limit of concurrent connections per account
 
 
 def _checksum(checksums: Sequence[Mapping[str, str]]) -> Checksum | None:
@@ -93,7 +97,8 @@ class CdseProvider:
 
     ``credentials`` are needed for downloads only; None loads them on first use with
     :func:`~senprep_core.fetch.credentials.load_credentials` (environment, then netrc).
-    ``order_timeout`` / ``order_poll`` bound the wait for an ordered offline product (seconds).
+    ``order_timeout`` / ``order_poll`` bound the wait for an ordered offline product (seconds). ``slots``:
+    how the account's :data:`ACCOUNT_CONNECTIONS` are shared with other processes (None: per process only).
     """
 
     name = "cdse"
@@ -112,6 +117,7 @@ class CdseProvider:
         timeout: float = 60.0,
         retries: int = 5,
         backoff: float = 0.5,
+        slots: SlotPlan | None = None,
     ) -> None:
         if not 1 <= page_size <= 1000:
             raise SourceError(f"CDSE page_size {page_size} is not valid: use 1 to 1000 (the $top limit)")
@@ -136,6 +142,7 @@ class CdseProvider:
             backoff=backoff,
             auth=_LazyAuth(self),
             on_event=self._emit,
+            account=AccountSlots(slots, self.account, ACCOUNT_CONNECTIONS),
         )
 
     def __repr__(self) -> str:
@@ -150,6 +157,10 @@ class CdseProvider:
     def _say(self, text: str) -> None:
         log.info("%s", text)
         self._emit(Message(text))
+
+    def account(self) -> str:
+        """The key of the account the credentials belong to (connection slots are per account and server)."""
+        return account_key("cdse", self.auth.username, self.token_url)
 
     @property
     def auth(self) -> CdseAuth:

@@ -3,8 +3,9 @@
 :class:`HttpClient` owns a pooled ``requests`` session, timeouts and retries (exponential backoff with
 full jitter on connection errors, timeouts and dropped bodies, on 408/429/5xx honouring Retry-After),
 a per-client limit of requests in flight (a semaphore shared by all threads, e.g. CDSE's 4
-connections), optional auth headers (on a 401: ``auth.invalidate()`` and one retry with fresh
-headers), and verified, resumable, cached downloads (see :meth:`HttpClient.download`).
+connections), a per-account limit shared with other processes (``account``, see
+:mod:`senprep_core.fetch.slots`), optional auth headers (on a 401: ``auth.invalidate()`` and one retry
+with fresh headers), and verified, resumable, cached downloads (see :meth:`HttpClient.download`).
 Secrets never appear in logs, events or exception messages (see :mod:`senprep_core.fetch.redact`).
 """
 
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from senprep_core.fetch.cache import file_lock, is_complete, lock_path, part_pat
 from senprep_core.fetch.checksum import Checksum, new_hasher, zip_problem
 from senprep_core.fetch.redact import install_log_redaction, redact_body, registered_secrets, scrub, scrub_url
 from senprep_core.fetch.retry import Attempts, Retryable, RetryPolicy, is_retryable_status, parse_retry_after
+from senprep_core.fetch.slots import Slots
 from senprep_core.fetch.transfer import (
     NETWORK_ERRORS,
     Progress,
@@ -134,7 +136,9 @@ class HttpClient:
 
     ``timeout`` is the connect and read timeout in seconds; ``retries`` the consecutive failures
     retried; ``backoff`` / ``max_backoff`` the first and largest backoff ceilings in seconds;
-    ``chunk_size`` the read size of downloads; ``user_agent`` the User-Agent header.
+    ``chunk_size`` the read size of downloads; ``user_agent`` the User-Agent header. ``account``: the
+    connection slots of the account the credentials belong to, held (besides the client's own) by every
+    request made with ``auth=True``, so the processes of a run together stay within the account's limit.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class HttpClient:
         on_event: EventCallback = no_op,
         chunk_size: int = 1 << 20,
         user_agent: str = USER_AGENT,
+        account: Slots | None = None,
     ) -> None:
         if max_connections < 1:
             raise ConfigError("max_connections", max_connections, "use 1 or more connections")
@@ -160,6 +165,7 @@ class HttpClient:
         self.auth = auth
         self.on_event = on_event
         self.chunk_size = chunk_size
+        self.account = account
         self._slots = threading.BoundedSemaphore(max_connections)
         self._session = self._make_session(user_agent)
         install_log_redaction()
@@ -290,7 +296,8 @@ class HttpClient:
         """One attempt holding a connection slot: yields the response once its status was accepted
         (or is in ``pass_statuses``). Raises Retryable for failures worth another attempt."""
         sent = self._headers(use_auth, headers)
-        with self.connection_slot():
+        shared = self.account.hold() if use_auth and self.account is not None else nullcontext()
+        with self.connection_slot(), shared:
             try:
                 response = self._session.request(
                     method, url, params=params, data=data, headers=sent, timeout=self.timeout, stream=stream

@@ -16,6 +16,10 @@ as JSON lists, nested objects, ``[name, value]`` pairs and free text (as some ga
 text, a header object and a list), ``"redirect"`` (a redirect to a URL holding ``?token=<token>``, then
 the file) or ``"redirect-error"`` (that redirect, then a 404 whose body and reason phrase repeat the URL).
 
+Connections per account (CDSE allows 4 at once): every request carrying a valid Bearer token is counted
+while it is served, per account (the user the token was issued to); ``active`` holds the requests in flight
+and ``peak`` the most seen at once, per account.
+
 Products come from a folder of SAFE folders / zips (metadata read with senprep's local provider),
 metadata-only entries (search decoys) and auxiliary files (orbit ``.EOF``, served zipped).
 """
@@ -32,7 +36,8 @@ import time
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import ThreadingHTTPServer
@@ -277,7 +282,10 @@ class CdseServer:
         self.issued: list[str] = []  # every access / refresh token handed out (leak scans)
         self.token_echo: tuple[int, str] | None = None  # (status, reason): refuse grants, echoing the form
         self.echoes: Counter[str] = Counter()  # secrets echoed back, by kind
+        self.active: Counter[str] = Counter()  # authenticated requests in flight, per account
+        self.peak: Counter[str] = Counter()  # the most in flight at once, per account
         self._access: dict[str, float] = {}
+        self._owners: dict[str, str] = {}  # access token -> user name
         self._refresh: dict[str, float] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -356,6 +364,7 @@ class CdseServer:
         now = time.monotonic()
         with self._lock:
             self._access[access] = now + self.access_lifetime
+            self._owners[access] = self.username
             self._refresh[refresh] = now + self.refresh_lifetime
             self.issued += [access, refresh]
         return {"access_token": access, "expires_in": self.access_lifetime, "refresh_token": refresh,
@@ -389,6 +398,29 @@ class CdseServer:
                 return 200, self._issue()
             return 400, {"error": "invalid_grant", "error_description": "Token is not active"}
         return 400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}
+
+    @contextmanager
+    def connection(self, header: str | None) -> Iterator[Callable[[], None]]:
+        """Count the request as one of its account's connections (valid tokens only) until it ends or the
+        yielded ``done()`` says its last byte was sent."""
+        token = (header or "").removeprefix("Bearer ")
+        account = self._owners.get(token) if header and header.startswith("Bearer ") else None
+        ended = [account is None]
+
+        def done() -> None:
+            with self._lock:
+                if not ended[0]:
+                    ended[0] = True
+                    self.active[str(account)] -= 1
+
+        if account is not None:
+            with self._lock:
+                self.active[account] += 1
+                self.peak[account] = max(self.peak[account], self.active[account])
+        try:
+            yield done
+        finally:
+            done()
 
     def authorised(self, header: str | None) -> bool:
         if not header or not header.startswith("Bearer "):
@@ -445,6 +477,7 @@ class CdseServer:
 
 class _Handler(QuietHandler):
     owner: CdseServer
+    _done: Callable[[], None]  # the request's last byte is sent (ends its count as a connection)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None, reason: str | None = None) -> None:
         data = json.dumps(body).encode()
@@ -475,6 +508,10 @@ class _Handler(QuietHandler):
             self.owner.requests.append((self.command, path, bool(self.headers.get("Authorization"))))
 
     def do_POST(self) -> None:
+        with self.owner.connection(self.headers.get("Authorization")) as self._done:
+            self._post()
+
+    def _post(self) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         self._record(path)
@@ -502,6 +539,10 @@ class _Handler(QuietHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        with self.owner.connection(self.headers.get("Authorization")) as self._done:
+            self._get()
+
+    def _get(self) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         self._record(path)
@@ -586,9 +627,11 @@ class _Handler(QuietHandler):
             except (BrokenPipeError, ConnectionResetError):
                 return
             sent += len(chunk)
+            if offset + CHUNK > end:  # the last byte is out: the client may start its next request now
+                self._done()
             with self.owner._lock:
                 self.owner.bytes_served[path] += len(chunk)
-            if rate:
+            if rate and offset + CHUNK <= end:
                 ahead = sent / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
