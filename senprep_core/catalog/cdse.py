@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from senprep_core.atomic import replace_folder
 from senprep_core.catalog.cdse_odata import (
     PRODUCT_TYPES,
     build_filter,
@@ -48,6 +45,7 @@ from senprep_core.catalog.cdse_odata import (
     stem,
     string_attribute,
 )
+from senprep_core.catalog.partial_safe import MemberFile, fetch_members, finish_partial, seed_from_previous
 from senprep_core.catalog.records import FetchRequest, ProductProblem, ProductRecord, SearchQuery, SearchResult
 from senprep_core.errors import (
     MetadataError,
@@ -57,13 +55,7 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.events import Event, EventCallback, Message, no_op
-from senprep_core.fetch.cache import (
-    PARTIAL_COMPLETE,
-    file_lock,
-    mark_partial_complete,
-    remove_marker,
-    safe_cache_name,
-)
+from senprep_core.fetch.cache import PARTIAL_COMPLETE, file_lock, remove_marker, safe_cache_name
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
@@ -353,52 +345,26 @@ class CdseProvider:
         rename the folder to ``<id>.SAFE``. Files of an earlier complete partial are reused, not fetched."""
         final = cache / f"{record.product_id}.SAFE"
         work = cache / f".tmp-{record.product_id}.SAFE"
-        work.mkdir(parents=True, exist_ok=True)
-        trusted: set[str] = set()
-        if (final / PARTIAL_COMPLETE).is_file():  # an earlier partial: keep its files, fetch only the missing ones
-            for src in final.rglob("*"):
-                member = src.relative_to(final).as_posix()
-                dst = work / member
-                if src.is_file() and src.name != PARTIAL_COMPLETE:
-                    trusted.add(member)
-                    if not dst.exists():
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        try:
-                            os.link(src, dst)
-                        except OSError:
-                            shutil.copy2(src, dst)
+        trusted = seed_from_previous(final, work)
         callback = request.on_event
 
-        def get(member: str, size: int | None, checksum: Checksum | None) -> None:
+        def bind() -> None:
             self._local.on_event = callback
-            if member in trusted and (size is None or (work / member).stat().st_size == size):
-                return
-            dest = work / member
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self.http.download(
-                node_url(self.download_url, ident, name, member),
-                dest,
-                size=size,
-                checksum=checksum,
-                check_zip=False,
-                auth=True,
-                label=f"{record.product_id}/{member}",
-            )
 
-        get("manifest.safe", None, None)
+        def files(items: Sequence[tuple[str, int | None, Checksum | None]]) -> list[MemberFile]:
+            return [MemberFile(m, node_url(self.download_url, ident, name, m), size, c) for m, size, c in items]
+
+        manifest = files([("manifest.safe", None, None)])
+        fetch_members(self.http, work, manifest, label=record.product_id, auth=True, trusted=trusted)
         needed = self._needed(record, (work / "manifest.safe").read_bytes(), request.bands, f"manifest.safe of {name}")
-        jobs = [
-            (f.member, f.size, Checksum("md5", f.checksum) if f.checksum_name == "MD5" and f.checksum else None)
-            for f in needed
-        ]
-        with ThreadPoolExecutor(max_workers=self.max_connections, thread_name_prefix="cdse-nodes") as pool:
-            list(pool.map(lambda job: get(*job), jobs))
-        for member in ["manifest.safe", *(f.member for f in needed)]:
-            remove_marker(work / member)  # the folder's .complete vouches for every file from now on
-        mark_partial_complete(work, product=name, odata_id=ident)
+        jobs = files([(f.member, f.size, Checksum("md5", f.checksum) if f.checksum_name == "MD5" and f.checksum
+                       else None) for f in needed])  # fmt: skip
+        fetch_members(self.http, work, jobs, label=record.product_id, auth=True, trusted=trusted,
+                      workers=self.max_connections, bind=bind)  # fmt: skip
         total = sum(f.size or 0 for f in needed if f.member not in trusted)
         log.info("%s: fetched %d file(s), %.1f MB (ROI mode)", record.product_id, len(needed), total / 1e6)
-        return replace_folder(work, final, done_marker=PARTIAL_COMPLETE)
+        members = ["manifest.safe", *(f.member for f in needed)]
+        return finish_partial(work, final, members, product=name, odata_id=ident)
 
     # ------------------------------------------------------------------ orbits
 
