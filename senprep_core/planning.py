@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from senprep_core.catalog import Provider, SearchQuery, open_provider
+from senprep_core.catalog import Provider, SearchQuery, open_provider, serves
 from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
 from senprep_core.config import Config, Mode, unused_settings
-from senprep_core.errors import ConfigError
+from senprep_core.errors import ConfigError, SourceError
 from senprep_core.fetch.credentials import CredentialFiles
 from senprep_core.geo.tiling import tile_grid
 from senprep_core.pairing import plan_units, search_padding
@@ -130,11 +130,19 @@ def search_queries(config: Config) -> list[SearchQuery]:
 
 def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductRecord], list[ProductProblem]]:
     """Products matching the config: for each mission the mode reads, those of the first provider that
-    has any (ordered fallback); sorted by time then id."""
+    has any (ordered fallback; providers that do not serve the mission's product type are skipped);
+    sorted by time then id. SourceError when no provider serves a product type the mode reads."""
     problems: list[ProductProblem] = []
     found: list[ProductRecord] = []
     for query in search_queries(config):
-        for provider in providers:
+        able = [p for p in providers if serves(p, query.product_types)]
+        if not able:
+            names = ", ".join(str(getattr(p, "source", None) or p.name) for p in providers)
+            raise SourceError(
+                f"none of the sources ({names}) serves {'/'.join(query.product_types)} products, which mode "
+                f"{config.mode.value} reads; add a --source that does (e.g. cdse)"
+            )
+        for provider in able:
             result = provider.search(query)
             problems.extend(p for p in result.problems if p not in problems)
             if result.products:

@@ -13,7 +13,9 @@ from senprep_core.fetch.slots import SlotPlan
 
 
 class Provider(Protocol):
-    """What every provider offers (local folder now; CDSE, Earth Search... later)."""
+    """What every provider offers. Optional attributes: ``serves`` (the product types it can search; a
+    search for others is skipped, so a later ``--source`` is asked) and ``whole_products`` (``fetch`` with
+    ``roi_only=False`` gives a whole ``.zip`` / ``.SAFE``, as ``senprep download`` needs)."""
 
     name: str
 
@@ -25,7 +27,7 @@ class Provider(Protocol):
         ...
 
 
-REMOTE_SOURCES = ("cdse", "earth-search", "planetary-computer", "dhus")
+REMOTE_SOURCES = ("cdse", "cdse-stac", "earth-search", "planetary-computer", "dhus", "asf", "gcs")
 
 
 def open_provider(
@@ -40,7 +42,12 @@ def open_provider(
     - ``earth-search`` / ``planetary-computer``: STAC APIs whose S2 COGs are read by window, no download
       (``earth-search:URL`` overrides the API URL);
     - ``dhus``: a DHuS mirror through sentinelsat; its URL comes from the credentials file
-      (``sentinel_url_endpoint``) or ``dhus:URL``.
+      (``sentinel_url_endpoint``) or ``dhus:URL``;
+    - ``asf``: the Alaska Satellite Facility's Sentinel-1 archive (Search API; downloads with a NASA Earthdata
+      Login account; ``asf:URL`` for another Search API base URL);
+    - ``gcs``: Google Cloud's public Sentinel-2 bucket (listed per MGRS tile; anonymous, or with a Google
+      credentials file; ``gcs:URL`` for another storage endpoint);
+    - ``cdse-stac``: the CDSE STAC API, its assets fetched with a CDSE token (``cdse-stac:URL``).
 
     ``credentials``: the run's :class:`~senprep_core.fetch.credentials.CredentialFiles` (a bare path is the
     Copernicus file, the legacy ``--credentials``); each source reads the file of its account kind and
@@ -88,6 +95,10 @@ def _open_remote(source: str, files: CredentialFiles, slots: SlotPlan | None) ->
         from senprep_core.catalog.dhus import open_dhus
 
         provider = open_dhus(files.copernicus, endpoint=url, slots=slots)
+    elif kind == "asf":
+        from senprep_core.catalog.asf import open_asf
+
+        provider = open_asf(url, files.earthdata)
     else:
         raise SourceError(f"unknown source '{source}': use one of {', '.join(KNOWN_SOURCES)}")
     provider.source = source  # type: ignore[attr-defined]  # how a worker reopens it (records carry it)
@@ -114,7 +125,15 @@ def _open_cdse(base: str | None, credentials: str | None, slots: SlotPlan | None
     )
 
 
+def serves(provider: Provider, product_types: tuple[str, ...]) -> bool:
+    """Whether ``provider`` can search any of ``product_types`` (providers that do not say: yes)."""
+    served = getattr(provider, "serves", None)
+    return served is None or any(t in served for t in product_types)
+
+
 __all__ = [
+    "KNOWN_SOURCES",
+    "REMOTE_SOURCES",
     "FetchRequest",
     "ProductProblem",
     "ProductRecord",
@@ -122,4 +141,5 @@ __all__ = [
     "SearchQuery",
     "SearchResult",
     "open_provider",
+    "serves",
 ]

@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
@@ -58,7 +58,11 @@ _STATUS_HINTS = {
 
 
 class Auth(Protocol):
-    """Gives request headers (e.g. a Bearer token, refreshed when needed); ``invalidate`` after a 401."""
+    """Gives request headers (e.g. a Bearer token, refreshed when needed); ``invalidate`` after a 401.
+
+    An auth may also offer ``redirect_headers(url) -> dict | None``: headers for a host a request is
+    redirected to (NASA Earthdata Login asks for Basic credentials on its own host only, see
+    :mod:`senprep_core.fetch.earthdata`)."""
 
     def headers(self) -> dict[str, str]: ...
 
@@ -118,14 +122,26 @@ def _same_site(old_host: str | None, new_host: str | None) -> bool:
 
 class _Session(requests.Session):
     """A session that keeps the Authorization header on redirects within the same site (CDSE redirects
-    downloads between its hosts) and drops it anywhere else or on an https -> http downgrade."""
+    downloads between its hosts) and drops it anywhere else, on another port of the same host or on an
+    https -> http downgrade. ``redirect_auth(url)`` may add headers for a redirect's target (a login host)."""
+
+    redirect_auth: Callable[[str], Mapping[str, str] | None] | None = None
 
     def should_strip_auth(self, old_url: str, new_url: str) -> bool:
         if not super().should_strip_auth(old_url, new_url):
             return False
         old, new = urlsplit(old_url), urlsplit(new_url)
+        if old.hostname == new.hostname:  # another port or scheme: another origin on this host
+            return True
         downgrade = old.scheme == "https" and new.scheme != "https"
         return downgrade or not _same_site(old.hostname, new.hostname)
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.redirect_auth is not None and prepared_request.url:
+            extra = self.redirect_auth(prepared_request.url)
+            if extra:
+                prepared_request.headers.update(extra)
 
 
 class HttpClient:
@@ -168,9 +184,10 @@ class HttpClient:
         self.account = account
         self._slots = threading.BoundedSemaphore(max_connections)
         self._session = self._make_session(user_agent)
+        self._session.redirect_auth = getattr(auth, "redirect_headers", None)
         install_log_redaction()
 
-    def _make_session(self, user_agent: str) -> requests.Session:
+    def _make_session(self, user_agent: str) -> _Session:
         session = _Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.max_connections, max_retries=0)
         session.mount("http://", adapter)
@@ -331,6 +348,7 @@ class HttpClient:
             attempts.auth_retried = True
             log.info("%s: HTTP 401 from %s; renewing the credentials and retrying once", self.name, shown)
             self.auth.invalidate()
+            self._session.cookies.clear()  # a session cookie the server no longer accepts goes too
             raise Retryable("HTTP 401", immediate=True)
         reason = scrub(response.reason or "")  # the reason phrase is the server's text too
         if is_retryable_status(status):
