@@ -12,7 +12,7 @@ from shapely.geometry import MultiPolygon, box, shape
 from senprep_core.catalog.stac_items import item_to_record
 from senprep_core.demo.catalog import DEMO_ROI_GEOJSON
 from senprep_core.errors import ConfigError
-from senprep_core.geo.mgrs import mgrs_tile, mgrs_tiles, tile_folder
+from senprep_core.geo.mgrs import mgrs_tile, mgrs_tiles, square_bounds, tile_folder
 from tests.conftest import need_real_samples
 
 
@@ -52,6 +52,12 @@ def test_tiles_of_regions() -> None:
     assert len(europe) > 200 and europe[0] == "29TME"
     assert mgrs_tiles(box(10, 85, 11, 86)) == []  # beyond UTM's range
     assert tile_folder("30UVG") == "30/U/VG" and tile_folder("T01LAC") == "1/L/AC"
+    for tile in ("30UVG", "33UWP", "20EPT", "24MUA", "13TDE", "06VVN", "58UFG", "19HDD"):  # squares round-trip
+        left, bottom, right, top = square_bounds(tile)
+        epsg = (32600 if tile[2] >= "N" else 32700) + int(tile[:2])
+        lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform((left + right) / 2, (bottom + top) / 2)
+        assert mgrs_tile(lon, lat) == tile
+    assert square_bounds("33UWP") == (500_000, 5_300_000, 600_000, 5_400_000)  # the real item's 499980, 5400000
     with pytest.raises(ConfigError):
         tile_folder("U30VG")
     with pytest.raises(ConfigError):

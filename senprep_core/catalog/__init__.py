@@ -99,6 +99,10 @@ def _open_remote(source: str, files: CredentialFiles, slots: SlotPlan | None) ->
         from senprep_core.catalog.asf import open_asf
 
         provider = open_asf(url, files.earthdata)
+    elif kind == "gcs":
+        from senprep_core.catalog.gcs import open_gcs
+
+        provider = open_gcs(url, files.google)
     else:
         raise SourceError(f"unknown source '{source}': use one of {', '.join(KNOWN_SOURCES)}")
     provider.source = source  # type: ignore[attr-defined]  # how a worker reopens it (records carry it)

@@ -80,6 +80,23 @@ def mgrs_tiles(region: BaseGeometry) -> list[str]:
     return sorted(found)
 
 
+def square_bounds(tile_id: str) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of a tile's 100 km square in its UTM zone (EPSG 326zz / 327zz by band)."""
+    tile = tile_id.upper().removeprefix("T")
+    tile_folder(tile)  # checks the form
+    zone, band, column, row = int(tile[:2]), tile[2], tile[3], tile[4]
+    letters = _COLUMNS[(zone - 1) % 3]
+    if column not in letters or row not in _ROWS:
+        raise ConfigError("tile", tile_id, f"'{column}{row}' is not a 100 km square of zone {zone}")
+    east = (letters.index(column) + 1) * 100_000.0
+    base = ((_ROWS.index(row) - (5 if zone % 2 == 0 else 0)) % 20) * 100_000.0
+    lat_min = -80.0 + 8.0 * BANDS.index(band)
+    epsg = (32600 if band >= "N" else 32700) + zone
+    _, y_min = Transformer.from_crs(4326, epsg, always_xy=True).transform(zone * 6.0 - 183.0, lat_min)
+    north = base + math.ceil((y_min - 100_000.0 - base) / 2_000_000.0) * 2_000_000.0  # the cycle of the band
+    return east, north, east + 100_000.0, north + 100_000.0
+
+
 def tile_folder(tile_id: str) -> str:
     """``30UVG`` -> ``30/U/VG`` (the folder layout of the Sentinel-2 buckets)."""
     tile = tile_id.upper().removeprefix("T")
@@ -88,4 +105,4 @@ def tile_folder(tile_id: str) -> str:
     return f"{int(tile[:2])}/{tile[2]}/{tile[3:]}"
 
 
-__all__ = ["BANDS", "mgrs_tile", "mgrs_tiles", "tile_folder"]
+__all__ = ["BANDS", "mgrs_tile", "mgrs_tiles", "square_bounds", "tile_folder"]
