@@ -99,6 +99,10 @@ def _open_remote(source: str, files: CredentialFiles, slots: SlotPlan | None) ->
         from senprep_core.catalog.asf import open_asf
 
         provider = open_asf(url, files.earthdata)
+    elif kind == "cdse-stac":
+        from senprep_core.catalog.cdse_stac import open_cdse_stac
+
+        provider = open_cdse_stac(url, files.copernicus, slots)
     elif kind == "gcs":
         from senprep_core.catalog.gcs import open_gcs
 

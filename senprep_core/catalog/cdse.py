@@ -94,6 +94,8 @@ class CdseProvider:
     """
 
     name = "cdse"
+    serves = tuple(PRODUCT_TYPES)  # the product types it can search
+    whole_products = True  # fetch with roi_only=False gives the product zip
 
     def __init__(
         self,

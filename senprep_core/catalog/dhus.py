@@ -136,6 +136,9 @@ class DhusProvider:
     :data:`ACCOUNT_CONNECTIONS` with the other processes of a run (see :mod:`senprep_core.fetch.slots`).
     """
 
+    serves = tuple(DHUS_PRODUCT_TYPES)  # the product types it can search
+    whole_products = True  # fetch gives the product zip
+
     def __init__(
         self,
         credentials: Credentials,

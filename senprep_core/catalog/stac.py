@@ -1,4 +1,5 @@
-"""STAC API providers: Earth Search and Planetary Computer (S2 read as COGs, no download) and CDSE STAC.
+"""STAC API providers: Earth Search and Planetary Computer (S2 read as COGs, no download) and CDSE STAC
+(downloads through CDSE, :mod:`senprep_core.catalog.cdse_stac`).
 
 One :class:`StacProvider` class with presets (:meth:`StacProvider.earth_search`,
 :meth:`StacProvider.planetary_computer`, :meth:`StacProvider.cdse_stac`). A search runs one STAC
@@ -264,6 +265,8 @@ class StacProvider:
         self._io: StacApiIO | None = None
         self._lock = threading.Lock()
         self.pages_read = 0  # pages fetched by the searches of this provider (diagnostics)
+        self.serves = tuple(self.collections)  # the product types it can search
+        self.whole_products = not reads_cogs  # COG providers give item JSON / VRTs, not whole products
 
     # ------------------------------------------------------------ presets
 
@@ -297,17 +300,14 @@ class StacProvider:
 
     @classmethod
     def cdse_stac(cls, url: str | None = None, **kwargs: Any) -> StacProvider:
-        """The CDSE STAC API (search only: S2 L2A/L1C and S1 GRD; downloads go through OData).
+        """The CDSE STAC API (S2 L2A/L1C and S1 GRD), its products downloaded through CDSE's OData service
+        with a CDSE token: :class:`~senprep_core.catalog.cdse_stac.CdseStacProvider`.
 
         ``url`` (or ``$SENPREP_CDSE_STAC_URL``) overrides the public API URL.
         """
-        collections = kwargs.pop(
-            "collections",
-            {"S2MSI2A": ("sentinel-2-l2a",), "S2MSI1C": ("sentinel-2-l1c",), "GRD": ("sentinel-1-grd",)},
-        )
-        api = url or os.environ.get(ENV_CDSE_STAC_URL) or CDSE_STAC_URL
-        kwargs.setdefault("reads_cogs", False)
-        return cls("cdse-stac", api, collections, **kwargs)
+        from senprep_core.catalog.cdse_stac import CdseStacProvider
+
+        return CdseStacProvider(url, **kwargs)
 
     # ------------------------------------------------------------ search
 
