@@ -1,4 +1,4 @@
-"""The ``senprep`` command: run, plan, search, status, export, inspect, demo.
+"""The ``senprep`` command: run, download, plan, search, status, export, inspect, demo.
 
 The legacy flags (``--config``, ``--outdir``, ``--credentials``, ``--njobs``, ``--rebuild true|false``)
 keep their meaning. Exit codes: 0 ok, 1 some products failed, 2 bad input, 130 cancelled.
@@ -93,7 +93,7 @@ class EventPrinter:
             if event.error:
                 text += f" ({event.error})"
             self._console_print(text)
-        elif isinstance(event, StageProgress) and event.stage == "process" and self._progress is not None:
+        elif isinstance(event, StageProgress) and event.stage in ("process", "download") and self._progress:
             self._progress.update(self._task, completed=event.done)
         elif isinstance(event, RunFinished) and self._progress is not None:
             self._progress.stop()
@@ -217,6 +217,40 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
             print(f"failed: {failure.unit_id}: {failure.error_type}: {message}", file=sys.stderr)
         for problem in result.plan.problems:
             print(f"failed: {problem.name}: {problem.error_type}: {problem.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch the whole products the run would use into ``--outdir``; process nothing."""
+    from senprep_core.download import download
+
+    config = _load(args.config)
+    options = _fetch_options(args)
+    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
+    with _Stop() as stop:
+        try:
+            result = download(config, Path(args.outdir), args.source, options, printer, stop.cancel,
+                              parallel=args.njobs, force=args.force)  # fmt: skip
+        except KeyboardInterrupt:
+            stop.cancel.set()
+            print("cancelled", file=sys.stderr)
+            return stop.exit_code
+    if result.status == "cancelled":
+        print(f"cancelled: the products already stored stay in {args.outdir}; run again to complete it",
+              file=sys.stderr)  # fmt: skip
+        return stop.exit_code
+    if result.status == "empty":
+        print(f"nothing to download: {result.plan.empty_reason()}", file=sys.stderr)
+        return result.exit_code
+    if not args.quiet:
+        print(f"{result.status}: {result.count('downloaded')} products downloaded, {result.count('skipped')} already "
+              f"complete, {len(result.failed)} failed -> {args.outdir}; process them with: senprep run --config "
+              f"{args.config} --outdir OUT --source local:{args.outdir}")  # fmt: skip
+    for failure in result.failed:
+        print(f"failed: {failure.product_id}: {failure.error_type}: {scrub_known(str(failure.error_message))}",
+              file=sys.stderr)  # fmt: skip
+    for problem in result.plan.problems:
+        print(f"failed: {problem.name}: {problem.error_type}: {problem.message}", file=sys.stderr)
     return result.exit_code
 
 
@@ -445,6 +479,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common_run(p_run)
     p_run.set_defaults(func=cmd_run)
+
+    p_down = sub.add_parser("download", help="fetch the whole products a run would use into a folder (no processing)")
+    p_down.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
+    then = "then: senprep run --source local:OUTDIR"
+    p_down.add_argument("--outdir", required=True, type=_folder, help=f"folder for the products (.zip / .SAFE); {then}")
+    p_down.add_argument("--source", action="append", help=SOURCE_HELP)
+    _credential_flags(p_down)
+    p_down.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
+    p_down.add_argument("--njobs", type=_positive, default=2, help="products downloaded at once (default 2)")
+    p_down.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    p_down.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
+    p_down.add_argument("--force", action="store_true", help="plan a run larger than this machine would hold")
+    p_down.set_defaults(func=cmd_download)
 
     def config_query(name: str, help_text: str, func: Any) -> None:
         p = sub.add_parser(name, help=help_text)

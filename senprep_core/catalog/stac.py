@@ -2,12 +2,13 @@
 (downloads through CDSE, :mod:`senprep_core.catalog.cdse_stac`).
 
 One :class:`StacProvider` class with presets (:meth:`StacProvider.earth_search`,
-:meth:`StacProvider.planetary_computer`, :meth:`StacProvider.cdse_stac`). A search runs one STAC
-item search per date window and product family (pystac-client, following the ``next`` links until
-done), maps the items with :func:`senprep_core.catalog.stac_items.item_to_record`, merges and
-de-duplicates them, and re-checks every filter client-side, so the result is exact even when a server
-ignores a filter. The cloud-cover range goes to the server as a CQL2 ``filter`` or a ``query`` only
-when the API declares that conformance class (some servers answer nothing at all to an unknown one).
+:meth:`StacProvider.planetary_computer`; CDSE's subclass is
+:class:`~senprep_core.catalog.cdse_stac.CdseStacProvider`). A search runs one STAC item search per date
+window and product family (pystac-client, following the ``next`` links until done), maps the items with
+:func:`senprep_core.catalog.stac_items.item_to_record`, merges and de-duplicates them, and re-checks every
+filter client-side, so the result is exact even when a server ignores a filter. The cloud-cover range goes
+to the server as a CQL2 ``filter`` or a ``query`` only when the API declares that conformance class (some
+servers answer nothing at all to an unknown one).
 
 ``fetch`` of a COG provider writes the (signed) item JSON into the cache; the S2 reader then reads
 the band windows straight from the asset hrefs over HTTP. S1 GRD items (Planetary Computer) become a
@@ -297,17 +298,6 @@ class StacProvider:
             sas = sas_url or os.environ.get(ENV_PLANETARY_COMPUTER_SAS_URL) or PLANETARY_COMPUTER_SAS_URL
             kwargs["sign"] = PlanetaryComputerSigner(sas, key=key or os.environ.get(ENV_PLANETARY_COMPUTER_KEY))
         return cls("planetary-computer", api, collections, **kwargs)
-
-    @classmethod
-    def cdse_stac(cls, url: str | None = None, **kwargs: Any) -> StacProvider:
-        """The CDSE STAC API (S2 L2A/L1C and S1 GRD), its products downloaded through CDSE's OData service
-        with a CDSE token: :class:`~senprep_core.catalog.cdse_stac.CdseStacProvider`.
-
-        ``url`` (or ``$SENPREP_CDSE_STAC_URL``) overrides the public API URL.
-        """
-        from senprep_core.catalog.cdse_stac import CdseStacProvider
-
-        return CdseStacProvider(url, **kwargs)
 
     # ------------------------------------------------------------ search
 
