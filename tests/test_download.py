@@ -171,3 +171,38 @@ def test_store_is_atomic_and_recognises_products(tmp_path: Path, demo_products: 
     partial.mkdir()
     (partial / ".complete").write_text("{}")
     assert stored_product(out, partial.name.removesuffix(".SAFE")) is None  # a cache partial is not a product
+
+
+def test_every_command_takes_the_credentials_of_each_account_kind(
+    tmp_path: Path, demo_products: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login = EarthdataLoginServer("ed-user", "ed-Pa55word").start()
+    asf = AsfServer(tmp_path / "asf", login)
+    asf.add_products(demo_products)
+    asf.start()
+    monkeypatch.setenv(ENV_LOGIN_URL, login.url)
+    s1 = next(data for name, data in demo_runs(demo_products) if name == "s1")
+    config = _json(tmp_path / "s1.json", s1)
+    earthdata = _json(tmp_path / "e.json", {"username": "ed-user", "password": "ed-Pa55word"})
+    google = _json(tmp_path / "g.json", {"access_token": "ya29.not-needed-here"})
+    common = ["--config", str(config), "--source", f"asf:{asf.url}", "--credentials_earthdata", str(earthdata),
+              "--credentials_google", str(google)]  # fmt: skip
+    try:
+        assert main(["search", *common, "--json"]) == 0
+        found = json.loads(capsys.readouterr().out)["products"]
+        assert {p["product_id"] for p in found} == {
+            S1_2022,
+            "S1A_IW_GRDH_1SDV_20210814T174135_20210814T174137_039229_0F6E81_BA7A",
+        }
+        assert main(["plan", *common, "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)["units"]) == 2
+        out = tmp_path / "run"
+        assert main(["run", *common, "--outdir", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"]) == 0
+        assert json.loads((out / "run.json").read_text())["status"] == "complete" and login.logins >= 1
+        assert "ed-Pa55word" not in (out / "run.json").read_text()
+    finally:
+        asf.stop()
+        login.stop()
+    # a credentials file that is not there: bad input, exit code 2, naming the flag
+    assert main(["plan", *common[:4], "--credentials_earthdata", str(tmp_path / "missing.json")]) == 2
+    assert "--credentials_earthdata" in capsys.readouterr().err
