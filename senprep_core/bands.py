@@ -1,9 +1,10 @@
 """Band vocabulary: canonical band names, their native resolution and the legacy aliases.
 
-Canonical Sentinel-2 names are the ESA band ids (``B02``, ``B8A``), ``SCL``, and mask names
-(``scl_cloud_shadow``, ``opaque_clouds``, ``cloud_probability``...). Legacy senprep configs
+Canonical Sentinel-2 names are the ESA band ids (``B02``, ``B8A``), ``SCL``, mask names
+(``scl_cloud_shadow``, ``opaque_clouds``, ``cloud_probability``...) and the sun / viewing angle names
+of SNAP's Sentinel-2 reader (``sun_zenith``, ``view_azimuth_mean``, ``view_zenith_B8A``...). Legacy senprep configs
 used SNAP collocation names with a ``_M`` (master) or ``_S`` (slave) suffix, e.g. ``B4_M``,
-``scl_cloud_shadow_M``, ``Sigma0_VV_S``; :func:`canonical_s2_band` and
+``scl_cloud_shadow_M``, ``view_zenith_B4_M``, ``Sigma0_VV_S``; :func:`canonical_s2_band` and
 :func:`canonical_s1_band` map those onto the canonical names.
 """
 
@@ -26,6 +27,7 @@ class BandKind(str, Enum):
     PROBABILITY = "probability"  # 0-100 % layer, bilinear
     AUXILIARY = "auxiliary"  # AOT / WVP, scaled physical value, bilinear
     BACKSCATTER = "backscatter"  # S1 calibrated intensity
+    ANGLE = "angle"  # sun / viewing angle in degrees from the tile's 5 km angle grids, bilinear
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,17 @@ SCL_CLASSES: dict[str, int] = {
     "scl_snow_ice": 11,
 }
 
+#: Resolution (metres) recorded for the angle bands: the step of the tile metadata's angle grids.
+ANGLE_GRID_STEP = 5000
+#: The angle bands that do not belong to one spectral band (SNAP's names).
+TILE_ANGLES = ("sun_zenith", "sun_azimuth", "view_zenith_mean", "view_azimuth_mean")
+
+
+def view_angle_band(angle: str, band: str) -> str:
+    """The canonical name of a band's viewing angle: ``view_angle_band("zenith", "B8A")`` -> ``view_zenith_B8A``."""
+    return f"view_{angle}_{band}"
+
+
 #: Layers of the MSK_CLASSI_B00 raster (baseline >= 04.00) or MSK_CLOUDS_B00.gml (older), in band order.
 CLASSI_LAYERS: dict[str, int] = {"opaque_clouds": 1, "cirrus_clouds": 2, "snow_ice_areas": 3}
 
@@ -80,7 +93,24 @@ def _build_s2() -> dict[str, BandInfo]:
         "cloud_probability", BandKind.PROBABILITY, 20, "cloud probability %", ("L2A",)
     )
     bands["snow_probability"] = BandInfo("snow_probability", BandKind.PROBABILITY, 20, "snow probability %", ("L2A",))
+    bands.update(_angle_bands())
     return bands
+
+
+def _angle_bands() -> dict[str, BandInfo]:
+    """Sun and viewing incidence angles (degrees), in SNAP's order: sun, mean view, then per band."""
+    names = {
+        "sun_zenith": "solar zenith angle (degrees)",
+        "sun_azimuth": "solar azimuth angle (degrees, clockwise from north)",
+        "view_zenith_mean": "viewing incidence zenith angle, mean over the bands (degrees)",
+        "view_azimuth_mean": "viewing incidence azimuth angle, mean over the bands (degrees, clockwise from north)",
+    }
+    for band in S2_REFLECTANCE:
+        names[view_angle_band("zenith", band)] = f"viewing incidence zenith angle of {band} (degrees)"
+        names[view_angle_band("azimuth", band)] = (
+            f"viewing incidence azimuth angle of {band} (degrees, clockwise from north)"
+        )
+    return {name: BandInfo(name, BandKind.ANGLE, ANGLE_GRID_STEP, text) for name, text in names.items()}
 
 
 S2_BANDS: dict[str, BandInfo] = _build_s2()
@@ -118,6 +148,7 @@ COLLOCATION_FLAGS = "collocation_flags"
 COLLOCATION_BITS = {"S2": 1, "S1": 2, "S1_previous": 4}
 
 _SUFFIX = re.compile(r"_(M|S)$")
+_VIEW_ANGLE = re.compile(r"(?i)view_(zenith|azimuth)_b(\d{1,2}|8a)")
 _S1_BACKSCATTER = re.compile(r"(?i)(sigma0|gamma0t|gamma0|beta0)_(vv|vh|hh|hv)(_db)?")
 
 
@@ -139,11 +170,17 @@ def _strip_suffix(name: str) -> str:
     return _SUFFIX.sub("", name.strip())
 
 
+def _band_number(number: str) -> str:
+    """``"4"`` -> ``B04``, ``"8a"`` -> ``B8A`` (not checked against the vocabulary)."""
+    return "B8A" if number.upper() == "8A" else f"B{int(number):02d}"
+
+
 def canonical_s2_band(name: str, key: str = "bands_S2") -> str:
     """Map a canonical or legacy Sentinel-2 band name onto its canonical name.
 
     ``B4_M`` -> ``B04``, ``B8A_M`` -> ``B8A``, ``scl_cloud_shadow_M`` -> ``scl_cloud_shadow``,
-    ``opaque_clouds_10m_M`` -> ``opaque_clouds``. Unknown names raise :class:`UnknownBandError`.
+    ``opaque_clouds_10m_M`` -> ``opaque_clouds``, ``view_zenith_B4_M`` -> ``view_zenith_B04``,
+    ``sun_azimuth_M`` -> ``sun_azimuth``. Unknown names raise :class:`UnknownBandError`.
     """
     base = _strip_suffix(name)
     if base in S2_BANDS:
@@ -151,17 +188,20 @@ def canonical_s2_band(name: str, key: str = "bands_S2") -> str:
     if base in _S2_ALIASES:
         return _S2_ALIASES[base]
     m = re.fullmatch(r"[Bb](\d{1,2}|8[Aa])", base)
-    if m:
-        number = m.group(1).upper()
-        canonical = "B8A" if number == "8A" else f"B{int(number):02d}"
-        if canonical in S2_BANDS:
-            return canonical
+    if m and _band_number(m.group(1)) in S2_BANDS:
+        return _band_number(m.group(1))
+    m = _VIEW_ANGLE.fullmatch(base)
+    if m and _band_number(m.group(2)) in S2_REFLECTANCE:
+        return view_angle_band(m.group(1).lower(), _band_number(m.group(2)))
     lowered = base.lower()
     for candidate in S2_BANDS:
         if candidate.lower() == lowered:
             return candidate
     raise UnknownBandError(
-        key, name, f"use one of {', '.join(S2_BANDS)} (legacy names like 'B4_M' or 'scl_cloud_shadow_M' also work)"
+        key,
+        name,
+        f"use one of {', '.join(S2_BANDS)} (legacy names like 'B4_M', 'scl_cloud_shadow_M' or "
+        "'view_zenith_B4_M' also work)",
     )
 
 

@@ -330,10 +330,13 @@ def _demo_request(config: Any) -> Any:
 def _demo_config(args: argparse.Namespace) -> int:
     """``senprep demo --config FILE``: synthetic products for the config's ROI and dates; the config run on them."""
     from senprep_core.demo.anywhere import build_demo_for
+    from senprep_core.demo.publish import GENERATOR_VERSION
     from senprep_core.fetch.cache import default_cache_dir
 
     config = _load(args.config)
-    folder = Path(args.products) if args.products else default_cache_dir() / "demo-config-products"
+    folder = (
+        Path(args.products) if args.products else default_cache_dir() / f"demo-config-products-v{GENERATOR_VERSION}"
+    )
     paths = build_demo_for(_demo_request(config), folder)
     if not args.quiet:
         print(f"{len(paths)} synthetic products for '{config.name}' in {folder}", file=sys.stderr)

@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The trimmed copy of the real samples kept in the repository (tests/data/real/README.md says what it holds)
+REAL_SAMPLES_COPY = ROOT / "tests" / "data" / "real"
+#: The full set next to the project, with the same sub-paths: what the copy lacks is read from here when present
 REAL_SAMPLES = ROOT / ".." / "shared" / "data" / "real-samples"
 IN_CI = os.environ.get("CI") == "true"
 
 
-def need_real_samples(*parts: str) -> Path:
-    """Path inside ../shared/data/real-samples; skip outside CI when it is missing, fail in CI."""
-    path = REAL_SAMPLES.joinpath(*parts)
-    if not path.exists():
-        message = f"real sample data missing: {path}"
+def find_real_samples(*parts: str, members: Iterable[str] = ()) -> Path | None:
+    """``parts`` in the copy in tests/data/real when it holds it (and ``members`` under it), else in
+    ../shared/data/real-samples when that does; None when neither does."""
+    wanted = tuple(members)
+    for root in (REAL_SAMPLES_COPY, REAL_SAMPLES):
+        path = root.joinpath(*parts)
+        if path.exists() and all((path / member).exists() for member in wanted):
+            return path
+    return None
+
+
+def need_real_samples(*parts: str, members: Iterable[str] = ()) -> Path:
+    """Path of real sample data (see :func:`find_real_samples`); skip outside CI when it is missing, fail in CI."""
+    wanted = tuple(members)
+    path = find_real_samples(*parts, members=wanted)
+    if path is None:
+        what = "/".join(parts) + (f" with {', '.join(Path(m).name for m in wanted)}" if wanted else "")
+        message = f"real sample data missing: {what} is neither in tests/data/real nor in ../shared/data/real-samples"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-@pytest.fixture(scope="session")
-def real_samples() -> Path:
-    return need_real_samples()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -24,12 +24,9 @@ from senprep_core.demo import (
 )
 from senprep_core.demo import s2 as demo_s2
 from senprep_core.geo import TargetGrid
+from tests.conftest import need_real_samples
 
-REAL = (
-    Path(__file__).resolve().parents[1]
-    / "../shared/data/real-samples/stactools-sentinel2"
-    / "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
-)
+REAL_NAME = "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
 
 SPEC = S2DemoSpec(
     tile_id="30UVG", epsg=32630, ulx=418020, uly=6200040, size_10m=600,
@@ -55,19 +52,33 @@ def products(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="module")
+def real_safe() -> Path:
+    """The real L2A SAFE: its XML and some of its images (the copy in tests/data/real holds a few)."""
+    return need_real_samples("stactools-sentinel2", REAL_NAME)
+
+
 def _granule(safe: Path) -> Path:
     (granule,) = (safe / "GRANULE").iterdir()
     return granule
 
 
-def _shape(safe: Path) -> set[str]:
-    """Relative file tree with the product-specific parts replaced by placeholders."""
+def _files(safe: Path) -> list[str]:
+    return [p.relative_to(safe).as_posix() for p in safe.rglob("*") if p.is_file()]
+
+
+def _manifest_files(safe: Path) -> list[str]:
+    """The files the product's manifest.safe lists: all of them, also where the folder holds only some."""
+    root = etree.parse(str(safe / "manifest.safe")).getroot()
+    return [str(location.get("href")).removeprefix("./") for location in root.iter("fileLocation")]
+
+
+def _shape(files: list[str]) -> set[str]:
+    """Relative file paths with the product-specific parts replaced by placeholders."""
     out = set()
-    for p in safe.rglob("*"):
-        if p.is_file():
-            rel = p.relative_to(safe).as_posix()
-            rel = rel.split("/", 2)[0] + "/G/" + rel.split("/", 2)[2] if rel.startswith("GRANULE/") else rel
-            out.add(rel.replace(rel.rsplit("/", 1)[-1][:23], "T_") if "/T" in rel and "IMG_DATA" in rel else rel)
+    for rel in files:
+        rel = rel.split("/", 2)[0] + "/G/" + rel.split("/", 2)[2] if rel.startswith("GRANULE/") else rel
+        out.add(rel.replace(rel.rsplit("/", 1)[-1][:23], "T_") if "/T" in rel and "IMG_DATA" in rel else rel)
     return out
 
 
@@ -81,9 +92,9 @@ def test_product_id_and_spec_checks() -> None:
 
 
 @pytest.mark.realdata
-def test_layout_matches_real_safe(products: dict[str, Path]) -> None:
-    ours = _shape(products["new"])
-    real = _shape(REAL)
+def test_layout_matches_real_safe(products: dict[str, Path], real_safe: Path) -> None:
+    ours = _shape(_files(products["new"]))
+    real = _shape(_files(real_safe) + _manifest_files(real_safe))
     for rel in ("MTD_MSIL2A.xml", "manifest.safe", "GRANULE/G/MTD_TL.xml", "GRANULE/G/QI_DATA/MSK_CLASSI_B00.jp2",
                 "GRANULE/G/QI_DATA/MSK_CLDPRB_20m.jp2", "GRANULE/G/QI_DATA/MSK_SNWPRB_20m.jp2",
                 "GRANULE/G/IMG_DATA/R20m/T_SCL_20m.jp2", "GRANULE/G/IMG_DATA/R60m/T_B04_60m.jp2"):  # fmt: skip
@@ -96,8 +107,8 @@ def test_layout_matches_real_safe(products: dict[str, Path]) -> None:
 
 
 @pytest.mark.realdata
-def test_xml_has_real_elements(products: dict[str, Path]) -> None:
-    real_root = etree.parse(str(REAL / "MTD_MSIL2A.xml")).getroot()
+def test_xml_has_real_elements(products: dict[str, Path], real_safe: Path) -> None:
+    real_root = etree.parse(str(real_safe / "MTD_MSIL2A.xml")).getroot()
     root = etree.parse(str(products["new"] / "MTD_MSIL2A.xml")).getroot()
     assert root.tag == real_root.tag and root.nsmap["n1"] == real_root.nsmap["n1"]
     for path in ("n1:General_Info/Product_Info/PROCESSING_BASELINE",
@@ -118,7 +129,7 @@ def test_xml_has_real_elements(products: dict[str, Path]) -> None:
     pos = [float(v) for v in root.findtext(".//EXT_POS_LIST").split()]
     lats, lons = pos[0::2], pos[1::2]
     assert all(55 < la < 57 for la in lats) and all(-5 < lo < -3.5 for lo in lons)
-    tile_real = etree.parse(str(next((REAL / "GRANULE").iterdir()) / "MTD_TL.xml")).getroot()
+    tile_real = etree.parse(str(_granule(real_safe) / "MTD_TL.xml")).getroot()
     tile = etree.parse(str(_granule(products["new"]) / "MTD_TL.xml")).getroot()
     for path in ("n1:General_Info/TILE_ID", "n1:General_Info/SENSING_TIME",
                  "n1:Geometric_Info/Tile_Geocoding/HORIZONTAL_CS_CODE",

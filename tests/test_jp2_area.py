@@ -88,7 +88,10 @@ def test_real_product_window_is_the_same_with_either_decoder(monkeypatch: pytest
     """read_s2_window (resampling, masks, valid, cloud) on the real product: identical arrays."""
     from senprep_core.geo.grid import TargetGrid
 
-    meta = read_s2_metadata(need_real_samples("stactools-sentinel2", SAFE))
+    # B8A, B09 and the 20 m AOT are read below: the copy in tests/data/real lacks them
+    needed = [f"{IMG}/R60m/T29UNU_20221005T115411_B8A_60m.jp2", f"{IMG}/R60m/T29UNU_20221005T115411_B09_60m.jp2",
+              f"{IMG}/R20m/T29UNU_20221005T115411_AOT_20m.jp2"]  # fmt: skip
+    meta = read_s2_metadata(need_real_samples("stactools-sentinel2", SAFE, members=needed))
     grid = TargetGrid(epsg=32629, resolution=10.0, left=499980.0 + 12340.0, top=5900040.0 - 23450.0, width=700,
                       height=600)  # fmt: skip
     bands = ["B04", "B8A", "B09", "SCL", "scl_cloud_shadow_M", "AOT"]

@@ -11,10 +11,11 @@ import pytest
 
 from senprep_core.errors import MetadataError
 from senprep_core.s2.metadata import epsg_from_mgrs, read_s2_metadata
-from tests.conftest import REAL_SAMPLES, need_real_samples
+from tests.conftest import find_real_samples, need_real_samples
 
-STAC = REAL_SAMPLES / "stactools-sentinel2"
-FOLDERS = sorted(p.name for p in STAC.glob("S2*") if p.is_dir()) if STAC.exists() else ["<missing>"]
+STAC = find_real_samples("stactools-sentinel2")
+FOLDERS = sorted(p.name for p in STAC.glob("S2*") if p.is_dir()) if STAC else ["<missing>"]
+T29UNU = "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
 
 
 def _xml_offsets(folder: Path) -> set[int]:
@@ -66,21 +67,28 @@ def test_every_sample_folder(name: str) -> None:
 
 @pytest.mark.realdata
 def test_real_l2a_details() -> None:
-    meta = read_s2_metadata(
-        need_real_samples("stactools-sentinel2", "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE")
-    )
+    meta = read_s2_metadata(need_real_samples("stactools-sentinel2", T29UNU))
     assert meta.product_id == "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454"
     assert (meta.tile_id, meta.epsg, meta.processing_baseline, meta.relative_orbit) == ("29UNU", 32629, "04.00", 23)
     assert meta.offsets["B04"] == -1000 and meta.offsets_source == "metadata"
     assert meta.cloud_cover == pytest.approx(59.769726)
     assert meta.sensing_time.isoformat() == "2022-10-05T11:56:49.581767+00:00"
     assert meta.geocoding[60].ulx == 499980 and meta.geocoding[60].uly == 5900040
+    assert meta.footprint is not None and meta.footprint.bounds[0] == pytest.approx(-9.000305)
+
+
+@pytest.mark.realdata
+def test_real_l2a_band_and_mask_files() -> None:
+    """Band and mask files are those present: this needs the whole SAFE (the copy in tests/data/real holds a few)."""
+    granule = "GRANULE/L2A_T29UNU_A038058_20221005T115407"
+    scl60 = f"{granule}/IMG_DATA/R60m/T29UNU_20221005T115411_SCL_60m.jp2"
+    masks = [f"{granule}/QI_DATA/MSK_{name}.jp2" for name in ("CLASSI_B00", "CLDPRB_20m", "SNWPRB_20m")]
+    meta = read_s2_metadata(need_real_samples("stactools-sentinel2", T29UNU, members=[scl60, *masks]))
     assert meta.band_files["B04"] == {60: meta.band_files["B04"][60]} and meta.band_files["B04"][60].endswith(
         "_B04_60m.jp2"
     )
     assert set(meta.band_files["SCL"]) == {20, 60}
     assert {"classi", "cldprb_20m", "snwprb_20m"} <= set(meta.mask_files)
-    assert meta.footprint is not None and meta.footprint.bounds[0] == pytest.approx(-9.000305)
 
 
 @pytest.mark.realdata

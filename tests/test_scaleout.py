@@ -290,6 +290,9 @@ class _LateStartEventExecutor:
 
     name = "late-events"
 
+    def start(self) -> None:
+        return None
+
     def map_units(self, units: Any, task: Any, dispatch: Any, cancel: threading.Event) -> Iterator[Any]:
         held: list[Event] = []
         for index, unit in enumerate(units):

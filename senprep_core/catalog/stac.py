@@ -11,8 +11,10 @@ to the server as a CQL2 ``filter`` or a ``query`` only when the API declares tha
 servers answer nothing at all to an unknown one).
 
 ``fetch`` of a COG provider writes the (signed) item JSON into the cache; the S2 reader then reads
-the band windows straight from the asset hrefs over HTTP. S1 GRD items (Planetary Computer) become a
-partial SAFE whose measurements are read by window from the COGs (:mod:`senprep_core.catalog.s1_cog`).
+the band windows straight from the asset hrefs over HTTP; when angle bands are asked for, the item's
+tile metadata (MTD_TL.xml, which holds the angle grids) is downloaded next to it. S1 GRD items
+(Planetary Computer) become a partial SAFE whose measurements are read by window from the COGs
+(:mod:`senprep_core.catalog.s1_cog`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
-from senprep_core.atomic import write_json_atomic
+from senprep_core.atomic import write_bytes_atomic, write_json_atomic
+from senprep_core.bands import S2_BANDS, BandKind
 from senprep_core.catalog.records import (
     FetchRequest,
     ProductProblem,
@@ -57,7 +60,7 @@ from senprep_core.errors import (
 from senprep_core.fetch.cache import safe_cache_name
 from senprep_core.fetch.redact import register_secret, scrub, scrub_url
 from senprep_core.geo.antimeridian import crosses_antimeridian, search_parts
-from senprep_core.s2.cog import s2_metadata_from_item
+from senprep_core.s2.cog import s2_metadata_from_item, tile_metadata_asset
 from senprep_core.stac_product import self_href
 from senprep_core.timeutil import DateWindow
 
@@ -432,9 +435,28 @@ class StacProvider:
                 "HTTP (e.g. a requester-pays bucket); use --source cdse for this product"
             )
         path = Path(request.cache_dir) / self.name / f"{record.product_id}.json"
+        if any(S2_BANDS[b].kind == BandKind.ANGLE for b in request.bands if b in S2_BANDS):
+            signed = self._local_tile_metadata(signed, path.with_name(f"{record.product_id}.MTD_TL.xml"))
         write_json_atomic(path, signed)
         log.info("%s: %s -> %s (read in place over HTTP)", self.name, record.product_id, path)
         return replace(record, href=str(path), extra={**record.extra, "stac_item_href": record.href})
+
+    def _local_tile_metadata(self, item: dict[str, Any], path: Path) -> dict[str, Any]:
+        """The item with its tile metadata (the angle grids, ~0.5 MB) downloaded to ``path`` and its asset
+        pointing there. Items without one, or whose one is not on http(s), come back unchanged (the reader
+        then says which angle band it cannot make)."""
+        found = tile_metadata_asset(item.get("assets") or {})
+        if found is None or not found[1].lower().startswith(("http://", "https://")):
+            return item
+        key, href = found
+        if not path.is_file():
+            from senprep_core.fetch.http import HttpClient
+
+            with HttpClient(name=self.name, timeout=self.timeout, retries=self.retries) as http:
+                write_bytes_atomic(path, http.get(href).content)
+        local = copy.deepcopy(item)
+        local["assets"][key]["href"] = str(path.resolve())
+        return local
 
 
 def _readable(gdal_path: str) -> bool:

@@ -181,10 +181,15 @@ _S2_LEGACY_NAMES = {
 
 
 def legacy_s2_name(band: str, suffix: str) -> str:
-    """The SNAP-style legacy name of a canonical Sentinel-2 band (``B04`` -> ``B4_M``)."""
-    numbered = band.startswith("B") and band[1:].isdigit()
-    base = f"B{int(band[1:])}" if numbered else _S2_LEGACY_NAMES.get(band, band)
-    return f"{base}{suffix}"
+    """The SNAP-style legacy name of a canonical Sentinel-2 band (``B04`` -> ``B4_M``,
+    ``view_zenith_B04`` -> ``view_zenith_B4_M``)."""
+    prefix, numbered = "", band
+    if band.startswith("view_") and band.rsplit("_", 1)[-1].startswith("B"):
+        prefix, _, numbered = band.rpartition("_")
+        prefix += "_"
+    if numbered.startswith("B") and numbered[1:].isdigit():
+        return f"{prefix}B{int(numbered[1:])}{suffix}"
+    return f"{prefix}{_S2_LEGACY_NAMES.get(numbered, numbered)}{suffix}"
 
 
 def legacy_s1_name(band: str, suffix: str) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from senprep_core.demo.publish import GENERATOR_VERSION
 from senprep_core.demo.s1 import make_s1_product, s1_ground_truth
 from senprep_core.demo.s1_spec import S1DemoSpec
 from senprep_core.demo.s2 import S2DemoSpec, make_s2_product
@@ -174,7 +175,7 @@ def demo_runs(folder: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def default_demo_folder() -> Path:
-    """``demo-products`` in the shared cache (``$SENPREP_CACHE``, else ``~/.cache/senprep``)."""
+    """``demo-products-v<generator version>`` in the shared cache (``$SENPREP_CACHE``, else ``~/.cache/senprep``)."""
     from senprep_core.fetch.cache import default_cache_dir
 
-    return default_cache_dir() / "demo-products"
+    return default_cache_dir() / f"demo-products-v{GENERATOR_VERSION}"

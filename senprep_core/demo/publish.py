@@ -33,6 +33,11 @@ def zip_folder(folder: Path, target: Path, date: datetime) -> None:
                 zf.writestr(zinfo, path.read_bytes())
 
 
+#: Bumped whenever the generator writes products differently (their names stay the same, so the default demo
+#: folders carry it: a cache made by an older generator is not reused).
+GENERATOR_VERSION = 2
+
+
 def publish_product(
     folder: Path, product_id: str, build_safe: Callable[[Path], None], as_zip: bool, date: datetime
 ) -> Path:

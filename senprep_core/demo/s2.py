@@ -19,6 +19,9 @@ any aligned target grid in the tile CRS. Pixel values are analytic functions of 
 - **cloud_probability / snow_probability** (20 m, uint8 %): on a finer grid, the bilinear
   interpolant of the 20 m samples (edge-clamped, as GDAL does); on a 20 m or coarser grid, the mean.
 - **AOT / WVP**: constants (0.12 and 1.4 cm) where the product holds data.
+- **Sun and viewing angles** (``sun_zenith``, ``view_azimuth_mean``, ``view_zenith_B8A``...): the bilinear
+  interpolant of MTD_TL's 5 km angle grids (see :mod:`senprep_core.demo.s2_angles`), where the product
+  holds data.
 
 Everything is NaN where the product has no data (beyond the no-data cut, outside the tile, and for
 interpolated bands where any contributing sample is no-data). Products are written under
@@ -36,10 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from senprep_core.bands import S2_BANDS, S2_REFLECTANCE, SCL_CLASSES, canonical_s2_band
+from senprep_core.bands import S2_BANDS, S2_REFLECTANCE, SCL_CLASSES, BandKind, canonical_s2_band
 from senprep_core.demo import s2_scene as sc
 from senprep_core.demo import s2_xml
 from senprep_core.demo.publish import publish_product
+from senprep_core.demo.s2_angles import DemoAngles, angle_truth, demo_angles
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
 
@@ -147,6 +151,10 @@ class S2DemoSpec:
             nodata_edge=self.nodata_edge,
             plane_bands=_PLANE_BANDS,
         )
+
+    def angles(self) -> DemoAngles:
+        """The sun and viewing angle grids of MTD_TL.xml."""
+        return demo_angles(self.ulx, self.uly, self.width_m, self.sensing_time)
 
     def grid(self, resolution: int = 10) -> TargetGrid:
         """The tile's native grid at 10, 20 or 60 m."""
@@ -377,6 +385,7 @@ def _build_safe(spec: S2DemoSpec, safe: Path) -> None:
         cloud_percentage=pct[8] + pct[9] + pct[10],
         nodata_percentage=100.0 * counts[0] / total,
         class_percentages=pct,
+        angles=spec.angles(),
     )
     if spec.baseline < "04.00":
         left, top = spec.ulx, spec.uly
@@ -539,7 +548,7 @@ def ground_truth(spec: S2DemoSpec, grid: TargetGrid, band: str) -> np.ndarray:
 
     ``band`` is a canonical (or legacy) band name: a reflectance band (float reflectance), ``SCL``
     (classes), ``scl_*`` / ``opaque_clouds`` / ``cirrus_clouds`` / ``snow_ice_areas`` (0/1 masks),
-    ``cloud_probability`` / ``snow_probability`` (%), ``AOT`` / ``WVP``. ``grid`` must share the
+    ``cloud_probability`` / ``snow_probability`` (%), ``AOT`` / ``WVP``, angles (degrees). ``grid`` must share the
     tile's CRS, have a resolution that is a multiple of 10 m and edges on the tile's 10 m lattice.
     Returns float64 ``grid.shape`` with NaN where the product has no data. See the module docstring
     for the conventions (20/60 m reflectance bands: compare with ``atol=1e-4``).
@@ -551,6 +560,8 @@ def ground_truth(spec: S2DemoSpec, grid: TargetGrid, band: str) -> np.ndarray:
         raise ValueError(f"{band} is not in {spec.level} products")
     scene = spec.scene()
     xs, ys = grid.pixel_centres()
+    if info.kind == BandKind.ANGLE:
+        return np.where(sc.valid(scene, xs, ys), angle_truth(spec.angles(), band, xs, ys), np.nan)
     if band in _PLANE_BANDS:
         values = sc.plane_reflectance(scene, band, xs, ys)
         sx, sy = _sub_centres(grid, res, 10)

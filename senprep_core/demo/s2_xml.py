@@ -2,7 +2,8 @@
 
 Element names, namespaces and nesting follow real ESA products (PSD 14, SAFE_COMPACT), e.g.
 ``S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE``; only the elements a reader
-of the product needs are written (no angle grids per detector, no GIPP list).
+of the product needs are written (no GIPP list). MTD_TL holds the sun angle grid and the viewing angle
+grids of every band and detector of :mod:`senprep_core.demo.s2_angles`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from lxml import etree
+
+from senprep_core.demo.s2_angles import DemoAngles
 
 PSD = "https://psd-14.sentinel2.eo.esa.int/PSD/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -78,6 +82,7 @@ class ProductInfo:
     cloud_percentage: float
     nodata_percentage: float
     class_percentages: dict[int, float] = field(default_factory=dict)
+    angles: DemoAngles | None = None  # the Tile_Angles grids; None: constant sun angles, no viewing grids
 
 
 def _t(dt: datetime, micro: bool = False) -> str:
@@ -285,24 +290,7 @@ def tile_metadata(info: ProductInfo) -> bytes:
         _sub(pos, "ULY", _num(info.uly))
         _sub(pos, "XDIM", res)
         _sub(pos, "YDIM", -res)
-    angles = _sub(geometric, "Tile_Angles", metadataLevel="Standard")
-    n_grid = info.size_10m * 10 // 5000 + 2
-    grid = _sub(angles, "Sun_Angles_Grid")
-    for name, value in (("Zenith", "45.0"), ("Azimuth", "165.0")):
-        el = _sub(grid, name)
-        _sub(el, "COL_STEP", 5000, unit="m")
-        _sub(el, "ROW_STEP", 5000, unit="m")
-        values = _sub(el, "Values_List")
-        for _ in range(n_grid):
-            _sub(values, "VALUES", " ".join([value] * n_grid))
-    mean_sun = _sub(angles, "Mean_Sun_Angle")
-    _sub(mean_sun, "ZENITH_ANGLE", "45.0", unit="deg")
-    _sub(mean_sun, "AZIMUTH_ANGLE", "165.0", unit="deg")
-    viewing = _sub(angles, "Mean_Viewing_Incidence_Angle_List")
-    for _name, band_id, *_rest in BAND_TABLE:
-        mean = _sub(viewing, "Mean_Viewing_Incidence_Angle", bandId=str(band_id))
-        _sub(mean, "ZENITH_ANGLE", "5.0", unit="deg")
-        _sub(mean, "AZIMUTH_ANGLE", "100.0", unit="deg")
+    _tile_angles(_sub(geometric, "Tile_Angles", metadataLevel="Standard"), info)
 
     quality = _sub(root, f"{{{ns}}}Quality_Indicators_Info", metadataLevel="Standard")
     content = _sub(quality, "Image_Content_QI")
@@ -314,6 +302,42 @@ def tile_metadata(info: ProductInfo) -> bytes:
     for mask_type, path in info.qi_files:
         _sub(pixel_qi, "MASK_FILENAME", path, type=mask_type)
     return _serialise(root)
+
+
+def _angle_grid(parent: etree._Element, tag: str, values: np.ndarray) -> None:
+    """A ``Zenith`` / ``Azimuth`` element: steps and the rows of values (``NaN`` where none)."""
+    el = _sub(parent, tag)
+    _sub(el, "COL_STEP", 5000, unit="m")
+    _sub(el, "ROW_STEP", 5000, unit="m")
+    rows = _sub(el, "Values_List")
+    for row in values:
+        _sub(rows, "VALUES", " ".join("NaN" if np.isnan(v) else repr(float(v)) for v in row))
+
+
+def _tile_angles(angles_el: etree._Element, info: ProductInfo) -> None:
+    """Sun_Angles_Grid, Mean_Sun_Angle, Viewing_Incidence_Angles_Grids (per band and detector) and the
+    per-band means (constant sun angles and no viewing grids without ``info.angles``)."""
+    angles = info.angles
+    n_grid = info.size_10m * 10 // 5000 + 2
+    sun = (angles.sun_zenith, angles.sun_azimuth) if angles else (np.full((n_grid,) * 2, 45.0),
+                                                                   np.full((n_grid,) * 2, 165.0))  # fmt: skip
+    grid = _sub(angles_el, "Sun_Angles_Grid")
+    _angle_grid(grid, "Zenith", sun[0])
+    _angle_grid(grid, "Azimuth", sun[1])
+    mean_sun = _sub(angles_el, "Mean_Sun_Angle")
+    _sub(mean_sun, "ZENITH_ANGLE", repr(float(np.mean(sun[0]))), unit="deg")
+    _sub(mean_sun, "AZIMUTH_ANGLE", repr(float(np.mean(sun[1]))), unit="deg")
+    for (band_id, detector), (zenith, azimuth) in (angles.view if angles else {}).items():
+        if np.isfinite(zenith).any():
+            view = _sub(angles_el, "Viewing_Incidence_Angles_Grids", bandId=str(band_id), detectorId=str(detector))
+            _angle_grid(view, "Zenith", zenith)
+            _angle_grid(view, "Azimuth", azimuth)
+    viewing = _sub(angles_el, "Mean_Viewing_Incidence_Angle_List")
+    for _name, band_id, *_rest in BAND_TABLE:
+        zenith, azimuth = angles.band_grids(band_id) if angles else (np.full(1, 5.0), np.full(1, 100.0))
+        mean = _sub(viewing, "Mean_Viewing_Incidence_Angle", bandId=str(band_id))
+        _sub(mean, "ZENITH_ANGLE", repr(float(np.nanmean(zenith))), unit="deg")
+        _sub(mean, "AZIMUTH_ANGLE", repr(float(np.nanmean(azimuth))), unit="deg")
 
 
 def _num(value: float) -> str:

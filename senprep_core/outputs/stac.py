@@ -57,6 +57,7 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project
 from senprep_core.outputs.records import ModalityPatch, PatchEntry
 from senprep_core.outputs.run_folder import RunFolder
+from senprep_core.outputs.zarr_cube import band_info
 from senprep_core.product_names import NameInfo, parse_product_name
 from senprep_core.timeutil import format_utc
 
@@ -241,9 +242,15 @@ def patch_item(entry: PatchEntry, root: Path) -> pystac.Item:
     return item
 
 
+def _band_field(modality: str, band: str) -> dict[str, str]:
+    """A data asset's STAC 1.1 band object: its name, and ``unit`` for the angle bands (degrees)."""
+    units = band_info(modality, band)[1]
+    return {"name": band, "unit": units} if units == "degree" else {"name": band}
+
+
 def _add_assets(item: pystac.Item, part: ModalityPatch, root: Path, multi: bool) -> None:
     """The modality's COG (data) and sidecar (metadata) assets; hrefs without filesystem calls."""
-    data_fields: dict[str, Any] = {"bands": [{"name": b} for b in part.bands]}
+    data_fields: dict[str, Any] = {"bands": [_band_field(part.modality, b) for b in part.bands]}
     if multi:
         data_fields.update(_sensor_fields(part))
     item.add_asset(part.modality, pystac.Asset(

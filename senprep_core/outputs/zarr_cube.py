@@ -188,7 +188,9 @@ def band_info(modality: str, name: str) -> tuple[str, str, str]:
             info = S2_BANDS[canonical_s2_band(name)]
         except SenprepError:
             return "unknown", "1", name
-        units = {BandKind.PROBABILITY: "percent"}.get(info.kind, "cm" if info.name == "WVP" else "1")
+        units = {BandKind.PROBABILITY: "percent", BandKind.ANGLE: "degree"}.get(
+            info.kind, "cm" if info.name == "WVP" else "1"
+        )
         return info.kind.value, units, info.description
     lower = name.lower()
     if lower.startswith(("sigma0", "gamma0", "beta0")):

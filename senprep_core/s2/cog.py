@@ -44,6 +44,8 @@ _COMMON_KEYS = {
 _MASK_KEYS = {"cloud": "cldprb", "snow": "snwprb"}
 _KEY = re.compile(r"^(B0[1-9]|B1[0-2]|B8A|SCL|AOT|WVP)(?:_(10|20|60)m)?$", re.IGNORECASE)
 _BAND_NAME = re.compile(r"^B(\d{1,2}|8A)$", re.IGNORECASE)
+#: Asset keys of the tile metadata (MTD_TL.xml / metadata.xml, which holds the angle grids).
+TILE_METADATA_KEYS = ("granule_metadata", "granule-metadata", "metadata")
 _ScaleOffset = tuple[float | None, float | None]
 
 
@@ -138,6 +140,18 @@ def _offsets(
     return quant, {b: offsets.get(b, default) for b in bands}, "STAC raster scale/offset"
 
 
+def tile_metadata_asset(assets: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(key, href) of an item's tile metadata asset (``granule_metadata``, PC's ``granule-metadata``, Earth
+    Search v0's ``metadata``): the XML holding the sun and viewing angle grids. None when there is none."""
+    for key in TILE_METADATA_KEYS:
+        asset = assets.get(key)
+        if isinstance(asset, Mapping) and isinstance(asset.get("href"), str):
+            href = str(asset["href"])
+            if href.lower().split("?")[0].endswith(".xml"):
+                return key, href
+    return None
+
+
 def s2_metadata_from_item(
     item: Mapping[str, Any], location: RemoteLocation | None = None, base: Path | None = None
 ) -> S2Metadata:
@@ -197,6 +211,7 @@ def s2_metadata_from_item(
 
     level = "L2A" if product.product_type == "S2MSI2A" else "L1C"
     quant, offsets, source = _offsets(props, scales, baseline, level, label)
+    tile_metadata = (tile_metadata_asset(assets) or (None, None))[1]
     footprint = product.footprint if isinstance(product.footprint, (Polygon, MultiPolygon)) else None
     return S2Metadata(
         product_id=product.product_id,
@@ -218,6 +233,7 @@ def s2_metadata_from_item(
         mask_files=mask_files,
         layout="STAC",
         location=location,
+        tile_metadata=gdal_path_for(_resolve(tile_metadata, base)) if tile_metadata else None,
     )
 
 

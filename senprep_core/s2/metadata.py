@@ -92,6 +92,7 @@ class S2Metadata:
     mask_files: Mapping[str, str] = field(default_factory=dict)
     layout: str = "SAFE"
     location: ProductLocation | RemoteLocation | None = None
+    tile_metadata: str | None = None  # the member (or path) of MTD_TL.xml / metadata.xml: angle grids
 
     @property
     def baseline_number(self) -> float:
@@ -123,6 +124,7 @@ class S2Metadata:
             "mask_files": dict(self.mask_files),
             "layout": self.layout,
             "location": str(self.location.path) if self.location is not None else None,
+            "tile_metadata": self.tile_metadata,
         }
 
 
@@ -414,6 +416,7 @@ def read_s2_metadata(path: str | Path) -> S2Metadata:
         mask_files=scan_mask_files(members),
         layout=layout,
         location=loc,
+        tile_metadata=tile_member,
     )
 
 

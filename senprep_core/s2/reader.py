@@ -26,12 +26,13 @@ from rasterio.errors import RasterioError
 from rasterio.warp import reproject, transform_bounds
 
 from senprep_core.bands import CLASSI_LAYERS, S2_BANDS, SCL_CLASSES, BandKind, canonical_s2_band
-from senprep_core.errors import ConfigError, CorruptProductError, ProductNotFoundError
+from senprep_core.errors import ConfigError, CorruptProductError, MetadataError, ProductNotFoundError
 from senprep_core.fetch.redact import scrub
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.productfs import ProductLocation
 from senprep_core.remotefs import RemoteLocation
 from senprep_core.resample import AxisMap, bilinear, nearest
+from senprep_core.s2.angles import NodePositions, TileAngles, interpolate_nodes, node_positions, parse_tile_angles
 from senprep_core.s2.jp2 import Jp2AreaReader, open_area_reader
 from senprep_core.s2.masks import CLOUD_CLASSES, gml_cloud_masks, scl_mask
 from senprep_core.s2.metadata import S2Metadata, inferred_offset
@@ -250,6 +251,7 @@ class OpenFiles:
         self._areas: dict[str, Jp2AreaReader | None] = {}
         self._lock = threading.Lock()
         self.checked: set[str] = set()  # members whose JPEG2000 codestream was found complete
+        self.tile_angles: dict[str, TileAngles] = {}  # parsed angle grids, by tile metadata member
 
     @contextmanager
     def dataset(self, gdal_path: str) -> Iterator[Any]:
@@ -287,6 +289,8 @@ class _ProductReader:
         self.meta, self.loc, self.grid, self.resampling = meta, meta.location, grid, resampling
         self._scl: np.ndarray | None = None
         self._classi: dict[str, np.ndarray] | None = None
+        self._angles: TileAngles | None = None
+        self._positions: NodePositions | None = None
         self.files = files
         self._checked: set[str] = files.checked if files is not None else set()
 
@@ -375,8 +379,45 @@ class _ProductReader:
                 raise self._missing("opaque_clouds", " (no MSK_CLASSI_B00.jp2)")
         return self._classi
 
+    def tile_angles(self, band: str) -> TileAngles:
+        """The angle grids of the tile metadata (parsed once per unit); ``band`` names the band in errors."""
+        member = self.meta.tile_metadata
+        if self._angles is None and member is not None and self.files is not None:
+            self._angles = self.files.tile_angles.get(member)
+        if self._angles is None:
+            if member is None:
+                raise self._missing(band, " (no tile metadata: the sun and viewing angles come from the "
+                                          "Tile_Angles grids of MTD_TL.xml, which this product lacks)")  # fmt: skip
+            label = scrub(f"{member} of product {self.meta.product_id} ({self.loc.path})")
+            try:
+                data = self.loc.read_bytes(member)
+            except ProductNotFoundError as exc:
+                raise self._missing(band, f" (its angle grids are in the tile metadata {label}, which cannot be "
+                                          f"read here: {exc})") from None  # fmt: skip
+            try:
+                self._angles = parse_tile_angles(data, self.meta.epsg, label)
+            except MetadataError as exc:
+                raise self._missing(band, f" ({exc})") from None
+            if self.files is not None:
+                self.files.tile_angles[member] = self._angles
+        return self._angles
+
+    def angle(self, band: str) -> np.ndarray:
+        """Angle band ``band`` (degrees) on the grid: the tile's 5 km grids interpolated bilinearly."""
+        angles = self.tile_angles(band)
+        if not angles.has(band):
+            spectral = band.rsplit("_", 1)[-1]
+            why = angles.problems.get(spectral, "its tile metadata has no Viewing_Incidence_Angles_Grids "
+                                      + ("at all" if band.endswith("_mean") else f"for {spectral}"))  # fmt: skip
+            raise self._missing(band, f" ({why})")
+        if self._positions is None:
+            self._positions = node_positions(angles, self.grid)
+        return interpolate_nodes(angles.nodes(band), self._positions, azimuth="azimuth" in band)
+
     def layer(self, band: str) -> np.ndarray:
         kind = S2_BANDS[band].kind
+        if kind == BandKind.ANGLE:
+            return self.angle(band)
         if kind == BandKind.REFLECTANCE:
             return self.reflectance(band)
         if kind == BandKind.AUXILIARY:
@@ -425,7 +466,9 @@ def read_s2_window(
     """Read ``bands`` of a product onto ``grid``.
 
     Reflectance, AOT/WVP and probabilities use ``resampling`` ("bilinear" or "cubic"); SCL, its
-    ``scl_*`` masks and the MSK_CLASSI / MSK_CLOUDS masks use nearest. Raises
+    ``scl_*`` masks and the MSK_CLASSI / MSK_CLOUDS masks use nearest; sun and viewing angles are
+    always bilinear between the nodes of the tile metadata's angle grids (:mod:`senprep_core.s2.angles`).
+    Every layer but reflectance is NaN where the product holds no data. Raises
     :class:`CorruptProductError` when the product lacks a band or a file cannot be read.
     """
     if resampling not in _RESAMPLING:
