@@ -1,6 +1,6 @@
 """Per-account connection limits across a whole run: CDSE allows an account 4 connections at once, and a run
-with ``--njobs 3`` or three Dask workers (each fetching the files of its unit on 4 threads) must never
-open more. The CDSE test server counts the authenticated requests in flight per account."""
+with ``--njobs 2`` / ``3`` or two / three Dask workers (each fetching the files of its unit on 4 threads) must
+never open more. The CDSE test server counts the authenticated requests in flight per account."""
 
 from __future__ import annotations
 
@@ -54,17 +54,19 @@ def _units_done(tmp_path: Path) -> int:
     return int(report["counts"]["done"])
 
 
-def test_three_worker_processes_share_the_four_connections(server: CdseServer, tmp_path: Path) -> None:
-    assert _run(server, tmp_path, "--njobs", "3") == 0
+@pytest.mark.parametrize("workers", [2, 3])
+def test_worker_processes_share_the_four_connections(server: CdseServer, tmp_path: Path, workers: int) -> None:
+    assert _run(server, tmp_path, "--njobs", str(workers)) == 0
     assert _units_done(tmp_path) == N_PRODUCTS
     assert server.peak[USER] == 4  # the limit is reached (the units overlap) and never passed
     slots = list((tmp_path / "cache" / "connections").glob("cdse-*.slot"))
     assert len(slots) == 4 and USER not in " ".join(p.name for p in slots)  # keyed by a hash, not the e-mail
 
 
-def test_three_dask_workers_share_the_four_connections(server: CdseServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [2, 3])
+def test_dask_workers_share_the_four_connections(server: CdseServer, tmp_path: Path, workers: int) -> None:
     pytest.importorskip("distributed")
-    assert _run(server, tmp_path, "--dask-workers", "3") == 0
+    assert _run(server, tmp_path, "--dask-workers", str(workers)) == 0
     assert _units_done(tmp_path) == N_PRODUCTS
     assert server.peak[USER] == 4
     assert not (tmp_path / "cache" / "connections").exists()  # Dask semaphores, not lock files
