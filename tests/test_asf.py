@@ -222,3 +222,33 @@ def test_a_product_only_in_asf_is_found_through_the_fallback(
     for file in out.rglob("*"):
         if file.is_file():
             assert PASSWORD.encode() not in file.read_bytes()
+
+
+def test_a_product_offline_in_cdse_is_taken_from_asf(servers: Servers, tmp_path: Path, demo_products: Path) -> None:
+    """CDSE lists every S1 product but one is offline (its long-term archive): ``--source cdse --source asf``
+    takes that one from ASF, where it is online, and the others from CDSE."""
+    from senprep_core.catalog import open_provider
+    from senprep_core.config import parse_config
+    from senprep_core.fetch.credentials import CredentialFiles
+    from senprep_core.planning import search
+
+    asf, _ = servers
+    cdse = CdseServer(tmp_path / "cdse", username="cdse-user", password="cdse-Pa55")
+    entries = {e.name.removesuffix(".SAFE"): e for e in cdse.add_products(demo_products)}
+    entries[S1_2022].online = False
+    cdse.start()
+    s1 = next(data for name, data in demo_runs(demo_products) if name == "s1")
+    config = parse_config({**s1, "dates": ["2021-01-01", "2022-12-31"]})
+    sources = [f"cdse:{cdse.url}", f"asf:{asf.url}"]
+    files = CredentialFiles(earthdata=str(_credentials(tmp_path)))
+    try:
+        found, _ = search(config, [open_provider(s, credentials=files) for s in sources])
+        entries[S1_2022].online = True  # all online in CDSE: ASF is not asked
+        searched = len(asf.searches)
+        again, _ = search(config, [open_provider(s, credentials=files) for s in sources])
+    finally:
+        cdse.stop()
+    providers = {r.product_id: r.provider for r in found}
+    assert providers == {S1_2021: sources[0], S1_2022: sources[1]}
+    assert all(r.online for r in found)
+    assert {r.provider for r in again} == {sources[0]} and len(asf.searches) == searched
