@@ -446,6 +446,22 @@ def _credential_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--credentials_google", "--credentials-google", dest="credentials_google", help=GOOGLE_HELP)
 
 
+def _add_download(sub: Any) -> None:
+    """The ``download`` command: the whole products a run would use, into a folder."""
+    p_down = sub.add_parser("download", help="fetch the whole products a run would use into a folder (no processing)")
+    p_down.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
+    then = "then: senprep run --source local:OUTDIR"
+    p_down.add_argument("--outdir", required=True, type=_folder, help=f"folder for the products (.zip / .SAFE); {then}")
+    p_down.add_argument("--source", action="append", help=SOURCE_HELP)
+    _credential_flags(p_down)
+    p_down.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
+    p_down.add_argument("--njobs", type=_positive, default=2, help="products downloaded at once (default 2)")
+    p_down.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    p_down.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
+    p_down.add_argument("--force", action="store_true", help="plan a run larger than this machine would hold")
+    p_down.set_defaults(func=cmd_download)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(prog="senprep", description="Sentinel-1/2 analysis-ready patches.")
@@ -483,18 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     common_run(p_run)
     p_run.set_defaults(func=cmd_run)
 
-    p_down = sub.add_parser("download", help="fetch the whole products a run would use into a folder (no processing)")
-    p_down.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
-    then = "then: senprep run --source local:OUTDIR"
-    p_down.add_argument("--outdir", required=True, type=_folder, help=f"folder for the products (.zip / .SAFE); {then}")
-    p_down.add_argument("--source", action="append", help=SOURCE_HELP)
-    _credential_flags(p_down)
-    p_down.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
-    p_down.add_argument("--njobs", type=_positive, default=2, help="products downloaded at once (default 2)")
-    p_down.add_argument("--quiet", action="store_true", help="print only errors and the final line")
-    p_down.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
-    p_down.add_argument("--force", action="store_true", help="plan a run larger than this machine would hold")
-    p_down.set_defaults(func=cmd_download)
+    _add_download(sub)
 
     def config_query(name: str, help_text: str, func: Any) -> None:
         p = sub.add_parser(name, help=help_text)
