@@ -104,6 +104,8 @@ def _may_match(name: str, query: SearchQuery) -> bool:
 class LocalProvider:
     """Search a local folder of products with the same interface as the remote providers."""
 
+    whole_products = True  # its products are whole .SAFE folders / .zip archives
+
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
