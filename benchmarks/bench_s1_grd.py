@@ -213,6 +213,13 @@ def case_config(case: str) -> dict[str, Any]:
     return config_dict(f"bench-{km}km", square_roi(*centre, km), "flat:0", ["sigma0_VV_dB"])
 
 
+def unverified() -> Any:
+    """Fetch options for the synthetic products: their measurement is not the one manifest.safe's MD5 names."""
+    from senprep_core.unit.fetching import FetchOptions
+
+    return FetchOptions(WORK / "cache", verify=False)
+
+
 # ----- sarsen -------------------------------------------------------------------------------------
 def _write_dem(path: Path, heights: np.ndarray, transform: Any, crs: Any) -> None:
     import rasterio
@@ -314,7 +321,7 @@ def _end_to_end(grid: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         product = build_product(kind)
         outdir = WORK / f"out-encoded-{kind}"
         shutil.rmtree(outdir, ignore_errors=True)
-        result = run(parse_config(encoded_config(kind)), outdir, sources=[f"local:{product.parent}"])
+        result = run(parse_config(encoded_config(kind)), outdir, sources=[f"local:{product.parent}"], fetch=unverified())
         if result.status != "complete":
             raise SystemExit(f"senprep run on the {kind}-encoded product failed: {result.status}")
         ours[kind] = decoded(mosaic_patches(outdir, grid))
@@ -438,7 +445,7 @@ def run_senprep(case: str, profiler: cProfile.Profile | None = None) -> Any:
     t0 = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    result = run(config, outdir, sources=[f"local:{product.parent}"])
+    result = run(config, outdir, sources=[f"local:{product.parent}"], fetch=unverified())
     if profiler is not None:
         profiler.disable()
     seconds = time.perf_counter() - t0
@@ -479,7 +486,60 @@ def measure_profile(case: str) -> None:
     report(seconds, {**extra, "profile_top": top})
 
 
-CHILDREN = {"senprep": measure_senprep, "sarsen": measure_sarsen, "profile": measure_profile,
+def radar_window(case: str) -> tuple[Any, Any]:
+    """The metadata and the GRD window (``PixelWindow``) a case's chain reads: the positions of its grid
+    (flat DEM, solved exactly on a lattice every 32 pixels) plus the speckle and sampling margins."""
+    from senprep_core.config import parse_config
+    from senprep_core.geo.grid import TargetGrid
+    from senprep_core.s1.geometry import RadarGeometry
+    from senprep_core.s1.metadata import read_s1_metadata
+    from senprep_core.s1.positions import radar_positions
+    from senprep_core.s1.terrain import block_window
+
+    grid = parse_config(case_config(case)).grid()
+    step = 32
+    sparse = TargetGrid(grid.epsg, grid.resolution * step, grid.left, grid.top,
+                        -(-grid.width // step) + 1, -(-grid.height // step) + 1)  # fmt: skip
+    meta = read_s1_metadata(build_product("scene"))
+    geometry = RadarGeometry(meta.image("VV"))
+    positions = radar_positions(sparse, np.zeros(sparse.shape), geometry.range_time, exact=True,
+                                to_image=geometry.image_coordinates)  # fmt: skip
+    return meta, block_window(positions, 3, meta, "VV")  # 3: the Lee Sigma 7x7 margin
+
+
+LIMIT_LINES = 1024  # lines per read of the limit (bounded memory, like the chain's blocks)
+
+
+def measure_limit(case: str) -> None:
+    """The reading limit of a case: a bare windowed read (decode of the measurement TIFF) of the radar
+    window its chain needs, plus thermal noise removal and sigma0 calibration, in strips of
+    ``LIMIT_LINES`` lines on the unit's thread budget (every core), nothing kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from senprep_core.geo.grid import PixelWindow
+    from senprep_core.s1.measurement import read_dn
+    from senprep_core.s1.radiometry import calibrate, remove_thermal_noise
+    from senprep_core.threads import thread_budget
+
+    meta, window = radar_window(case)
+    image = meta.image("VV")
+
+    def strip(row: int) -> float:
+        part = PixelWindow(row, window.col_off, min(LIMIT_LINES, window.row_stop - row), window.width)
+        dn = read_dn(meta, "VV", part)
+        sigma0 = calibrate(remove_thermal_noise(dn, image.noise, part), image.calibration, part, "sigma0")
+        return float(sigma0[0, 0])
+
+    rows = range(window.row_off, window.row_stop, LIMIT_LINES)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(thread_budget()) as pool:
+        list(pool.map(strip, rows))
+    seconds = time.perf_counter() - t0
+    report(seconds, {"window": [window.row_off, window.col_off, window.height, window.width],
+                     "pixels": window.height * window.width})  # fmt: skip
+
+
+CHILDREN = {"senprep": measure_senprep, "sarsen": measure_sarsen, "profile": measure_profile, "limit": measure_limit,
             "geometry": lambda _: report(0.0, measure_geometry())}  # fmt: skip
 
 
