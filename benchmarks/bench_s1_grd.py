@@ -321,7 +321,9 @@ def _end_to_end(grid: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         product = build_product(kind)
         outdir = WORK / f"out-encoded-{kind}"
         shutil.rmtree(outdir, ignore_errors=True)
-        result = run(parse_config(encoded_config(kind)), outdir, sources=[f"local:{product.parent}"], fetch=unverified())
+        result = run(
+            parse_config(encoded_config(kind)), outdir, sources=[f"local:{product.parent}"], fetch=unverified()
+        )
         if result.status != "complete":
             raise SystemExit(f"senprep run on the {kind}-encoded product failed: {result.status}")
         ours[kind] = decoded(mosaic_patches(outdir, grid))
