@@ -15,6 +15,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from senprep_core.geo.grid import PixelWindow, TargetGrid
+from senprep_core.s1 import geocoding_kernels as kernels
 from senprep_core.s1.model import S1Metadata
 from senprep_core.s1.positions import RadarPositions
 
@@ -30,6 +31,10 @@ def sample(image: np.ndarray, positions: RadarPositions, window: PixelWindow, me
     NaN where a position falls outside the image window or touches no-data.
     """
     order = _ORDER[method]
+    if order == 1:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        line, pixel = (np.ascontiguousarray(a, dtype=np.float64) for a in (positions.line, positions.pixel))
+        return kernels.bilinear_sample(image, line, pixel, window.row_off, window.col_off)
     rows = positions.line - window.row_off
     cols = positions.pixel - window.col_off
     finite = np.isfinite(rows) & np.isfinite(cols)
