@@ -34,6 +34,7 @@ from senprep_core.errors import MetadataError
 from senprep_core.s1 import geocoding_kernels as kernels
 from senprep_core.s1.model import SPEED_OF_LIGHT, CoordinateConversion, S1Image
 from senprep_core.s1.orbit import Orbit
+from senprep_core.threads import run_in_strips
 
 __all__ = [
     "WGS84_A",
@@ -61,6 +62,7 @@ MAX_ITERATIONS = 12
 MAX_EXPANSIONS = 4  # orbit evaluations per point in the zero-Doppler search (1 in practice)
 TAYLOR_LIMIT = 0.05  # seconds: largest Newton correction trusted to the Taylor expansion
 GROUND_RANGE_ITERATIONS = 1  # Newton steps inverting grsr from the srgr estimate (8 cm -> 1e-8 m)
+STRIP_POINTS = 1 << 18  # points per strip of the compiled (line, pixel) conversion on the thread budget
 TAU_MID_CONSISTENCY = 5e-6  # seconds: spread of the per-tie-point mid-swath time estimates
 
 
@@ -352,12 +354,18 @@ class RadarGeometry:
         """(line, pixel) of zero-Doppler times and one-way slant ranges (bistatic shift, nearest record)."""
         t_zd, slant = np.broadcast_arrays(np.asarray(t_zd, np.float64), np.asarray(slant, np.float64))
         im, c = self.image, self._conversion
-        line, pixel = kernels.image_coordinates(
-            np.ascontiguousarray(t_zd).ravel(), np.ascontiguousarray(slant).ravel(), bool(im.bistatic_delay_applied),
-            float(self.tau_mid), SPEED_OF_LIGHT, float(im.first_line_time), float(im.azimuth_time_interval),
-            float(im.range_pixel_spacing), self._record_edges, (c.sr0, c.srgr, c.gr0, c.grsr, self._grsr_slope),
-            GROUND_RANGE_ITERATIONS,
-        )  # fmt: skip
+        times, ranges = np.ascontiguousarray(t_zd).ravel(), np.ascontiguousarray(slant).ravel()
+        line, pixel = np.empty(times.size), np.empty(times.size)
+
+        def strip(start: int, stop: int) -> None:
+            line[start:stop], pixel[start:stop] = kernels.image_coordinates(
+                times[start:stop], ranges[start:stop], bool(im.bistatic_delay_applied), float(self.tau_mid),
+                SPEED_OF_LIGHT, float(im.first_line_time), float(im.azimuth_time_interval),
+                float(im.range_pixel_spacing), self._record_edges, (c.sr0, c.srgr, c.gr0, c.grsr, self._grsr_slope),
+                GROUND_RANGE_ITERATIONS,
+            )  # fmt: skip
+
+        run_in_strips(strip, times.size, STRIP_POINTS)
         return line.reshape(t_zd.shape), pixel.reshape(t_zd.shape)
 
     def range_time(

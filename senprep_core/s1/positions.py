@@ -17,6 +17,7 @@ from senprep_core.geo.antimeridian import unwrap_near
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
 from senprep_core.s1 import geocoding_kernels as kernels
+from senprep_core.threads import run_in_strips
 
 # (lat, lon, h) -> (line, pixel): the range-Doppler solution of one image
 Locator = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -102,7 +103,14 @@ def radar_positions(
     for which in (0, 1):  # line, pixel
         low, mid, high = (solved[k][which].reshape(rows.size, cols.size) for k in range(3))
         coefficients = np.stack((mid, (high - low) / 2, (high + low) / 2 - mid)).astype(np.float64)
-        out.append(kernels.quadratic_positions(coefficients, *row_weights, *col_weights, t))  # bilinear, then in h
+        value = np.empty(grid.shape)
+
+        def strip(start: int, stop: int, value: np.ndarray = value, coefficients: np.ndarray = coefficients) -> None:
+            lower, frac = (w[start:stop] for w in row_weights)
+            value[start:stop] = kernels.quadratic_positions(coefficients, lower, frac, *col_weights, t[start:stop])
+
+        run_in_strips(strip, grid.height)  # bilinear between lattice nodes, then the quadratic in height
+        out.append(value)
     line, pixel = to_image(out[0], out[1]) if to_image is not None else (out[0], out[1])
     bad = ~np.isfinite(heights)
     line[bad] = np.nan
