@@ -59,6 +59,8 @@ CHUNK_ROWS = 512
 GENERATOR_VERSION = "2"
 TARGETS = {"speedup_vs_sarsen": ">= 5", "roi_peak_rss_mb": "< 1536", "geolocation_px": "<= 0.3", "scene_s": "< 600",
            "scene_peak_rss_mb": "< 6144"}  # fmt: skip
+SPEED_TARGETS = {"scene_s": "<= 120", "scene_peak_rss_mb": "<= 2048", "roi40_chain_over_limit": "<= 3",
+                 "roi40_max_relative_difference": "<= 1e-5"}  # fmt: skip
 
 
 # ----- products ------------------------------------------------------------------------------------
@@ -541,7 +543,21 @@ def measure_limit(case: str) -> None:
                      "pixels": window.height * window.width})  # fmt: skip
 
 
-CHILDREN = {"senprep": measure_senprep, "sarsen": measure_sarsen, "profile": measure_profile, "limit": measure_limit,
+def measure_identical(case: str) -> None:
+    """Largest relative difference in linear sigma0 between ``out-<case>`` (this code) and
+    ``reference-<case>`` (the same case run by the code before the compiled kernels, see ``--speed``)."""
+    from senprep_core.config import parse_config
+
+    grid = parse_config(case_config(case)).grid()
+    ours, reference = (10.0 ** (mosaic_patches(WORK / f"{kind}-{case}", grid) / 10.0) for kind in ("out", "reference"))
+    both = np.isfinite(ours) & np.isfinite(reference)
+    relative = np.abs(ours[both] - reference[both]) / np.abs(reference[both])
+    report(0.0, {"pixels": int(both.sum()), "nan_mismatch": int((np.isfinite(ours) != np.isfinite(reference)).sum()),
+                 "max_relative": float(relative.max(initial=0.0)), "differing": int((relative > 0).sum())})  # fmt: skip
+
+
+CHILDREN = {"identical": measure_identical, "senprep": measure_senprep, "sarsen": measure_sarsen,
+            "profile": measure_profile, "limit": measure_limit,
             "geometry": lambda _: report(0.0, measure_geometry())}  # fmt: skip
 
 
@@ -594,6 +610,57 @@ def measure_scene(memory_gb: int, budget_s: int, roi40: dict[str, Any]) -> dict[
             failed=f"exit code {proc.returncode}: {errors[-1][:300]}", failed_after_s=round(time.perf_counter() - t0, 1)
         )
     return out
+
+
+def measure_speed(repeat: int, scene_runs: int, memory_gb: int, budget_s: int) -> dict[str, Any]:
+    """Issue 20's numbers: the 40 km chain against its reading limit (interleaved, ratio per pair), its
+    profile, the whole scene (``scene_runs`` times) against the scene's limit, and the 40 km result
+    against ``reference-roi40`` when that folder exists."""
+    pairs = []
+    for _ in range(repeat):
+        limit, chain = child("limit", "roi40"), child("senprep", "roi40")
+        pairs.append({"limit_s": round(limit["seconds"], 3), "chain_s": round(chain["seconds"], 3),
+                      "ratio": round(chain["seconds"] / limit["seconds"], 2),
+                      "chain_peak_rss_mb": round(chain["peak_rss_mb"], 1)})  # fmt: skip
+        print(json.dumps(pairs[-1]))
+    out: dict[str, Any] = {"roi40_pairs": pairs, "roi40_ratio_median": float(np.median([p["ratio"] for p in pairs]))}
+    if (WORK / "reference-roi40").exists():
+        out["roi40_identical"] = child("identical", "roi40")
+        print(json.dumps(out["roi40_identical"]))
+    profile = child("profile", "roi40")
+    out["profile"] = {"roi_km": 40, "seconds": round(profile["seconds"], 3), "top": profile["profile_top"]}
+    scenes = []
+    for _ in range(scene_runs):
+        limit = child("limit", "scene")
+        run_ = measure_scene(memory_gb, budget_s, {"seconds": 0.0})
+        run_["limit_s"] = round(limit["seconds"], 1)
+        if "seconds" in run_:
+            run_["ratio"] = round(run_["seconds"] / limit["seconds"], 2)
+        scenes.append(run_)
+        print(json.dumps(scenes[-1]))
+    out["scene_runs"] = scenes
+    return out
+
+
+def speed_markdown(speed: dict[str, Any]) -> str:
+    lines = ["| 40 km ROI run | read + calibrate limit s | full chain s | chain / limit | chain peak RSS MB |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for i, p in enumerate(speed["roi40_pairs"], 1):
+        lines.append(f"| {i} | {p['limit_s']} | {p['chain_s']} | {p['ratio']} | {p['chain_peak_rss_mb']} |")
+    lines += [
+        "",
+        "| Whole scene run | limit s | seconds | chain / limit | peak RSS MB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, r in enumerate(speed["scene_runs"], 1):
+        measured = f"{r['seconds']} | {r['ratio']} | {r['peak_rss_mb']}" if "seconds" in r else f"{r['failed']} | | "
+        lines.append(f"| {i} | {r['limit_s']} | {measured} |")
+    same = speed.get("roi40_identical")
+    if same:
+        lines += ["", f"40 km result against the previous chain: max relative difference "
+                      f"{same['max_relative']:.3g} in linear sigma0 over {same['pixels']} pixels, "
+                      f"{same['nan_mismatch']} no-data mismatches"]  # fmt: skip
+    return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
@@ -653,7 +720,19 @@ def main() -> None:
     parser.add_argument("--skip-scene", action="store_true", help="skip the whole-scene run (minutes)")
     parser.add_argument("--scene-memory-gb", type=int, default=12, help="address-space limit of the scene run")
     parser.add_argument("--scene-budget-s", type=int, default=1800, help="time limit of the scene run")
+    parser.add_argument("--speed", action="store_true", help="only the issue-20 speed numbers, merged into the JSON")
+    parser.add_argument("--scene-runs", type=int, default=1, help="whole-scene runs of --speed")
     args = parser.parse_args()
+    if args.speed:
+        speed = measure_speed(args.repeat, 0 if args.skip_scene else args.scene_runs, args.scene_memory_gb,
+                              args.scene_budget_s)  # fmt: skip
+        path = RESULTS / "s1_grd.json"
+        result = json.loads(path.read_text()) if path.exists() else {"benchmark": "s1_grd"}
+        result["speed"] = {"machine": machine(), "targets": SPEED_TARGETS, **speed}
+        result["speed"]["markdown"] = speed_markdown(speed)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(result["speed"]["markdown"])
+        return
     if args.child:
         if args.memory_gb:
             limit = args.memory_gb << 30
