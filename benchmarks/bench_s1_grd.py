@@ -446,18 +446,18 @@ def run_senprep(case: str, profiler: cProfile.Profile | None = None) -> Any:
     outdir = WORK / f"out-{case}"
     shutil.rmtree(outdir, ignore_errors=True)
     config = parse_config(case_config(case))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if profiler is not None:
         profiler.enable()
     result = run(config, outdir, sources=[f"local:{product.parent}"], fetch=unverified())
     if profiler is not None:
         profiler.disable()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if result.status != "complete" or result.patches_written == 0:
         errors = [f"{u.error_type}: {u.error_message}" for u in result.failed]
         raise SystemExit(f"senprep run {case} failed: {result.status} {errors}")
     grid = config.grid()
-    return seconds, {"patches": result.patches_written, "grid": [grid.height, grid.width]}
+    return seconds, {"patches": result.patches_written, "grid": [grid.height, grid.width], "cpu_s": cpu}
 
 
 def measure_senprep(case: str) -> None:
@@ -535,12 +535,12 @@ def measure_limit(case: str) -> None:
         return float(sigma0[0, 0])
 
     rows = range(window.row_off, window.row_stop, LIMIT_LINES)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(thread_budget()) as pool:
         list(pool.map(strip, rows))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     report(seconds, {"window": [window.row_off, window.col_off, window.height, window.width],
-                     "pixels": window.height * window.width})  # fmt: skip
+                     "pixels": window.height * window.width, "cpu_s": cpu})  # fmt: skip
 
 
 def measure_identical(case: str) -> None:
@@ -602,7 +602,8 @@ def measure_scene(memory_gb: int, budget_s: int, roi40: dict[str, Any]) -> dict[
         return out
     if proc.returncode == 0:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        out.update(seconds=round(r["seconds"], 1), peak_rss_mb=round(r["peak_rss_mb"], 1), patches=r["patches"])
+        out.update(seconds=round(r["seconds"], 1), cpu_s=round(r["cpu_s"], 1), peak_rss_mb=round(r["peak_rss_mb"], 1),
+                   patches=r["patches"])  # fmt: skip
         out["grid"] = r["grid"]
     else:
         errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "failed" in ln] or ["(no message)"]
@@ -621,9 +622,15 @@ def measure_speed(repeat: int, scene_runs: int, memory_gb: int, budget_s: int) -
         limit, chain = child("limit", "roi40"), child("senprep", "roi40")
         pairs.append({"limit_s": round(limit["seconds"], 3), "chain_s": round(chain["seconds"], 3),
                       "ratio": round(chain["seconds"] / limit["seconds"], 2),
+                      "limit_cpu_s": round(limit["cpu_s"], 3), "chain_cpu_s": round(chain["cpu_s"], 3),
+                      "cpu_ratio": round(chain["cpu_s"] / limit["cpu_s"], 2),
                       "chain_peak_rss_mb": round(chain["peak_rss_mb"], 1)})  # fmt: skip
         print(json.dumps(pairs[-1]))
-    out: dict[str, Any] = {"roi40_pairs": pairs, "roi40_ratio_median": float(np.median([p["ratio"] for p in pairs]))}
+    out: dict[str, Any] = {
+        "roi40_pairs": pairs,
+        "roi40_ratio_median": float(np.median([p["ratio"] for p in pairs])),
+        "roi40_cpu_ratio_median": float(np.median([p["cpu_ratio"] for p in pairs])),
+    }
     if (WORK / "reference-roi40").exists():
         out["roi40_identical"] = child("identical", "roi40")
         print(json.dumps(out["roi40_identical"]))
@@ -633,9 +640,10 @@ def measure_speed(repeat: int, scene_runs: int, memory_gb: int, budget_s: int) -
     for _ in range(scene_runs):
         limit = child("limit", "scene")
         run_ = measure_scene(memory_gb, budget_s, {"seconds": 0.0})
-        run_["limit_s"] = round(limit["seconds"], 1)
+        run_.update(limit_s=round(limit["seconds"], 1), limit_cpu_s=round(limit["cpu_s"], 1))
         if "seconds" in run_:
-            run_["ratio"] = round(run_["seconds"] / limit["seconds"], 2)
+            run_.update(ratio=round(run_["seconds"] / limit["seconds"], 2),
+                        cpu_ratio=round(run_["cpu_s"] / limit["cpu_s"], 2))  # fmt: skip
         scenes.append(run_)
         print(json.dumps(scenes[-1]))
     out["scene_runs"] = scenes
@@ -643,18 +651,17 @@ def measure_speed(repeat: int, scene_runs: int, memory_gb: int, budget_s: int) -
 
 
 def speed_markdown(speed: dict[str, Any]) -> str:
-    lines = ["| 40 km ROI run | read + calibrate limit s | full chain s | chain / limit | chain peak RSS MB |",
-             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| 40 km ROI run | read + calibrate limit s (CPU s) | full chain s (CPU s) | chain / limit, wall (CPU) "
+             "| chain peak RSS MB |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for i, p in enumerate(speed["roi40_pairs"], 1):
-        lines.append(f"| {i} | {p['limit_s']} | {p['chain_s']} | {p['ratio']} | {p['chain_peak_rss_mb']} |")
-    lines += [
-        "",
-        "| Whole scene run | limit s | seconds | chain / limit | peak RSS MB |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+        lines.append(f"| {i} | {p['limit_s']} ({p['limit_cpu_s']}) | {p['chain_s']} ({p['chain_cpu_s']}) | "
+                     f"{p['ratio']} ({p['cpu_ratio']}) | {p['chain_peak_rss_mb']} |")  # fmt: skip
+    lines += ["", "| Whole scene run | limit s (CPU s) | seconds (CPU s) | chain / limit, wall (CPU) | peak RSS MB |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for i, r in enumerate(speed["scene_runs"], 1):
-        measured = f"{r['seconds']} | {r['ratio']} | {r['peak_rss_mb']}" if "seconds" in r else f"{r['failed']} | | "
-        lines.append(f"| {i} | {r['limit_s']} | {measured} |")
+        measured = (f"{r['seconds']} ({r['cpu_s']}) | {r['ratio']} ({r['cpu_ratio']}) | {r['peak_rss_mb']}"
+                    if "seconds" in r else f"{r['failed']} | | ")  # fmt: skip
+        lines.append(f"| {i} | {r['limit_s']} ({r['limit_cpu_s']}) | {measured} |")
     same = speed.get("roi40_identical")
     if same:
         lines += ["", f"40 km result against the previous chain: max relative difference "
@@ -728,6 +735,8 @@ def main() -> None:
                               args.scene_budget_s)  # fmt: skip
         path = RESULTS / "s1_grd.json"
         result = json.loads(path.read_text()) if path.exists() else {"benchmark": "s1_grd"}
+        if not speed["scene_runs"]:  # --skip-scene keeps the scene runs measured before
+            speed["scene_runs"] = result.get("speed", {}).get("scene_runs", [])
         result["speed"] = {"machine": machine(), "targets": SPEED_TARGETS, **speed}
         result["speed"]["markdown"] = speed_markdown(speed)
         path.write_text(json.dumps(result, indent=2) + "\n")
