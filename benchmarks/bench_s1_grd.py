@@ -16,7 +16,13 @@ Measured, each in a fresh subprocess (peak RSS is per measurement):
                and, as the truth, the annotation's geolocation tie points;
   roi-size   - 5 / 10 / 20 / 40 km squares (flat DEM) and one profiled ROI (cProfile);
   scene      - the whole product footprint (flat DEM), under an address-space limit and a time budget
-               (``--skip-scene`` leaves it out); also extrapolated from the 40 km square.
+               (``--skip-scene`` leaves it out); also extrapolated from the 40 km square;
+  limit      - what reading costs: a bare windowed read of the radar window a case's chain needs,
+               thermal noise removal and sigma0 calibration, in strips on the thread budget;
+  --speed    - only the issue-20 numbers: the 40 km chain against its limit (interleaved pairs, wall
+               and CPU seconds), its profile, the whole scene against the scene's limit, and the
+               40 km result against ``work/s1/reference-roi40`` (the same case run by older code:
+               run ``--child senprep --arg roi40`` with it and rename ``out-roi40``).
 Targets: >= 5x faster than sarsen, peak RSS < 1.5 GB (ROI), <= 0.3 px geolocation agreement,
 whole scene < 10 min and < 6 GB on 2 cores. Results: benchmarks/results/s1_grd.json (and a
 markdown table on stdout). Ratios are what to read: this machine is noisy.
