@@ -16,7 +16,13 @@ Measured, each in a fresh subprocess (peak RSS is per measurement):
                and, as the truth, the annotation's geolocation tie points;
   roi-size   - 5 / 10 / 20 / 40 km squares (flat DEM) and one profiled ROI (cProfile);
   scene      - the whole product footprint (flat DEM), under an address-space limit and a time budget
-               (``--skip-scene`` leaves it out); also extrapolated from the 40 km square.
+               (``--skip-scene`` leaves it out); also extrapolated from the 40 km square;
+  limit      - what reading costs: a bare windowed read of the radar window a case's chain needs,
+               thermal noise removal and sigma0 calibration, in strips on the thread budget;
+  --speed    - only the issue-20 numbers: the 40 km chain against its limit (interleaved pairs, wall
+               and CPU seconds), its profile, the whole scene against the scene's limit, and the
+               40 km result against ``work/s1/reference-roi40`` (the same case run by older code:
+               run ``--child senprep --arg roi40`` with it and rename ``out-roi40``).
 Targets: >= 5x faster than sarsen, peak RSS < 1.5 GB (ROI), <= 0.3 px geolocation agreement,
 whole scene < 10 min and < 6 GB on 2 cores. Results: benchmarks/results/s1_grd.json (and a
 markdown table on stdout). Ratios are what to read: this machine is noisy.
@@ -59,6 +65,8 @@ CHUNK_ROWS = 512
 GENERATOR_VERSION = "2"
 TARGETS = {"speedup_vs_sarsen": ">= 5", "roi_peak_rss_mb": "< 1536", "geolocation_px": "<= 0.3", "scene_s": "< 600",
            "scene_peak_rss_mb": "< 6144"}  # fmt: skip
+SPEED_TARGETS = {"scene_s": "<= 120", "scene_peak_rss_mb": "<= 2048", "roi40_chain_over_limit": "<= 3",
+                 "roi40_max_relative_difference": "<= 1e-5"}  # fmt: skip
 
 
 # ----- products ------------------------------------------------------------------------------------
@@ -213,6 +221,13 @@ def case_config(case: str) -> dict[str, Any]:
     return config_dict(f"bench-{km}km", square_roi(*centre, km), "flat:0", ["sigma0_VV_dB"])
 
 
+def unverified() -> Any:
+    """Fetch options for the synthetic products: their measurement is not the one manifest.safe's MD5 names."""
+    from senprep_core.unit.fetching import FetchOptions
+
+    return FetchOptions(WORK / "cache", verify=False)
+
+
 # ----- sarsen -------------------------------------------------------------------------------------
 def _write_dem(path: Path, heights: np.ndarray, transform: Any, crs: Any) -> None:
     import rasterio
@@ -314,7 +329,9 @@ def _end_to_end(grid: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         product = build_product(kind)
         outdir = WORK / f"out-encoded-{kind}"
         shutil.rmtree(outdir, ignore_errors=True)
-        result = run(parse_config(encoded_config(kind)), outdir, sources=[f"local:{product.parent}"])
+        result = run(
+            parse_config(encoded_config(kind)), outdir, sources=[f"local:{product.parent}"], fetch=unverified()
+        )
         if result.status != "complete":
             raise SystemExit(f"senprep run on the {kind}-encoded product failed: {result.status}")
         ours[kind] = decoded(mosaic_patches(outdir, grid))
@@ -435,18 +452,18 @@ def run_senprep(case: str, profiler: cProfile.Profile | None = None) -> Any:
     outdir = WORK / f"out-{case}"
     shutil.rmtree(outdir, ignore_errors=True)
     config = parse_config(case_config(case))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if profiler is not None:
         profiler.enable()
-    result = run(config, outdir, sources=[f"local:{product.parent}"])
+    result = run(config, outdir, sources=[f"local:{product.parent}"], fetch=unverified())
     if profiler is not None:
         profiler.disable()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if result.status != "complete" or result.patches_written == 0:
         errors = [f"{u.error_type}: {u.error_message}" for u in result.failed]
         raise SystemExit(f"senprep run {case} failed: {result.status} {errors}")
     grid = config.grid()
-    return seconds, {"patches": result.patches_written, "grid": [grid.height, grid.width]}
+    return seconds, {"patches": result.patches_written, "grid": [grid.height, grid.width], "cpu_s": cpu}
 
 
 def measure_senprep(case: str) -> None:
@@ -479,7 +496,74 @@ def measure_profile(case: str) -> None:
     report(seconds, {**extra, "profile_top": top})
 
 
-CHILDREN = {"senprep": measure_senprep, "sarsen": measure_sarsen, "profile": measure_profile,
+def radar_window(case: str) -> tuple[Any, Any]:
+    """The metadata and the GRD window (``PixelWindow``) a case's chain reads: the positions of its grid
+    (flat DEM, solved exactly on a lattice every 32 pixels) plus the speckle and sampling margins."""
+    from senprep_core.config import parse_config
+    from senprep_core.geo.grid import TargetGrid
+    from senprep_core.s1.geometry import RadarGeometry
+    from senprep_core.s1.metadata import read_s1_metadata
+    from senprep_core.s1.positions import radar_positions
+    from senprep_core.s1.terrain import block_window
+
+    grid = parse_config(case_config(case)).grid()
+    step = 32
+    sparse = TargetGrid(grid.epsg, grid.resolution * step, grid.left, grid.top,
+                        -(-grid.width // step) + 1, -(-grid.height // step) + 1)  # fmt: skip
+    meta = read_s1_metadata(build_product("scene"))
+    geometry = RadarGeometry(meta.image("VV"))
+    positions = radar_positions(sparse, np.zeros(sparse.shape), geometry.range_time, exact=True,
+                                to_image=geometry.image_coordinates)  # fmt: skip
+    return meta, block_window(positions, 3, meta, "VV")  # 3: the Lee Sigma 7x7 margin
+
+
+LIMIT_LINES = 1024  # lines per read of the limit (bounded memory, like the chain's blocks)
+
+
+def measure_limit(case: str) -> None:
+    """The reading limit of a case: a bare windowed read (decode of the measurement TIFF) of the radar
+    window its chain needs, plus thermal noise removal and sigma0 calibration, in strips of
+    ``LIMIT_LINES`` lines on the unit's thread budget (every core), nothing kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from senprep_core.geo.grid import PixelWindow
+    from senprep_core.s1.measurement import read_dn
+    from senprep_core.s1.radiometry import calibrate, remove_thermal_noise
+    from senprep_core.threads import thread_budget
+
+    meta, window = radar_window(case)
+    image = meta.image("VV")
+
+    def strip(row: int) -> float:
+        part = PixelWindow(row, window.col_off, min(LIMIT_LINES, window.row_stop - row), window.width)
+        dn = read_dn(meta, "VV", part)
+        sigma0 = calibrate(remove_thermal_noise(dn, image.noise, part), image.calibration, part, "sigma0")
+        return float(sigma0[0, 0])
+
+    rows = range(window.row_off, window.row_stop, LIMIT_LINES)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(thread_budget()) as pool:
+        list(pool.map(strip, rows))
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    report(seconds, {"window": [window.row_off, window.col_off, window.height, window.width],
+                     "pixels": window.height * window.width, "cpu_s": cpu})  # fmt: skip
+
+
+def measure_identical(case: str) -> None:
+    """Largest relative difference in linear sigma0 between ``out-<case>`` (this code) and
+    ``reference-<case>`` (the same case run by the code before the compiled kernels, see ``--speed``)."""
+    from senprep_core.config import parse_config
+
+    grid = parse_config(case_config(case)).grid()
+    ours, reference = (10.0 ** (mosaic_patches(WORK / f"{kind}-{case}", grid) / 10.0) for kind in ("out", "reference"))
+    both = np.isfinite(ours) & np.isfinite(reference)
+    relative = np.abs(ours[both] - reference[both]) / np.abs(reference[both])
+    report(0.0, {"pixels": int(both.sum()), "nan_mismatch": int((np.isfinite(ours) != np.isfinite(reference)).sum()),
+                 "max_relative": float(relative.max(initial=0.0)), "differing": int((relative > 0).sum())})  # fmt: skip
+
+
+CHILDREN = {"identical": measure_identical, "senprep": measure_senprep, "sarsen": measure_sarsen,
+            "profile": measure_profile, "limit": measure_limit,
             "geometry": lambda _: report(0.0, measure_geometry())}  # fmt: skip
 
 
@@ -524,7 +608,8 @@ def measure_scene(memory_gb: int, budget_s: int, roi40: dict[str, Any]) -> dict[
         return out
     if proc.returncode == 0:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        out.update(seconds=round(r["seconds"], 1), peak_rss_mb=round(r["peak_rss_mb"], 1), patches=r["patches"])
+        out.update(seconds=round(r["seconds"], 1), cpu_s=round(r["cpu_s"], 1), peak_rss_mb=round(r["peak_rss_mb"], 1),
+                   patches=r["patches"])  # fmt: skip
         out["grid"] = r["grid"]
     else:
         errors = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "failed" in ln] or ["(no message)"]
@@ -532,6 +617,64 @@ def measure_scene(memory_gb: int, budget_s: int, roi40: dict[str, Any]) -> dict[
             failed=f"exit code {proc.returncode}: {errors[-1][:300]}", failed_after_s=round(time.perf_counter() - t0, 1)
         )
     return out
+
+
+def measure_speed(repeat: int, scene_runs: int, memory_gb: int, budget_s: int) -> dict[str, Any]:
+    """Issue 20's numbers: the 40 km chain against its reading limit (interleaved, ratio per pair), its
+    profile, the whole scene (``scene_runs`` times) against the scene's limit, and the 40 km result
+    against ``reference-roi40`` when that folder exists."""
+    pairs = []
+    for _ in range(repeat):
+        limit, chain = child("limit", "roi40"), child("senprep", "roi40")
+        pairs.append({"limit_s": round(limit["seconds"], 3), "chain_s": round(chain["seconds"], 3),
+                      "ratio": round(chain["seconds"] / limit["seconds"], 2),
+                      "limit_cpu_s": round(limit["cpu_s"], 3), "chain_cpu_s": round(chain["cpu_s"], 3),
+                      "cpu_ratio": round(chain["cpu_s"] / limit["cpu_s"], 2),
+                      "chain_peak_rss_mb": round(chain["peak_rss_mb"], 1)})  # fmt: skip
+        print(json.dumps(pairs[-1]))
+    out: dict[str, Any] = {
+        "roi40_pairs": pairs,
+        "roi40_ratio_median": float(np.median([p["ratio"] for p in pairs])),
+        "roi40_cpu_ratio_median": float(np.median([p["cpu_ratio"] for p in pairs])),
+    }
+    if (WORK / "reference-roi40").exists():
+        out["roi40_identical"] = child("identical", "roi40")
+        print(json.dumps(out["roi40_identical"]))
+    profile = child("profile", "roi40")
+    out["profile"] = {"roi_km": 40, "seconds": round(profile["seconds"], 3), "top": profile["profile_top"]}
+    scenes = []
+    for _ in range(scene_runs):
+        limit = child("limit", "scene")
+        run_ = measure_scene(memory_gb, budget_s, {"seconds": 0.0})
+        run_.pop("extrapolated_from_40km_s")
+        run_.update(limit_s=round(limit["seconds"], 1), limit_cpu_s=round(limit["cpu_s"], 1))
+        if "seconds" in run_:
+            run_.update(ratio=round(run_["seconds"] / limit["seconds"], 2),
+                        cpu_ratio=round(run_["cpu_s"] / limit["cpu_s"], 2))  # fmt: skip
+        scenes.append(run_)
+        print(json.dumps(scenes[-1]))
+    out["scene_runs"] = scenes
+    return out
+
+
+def speed_markdown(speed: dict[str, Any]) -> str:
+    lines = ["| 40 km ROI run | read + calibrate limit s (CPU s) | full chain s (CPU s) | chain / limit, wall (CPU) "
+             "| chain peak RSS MB |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for i, p in enumerate(speed["roi40_pairs"], 1):
+        lines.append(f"| {i} | {p['limit_s']} ({p['limit_cpu_s']}) | {p['chain_s']} ({p['chain_cpu_s']}) | "
+                     f"{p['ratio']} ({p['cpu_ratio']}) | {p['chain_peak_rss_mb']} |")  # fmt: skip
+    lines += ["", "| Whole scene run | limit s (CPU s) | seconds (CPU s) | chain / limit, wall (CPU) | peak RSS MB |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for i, r in enumerate(speed["scene_runs"], 1):
+        measured = (f"{r['seconds']} ({r['cpu_s']}) | {r['ratio']} ({r['cpu_ratio']}) | {r['peak_rss_mb']}"
+                    if "seconds" in r else f"{r['failed']} | | ")  # fmt: skip
+        lines.append(f"| {i} | {r['limit_s']} ({r['limit_cpu_s']}) | {measured} |")
+    same = speed.get("roi40_identical")
+    if same:
+        lines += ["", f"40 km result against the previous chain: max relative difference "
+                      f"{same['max_relative']:.3g} in linear sigma0 over {same['pixels']} pixels, "
+                      f"{same['nan_mismatch']} no-data mismatches"]  # fmt: skip
+    return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
@@ -591,7 +734,21 @@ def main() -> None:
     parser.add_argument("--skip-scene", action="store_true", help="skip the whole-scene run (minutes)")
     parser.add_argument("--scene-memory-gb", type=int, default=12, help="address-space limit of the scene run")
     parser.add_argument("--scene-budget-s", type=int, default=1800, help="time limit of the scene run")
+    parser.add_argument("--speed", action="store_true", help="only the issue-20 speed numbers, merged into the JSON")
+    parser.add_argument("--scene-runs", type=int, default=1, help="whole-scene runs of --speed")
     args = parser.parse_args()
+    if args.speed:
+        speed = measure_speed(args.repeat, 0 if args.skip_scene else args.scene_runs, args.scene_memory_gb,
+                              args.scene_budget_s)  # fmt: skip
+        path = RESULTS / "s1_grd.json"
+        result = json.loads(path.read_text()) if path.exists() else {"benchmark": "s1_grd"}
+        if not speed["scene_runs"]:  # --skip-scene keeps the scene runs measured before
+            speed["scene_runs"] = result.get("speed", {}).get("scene_runs", [])
+        result["speed"] = {"machine": machine(), "targets": SPEED_TARGETS, **speed}
+        result["speed"]["markdown"] = speed_markdown(speed)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(result["speed"]["markdown"])
+        return
     if args.child:
         if args.memory_gb:
             limit = args.memory_gb << 30

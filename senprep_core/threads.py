@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +73,17 @@ def budget(threads: int) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_in_strips(work: Callable[[int, int], None], n: int, strip: int = 256) -> None:
+    """Run ``work(start, stop)`` over ``0..n`` in strips of ``strip`` items on the unit's thread budget.
+
+    For compiled kernels that release the GIL: each strip writes its own part of the result."""
+    starts = range(0, n, max(1, strip))
+    workers = min(len(starts), thread_budget())
+    if workers <= 1:
+        for start in starts:
+            work(start, min(start + strip, n))
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="senprep-strip") as pool:
+        list(pool.map(lambda start: work(start, min(start + strip, n)), starts))

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from senprep_core.errors import MetadataError
+from senprep_core.s1 import geocoding_kernels as kernels
 from senprep_core.s1.model import SPEED_OF_LIGHT, CoordinateConversion, S1Image
 from senprep_core.s1.orbit import Orbit
+from senprep_core.threads import run_in_strips
 
 __all__ = [
     "WGS84_A",
@@ -60,6 +62,7 @@ MAX_ITERATIONS = 12
 MAX_EXPANSIONS = 4  # orbit evaluations per point in the zero-Doppler search (1 in practice)
 TAYLOR_LIMIT = 0.05  # seconds: largest Newton correction trusted to the Taylor expansion
 GROUND_RANGE_ITERATIONS = 1  # Newton steps inverting grsr from the srgr estimate (8 cm -> 1e-8 m)
+STRIP_POINTS = 1 << 18  # points per strip of the compiled (line, pixel) conversion on the thread budget
 TAU_MID_CONSISTENCY = 5e-6  # seconds: spread of the per-tie-point mid-swath time estimates
 
 
@@ -226,30 +229,11 @@ class RadarGeometry:
         """
         c = self._conversion
         slant_range, t = np.broadcast_arrays(np.asarray(slant_range, np.float64), np.asarray(t, np.float64))
-        k = self.conversion_record(t)
-        first, last = (int(k.min()), int(k.max())) if k.size else (0, -1)
-        if last - first < 8:  # few records (a block of an image): scalar coefficients, no gathers
-            if first == last:
-                return self._ground_of_record(first, slant_range)
-            ground = np.empty_like(slant_range)
-            for record in range(first, last + 1):
-                sel = k == record
-                ground[sel] = self._ground_of_record(record, slant_range[sel])
-            return ground
-        ground = _polyval(c.srgr, k, slant_range - c.sr0[k])
-        for _ in range(GROUND_RANGE_ITERATIONS):
-            x = ground - c.gr0[k]
-            ground = ground - (_polyval(c.grsr, k, x) - slant_range) / _polyval(self._grsr_slope, k, x)
-        return ground
-
-    def _ground_of_record(self, record: int, slant_range: np.ndarray) -> np.ndarray:
-        c = self._conversion
-        ground = np.polynomial.polynomial.polyval(slant_range - c.sr0[record], c.srgr[record])
-        for _ in range(GROUND_RANGE_ITERATIONS):
-            x = ground - c.gr0[record]
-            value = np.polynomial.polynomial.polyval(x, c.grsr[record]) - slant_range
-            ground = ground - value / np.polynomial.polynomial.polyval(x, self._grsr_slope[record])
-        return ground
+        ground = kernels.slant_to_ground(
+            np.ascontiguousarray(slant_range).ravel(), np.ascontiguousarray(t).ravel(), self._record_edges,
+            c.sr0, c.srgr, c.gr0, c.grsr, self._grsr_slope, GROUND_RANGE_ITERATIONS,
+        )  # fmt: skip
+        return ground.reshape(slant_range.shape)
 
     def ground_to_slant_range(self, ground_range: np.ndarray, t: np.ndarray) -> np.ndarray:
         """One-way slant range (m) of ground ranges (m from the first pixel) at azimuth times ``t``."""
@@ -368,10 +352,21 @@ class RadarGeometry:
 
     def image_coordinates(self, t_zd: np.ndarray, slant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(line, pixel) of zero-Doppler times and one-way slant ranges (bistatic shift, nearest record)."""
-        t_line = t_zd + self.bistatic_shift(2.0 * slant / SPEED_OF_LIGHT)
-        ground = self.slant_to_ground_range(slant, np.where(np.isfinite(t_line), t_line, 0.0))
-        pixel = np.where(np.isfinite(t_line), ground / self.image.range_pixel_spacing, np.nan)
-        return self.time_to_line(t_line), pixel
+        t_zd, slant = np.broadcast_arrays(np.asarray(t_zd, np.float64), np.asarray(slant, np.float64))
+        im, c = self.image, self._conversion
+        times, ranges = np.ascontiguousarray(t_zd).ravel(), np.ascontiguousarray(slant).ravel()
+        line, pixel = np.empty(times.size), np.empty(times.size)
+
+        def strip(start: int, stop: int) -> None:
+            line[start:stop], pixel[start:stop] = kernels.image_coordinates(
+                times[start:stop], ranges[start:stop], bool(im.bistatic_delay_applied), float(self.tau_mid),
+                SPEED_OF_LIGHT, float(im.first_line_time), float(im.azimuth_time_interval),
+                float(im.range_pixel_spacing), self._record_edges, (c.sr0, c.srgr, c.gr0, c.grsr, self._grsr_slope),
+                GROUND_RANGE_ITERATIONS,
+            )  # fmt: skip
+
+        run_in_strips(strip, times.size, STRIP_POINTS)
+        return line.reshape(t_zd.shape), pixel.reshape(t_zd.shape)
 
     def range_time(
         self, lat: np.ndarray | float, lon: np.ndarray | float, h: np.ndarray | float

@@ -16,6 +16,8 @@ import numpy as np
 from senprep_core.geo.antimeridian import unwrap_near
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import transformer
+from senprep_core.s1 import geocoding_kernels as kernels
+from senprep_core.threads import run_in_strips
 
 # (lat, lon, h) -> (line, pixel): the range-Doppler solution of one image
 Locator = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -95,13 +97,20 @@ def radar_positions(
     h_min, h_max = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     centre, half = (h_min + h_max) / 2, max((h_max - h_min) / 2, 1.0)
     solved = [locate(lat, lon, np.full(lat.size, centre + k * half)) for k in (-1, 0, 1)]
-    t = np.nan_to_num((heights - centre) / half)
+    t = np.ascontiguousarray(np.nan_to_num((heights - centre) / half), dtype=np.float64)
+    row_weights, col_weights = interpolation_weights(grid.height, rows), interpolation_weights(grid.width, cols)
     out = []
     for which in (0, 1):  # line, pixel
         low, mid, high = (solved[k][which].reshape(rows.size, cols.size) for k in range(3))
-        coefficients = (mid, (high - low) / 2, (high + low) / 2 - mid)
-        a0, a1, a2 = (upsample_lattice(c, rows, cols, grid) for c in coefficients)
-        out.append(a0 + t * (a1 + t * a2))
+        coefficients = np.stack((mid, (high - low) / 2, (high + low) / 2 - mid)).astype(np.float64)
+        value = np.empty(grid.shape)
+
+        def strip(start: int, stop: int, value: np.ndarray = value, coefficients: np.ndarray = coefficients) -> None:
+            lower, frac = (w[start:stop] for w in row_weights)
+            value[start:stop] = kernels.quadratic_positions(coefficients, lower, frac, *col_weights, t[start:stop])
+
+        run_in_strips(strip, grid.height)  # bilinear between lattice nodes, then the quadratic in height
+        out.append(value)
     line, pixel = to_image(out[0], out[1]) if to_image is not None else (out[0], out[1])
     bad = ~np.isfinite(heights)
     line[bad] = np.nan
@@ -117,11 +126,17 @@ def lattice_indices(n: int, step: int = LATTICE_STEP) -> np.ndarray:
     return idx
 
 
-def _interpolation_matrix(n: int, nodes: np.ndarray) -> np.ndarray:
-    """(n, len(nodes)) weights of linear interpolation from lattice nodes to 0..n-1."""
+def interpolation_weights(n: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation from lattice nodes to 0..n-1: each index's lower node and its fraction
+    towards the next node (0 on a one-node lattice)."""
     position = np.interp(np.arange(n), nodes, np.arange(nodes.size))
     lower = np.minimum(np.floor(position).astype(np.int64), max(nodes.size - 2, 0))
-    frac = position - lower
+    return lower, position - lower
+
+
+def _interpolation_matrix(n: int, nodes: np.ndarray) -> np.ndarray:
+    """(n, len(nodes)) weights of linear interpolation from lattice nodes to 0..n-1."""
+    lower, frac = interpolation_weights(n, nodes)
     matrix = np.zeros((n, nodes.size))
     matrix[np.arange(n), lower] = 1.0 - frac
     if nodes.size > 1:

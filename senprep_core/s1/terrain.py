@@ -15,8 +15,10 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from senprep_core.geo.grid import PixelWindow, TargetGrid
+from senprep_core.s1 import geocoding_kernels as kernels
 from senprep_core.s1.model import S1Metadata
 from senprep_core.s1.positions import RadarPositions
+from senprep_core.threads import run_in_strips
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,17 @@ def sample(image: np.ndarray, positions: RadarPositions, window: PixelWindow, me
     NaN where a position falls outside the image window or touches no-data.
     """
     order = _ORDER[method]
+    if order == 1:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        line, pixel = (np.ascontiguousarray(a, dtype=np.float64) for a in (positions.line, positions.pixel))
+        out = np.empty(line.shape, dtype=np.float32)
+
+        def strip(start: int, stop: int) -> None:
+            rows = slice(start, stop)
+            out[rows] = kernels.bilinear_sample(image, line[rows], pixel[rows], window.row_off, window.col_off)
+
+        run_in_strips(strip, line.shape[0])
+        return out
     rows = positions.line - window.row_off
     cols = positions.pixel - window.col_off
     finite = np.isfinite(rows) & np.isfinite(cols)

@@ -31,6 +31,7 @@ from senprep_core.s1.radiometry import (
 )
 from senprep_core.s1.speckle import SpeckleFilter, apply_speckle_filter
 from senprep_core.s1.terrain import block_window, local_incidence, sample, to_enu
+from senprep_core.threads import run_in_strips
 from senprep_core.unit.fetching import fetched_dem, fetched_orbit_folder, is_fetched_dem, is_fetched_orbit
 from senprep_core.unit.model import UnitSpec
 from senprep_core.unit.source import BlockData, RoiStats, no_valid_pixel
@@ -40,6 +41,7 @@ MODALITY = "S1"
 GEOMETRY_LAYERS = ("local_incidence_angle", "layover_shadow")  # from the DEM and the look direction
 FACET_BUFFER = 12  # grid pixels of DEM facets around a block whose areas reach its radar window (gamma0T)
 DEM_MARGIN = FACET_BUFFER + 2  # grid pixels of DEM kept around the ROI grid
+STRIP_LINES = 512  # GRD lines per strip of reading, noise removal and calibration
 WHOLE_DEM_PIXELS = 36_000_000  # larger grids (e.g. a whole scene) load the DEM block by block
 
 
@@ -162,7 +164,7 @@ class S1Source:
                 if req.polarisation != pol or req.calibration is None:
                     continue
                 target = "beta0" if req.calibration == "gamma0T" else req.calibration
-                intensity = calibrate(power, image.calibration, window, target)  # type: ignore[arg-type]
+                intensity = self._calibrated(power, image, window, target)
                 if a_gamma is not None and req.calibration == "gamma0T":
                     intensity = flatten_gamma0(intensity, a_gamma, beta_area(image, window))
                 if self.speckle.name != "none":
@@ -172,6 +174,31 @@ class S1Source:
         return out
 
     def _power(self, image: S1Image, window: PixelWindow) -> np.ndarray:
+        """Noise-removed power of ``window``: read and computed in strips of lines on the thread budget
+        (the border noise of old products is found along whole columns: those take the window at once)."""
+        if needs_border_noise_removal(self.meta.ipf_version):
+            return self._power_of(image, window)
+        power = np.empty((window.height, window.width), dtype=np.float32)
+
+        def strip(start: int, stop: int) -> None:
+            part = PixelWindow(window.row_off + start, window.col_off, stop - start, window.width)
+            power[start:stop] = self._power_of(image, part)
+
+        run_in_strips(strip, window.height, STRIP_LINES)
+        return power
+
+    def _calibrated(self, power: np.ndarray, image: S1Image, window: PixelWindow, target: str) -> np.ndarray:
+        """``calibrate`` in strips of lines on the thread budget (LUTs are evaluated per pixel)."""
+        out = np.empty_like(power)
+
+        def strip(start: int, stop: int) -> None:
+            part = PixelWindow(window.row_off + start, window.col_off, stop - start, window.width)
+            out[start:stop] = calibrate(power[start:stop], image.calibration, part, target)  # type: ignore[arg-type]
+
+        run_in_strips(strip, window.height, STRIP_LINES)
+        return out
+
+    def _power_of(self, image: S1Image, window: PixelWindow) -> np.ndarray:
         dn = read_dn(self.meta, image.polarisation, window)
         nodata = dn <= 0
         if self.options.noise_removal and image.noise is not None:
