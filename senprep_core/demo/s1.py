@@ -54,6 +54,7 @@ from senprep_core.demo.publish import publish_product
 from senprep_core.demo.s1_image import SPEED_OF_LIGHT, ImageGeometry, PixelLocator
 from senprep_core.demo.s1_orbit import ecef_to_geodetic, incidence_and_elevation
 from senprep_core.demo.s1_radar import incidence_lattice, make_luts, simulate_dn, write_measurement
+from senprep_core.demo.s1_relief import LandClasses, ReliefDem, TerrainTruth, terrain_truth
 from senprep_core.demo.s1_scene import (
     ConstantDem,
     DefaultScene,
@@ -87,6 +88,8 @@ def resolve_dem(spec: S1DemoSpec) -> Field:
         return ConstantDem(0.0)
     if isinstance(dem, str) and dem == "hilly":
         return HillyDem(_origin(spec))
+    if isinstance(dem, str) and dem == "relief":
+        return ReliefDem(_origin(spec))
     if isinstance(dem, int | float):
         return ConstantDem(float(dem))
     if isinstance(dem, str | Path):
@@ -98,7 +101,10 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
     """The ground truth of ``spec`` (cheap: no image is generated)."""
     scene = DefaultScene(_origin(spec))
     sigma: dict[str, Sigma0Fn]
-    if spec.sigma0 is None:
+    if spec.sigma0 is None and spec.radiometry == "gamma0":
+        classes = LandClasses(_origin(spec))
+        sigma = {pol: functools.partial(classes.gamma0, pol) for pol in spec.polarisations}
+    elif spec.sigma0 is None:
         sigma = {pol: functools.partial(scene.sigma0, pol) for pol in spec.polarisations}
     elif isinstance(spec.sigma0, Mapping):
         missing = [p for p in spec.polarisations if p not in spec.sigma0]
@@ -114,7 +120,7 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
     lat, lon, _ = g.geolocate_on_dem(corners_l, corners_p, dem)
     lon = unwrap_near(lon, spec.centre_lon)  # continuous across the antimeridian (past 180 there)
     footprint = tuple((float(a), float(b)) for a, b in zip(lon, lat, strict=True))
-    default = spec.sigma0 is None
+    default = spec.sigma0 is None and spec.radiometry == "sigma0"
     return S1Truth(
         spec=spec,
         dem=dem,
@@ -123,6 +129,21 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
         footprint=footprint,
         _sigma0=sigma,
     )
+
+
+_TERRAIN_CACHE: dict[str, TerrainTruth] = {}
+
+
+def s1_terrain_truth(spec: S1DemoSpec) -> TerrainTruth:
+    """The facet model of a ``radiometry="gamma0"`` spec: expected beta0, layover and shadow (cached per spec)."""
+    if spec.radiometry != "gamma0":
+        raise ConfigError("radiometry", spec.radiometry, "terrain truth exists for radiometry='gamma0' specs only")
+    if spec.digest not in _TERRAIN_CACHE:
+        g = spec.geometry
+        incidence = incidence_lattice(g, np.array([(spec.lines - 1) / 2.0]), np.arange(spec.samples))[0]
+        _TERRAIN_CACHE.clear()  # one at a time: the arrays are large
+        _TERRAIN_CACHE[spec.digest] = terrain_truth(s1_ground_truth(spec), _origin(spec), incidence)
+    return _TERRAIN_CACHE[spec.digest]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -184,7 +205,8 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
     g = spec.geometry
     truth = s1_ground_truth(spec)
     luts = make_luts(spec)
-    dn = simulate_dn(spec, truth, luts, PixelLocator.build(g, truth.dem))
+    beta0 = s1_terrain_truth(spec).beta0 if spec.radiometry == "gamma0" else None
+    dn = simulate_dn(spec, truth, luts, PixelLocator.build(g, truth.dem), beta0)
     tie = _tie_points(spec, truth.dem)
     times, pos, vel = _orbit_vectors(spec)
     epoch = spec.start_time
