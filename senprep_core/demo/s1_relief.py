@@ -25,7 +25,7 @@ formed from the terrain instead of from sigma0 directly:
 
 The layover and shadow flags of the facet cells are the truth a chain's layover/shadow layer is
 checked against (:meth:`TerrainTruth.flags`). The ``"relief"`` DEM preset has slopes to ±30°
-(smooth hills) and a steep north-south ridge (60° faces) that lays over on the face towards the
+(smooth hills) and a steep north-south ridge (74° faces) that lays over on the face towards the
 sensor and casts shadow behind the other. The default gamma0 map in this mode is a checkerboard
 of three land classes (:class:`LandClasses`), so every class covers every slope.
 """
@@ -67,8 +67,8 @@ _RELIEF_HILLS: tuple[tuple[float, float, float, float], ...] = (
     (900.0, -900.0, 300.0, 315.0),  # 30 degrees
     (-1000.0, -1000.0, 250.0, 500.0),  # 17 degrees
 )
-# ridge: faces at east x1 and x2 (logistic, width w: max slope A / 4 w = 60 degrees), north extent y1..y2
-_RIDGE = {"x1": 650.0, "x2": 1150.0, "y1": 350.0, "y2": 1450.0, "height": 250.0, "w": 36.0, "w_north": 120.0}
+# ridge: faces at east x1 and x2 (logistic, width w: max slope A / 4 w = 74 degrees), north extent y1..y2
+_RIDGE = {"x1": -250.0, "x2": 250.0, "y1": -500.0, "y2": 500.0, "height": 350.0, "w": 25.0, "w_north": 120.0}
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:

@@ -136,9 +136,14 @@ class S1Source:
         valid = np.asarray(np.isfinite(data[backscatter]).all(axis=0) if backscatter else np.isfinite(positions.line))
         if window is None:
             valid[:] = False
+        # layers of the geometry stay defined where the backscatter is not (shadow): on the image, with a DEM
+        image = self.reference
+        seen = np.isfinite(positions.line) & np.isfinite(positions.pixel) & (window is not None)
+        seen &= (positions.line > -0.5) & (positions.line < image.lines - 0.5)
+        seen &= (positions.pixel > -0.5) & (positions.pixel < image.samples - 0.5)
         for i, req in enumerate(self.requests):
             if not req.is_backscatter:
-                data[i][~valid] = np.nan
+                data[i][~(seen if req.name in GEOMETRY_LAYERS else valid)] = np.nan
         return BlockData(data, valid, None)
 
     # ----- steps ----------------------------------------------------------------------------
