@@ -49,8 +49,8 @@ OVERSAMPLING = 3  # facet vertices per image pixel spacing
 LATTICE = 24  # vertices between exactly solved radar positions
 SHADOW_TOLERANCE_M = 2.0  # a vertex hidden by less than this (m across the ray) is not in shadow
 LAYOVER_TOLERANCE_M = 2.0  # slant-range overlap (m) below which nothing is in layover
-MARGIN_M = 800.0
-STRIP_ROWS = 256  # vertex rows of triangles handled at once (bounds memory)  # facets beyond the image footprint (m): relief lays over and casts shadow into it
+MARGIN_M = 800.0  # facets beyond the image footprint (m): relief lays over and casts shadow into it
+STRIP_ROWS = 256  # vertex rows of triangles handled at once (bounds memory)
 
 #: (name, VV / HH gamma0, VH / HV gamma0) of the land classes
 CLASSES: tuple[tuple[str, float, float], ...] = (
@@ -245,31 +245,37 @@ def _look_enu(v: _Vertices) -> np.ndarray:
     return np.stack([-sl * x + cl * y, -sp * cl * x - sp * sl * y + cp * z, cp * cl * x + cp * sl * y + sp * z], -1)
 
 
-def _corners(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Values at the four corners of every cell: north-west, north-east, south-west, south-east."""
-    return a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]
+_CORNERS = {  # cell corner -> (rows, cols) slices of the vertex arrays, (east, north) offset in steps
+    "nw": ((slice(None, -1), slice(None, -1)), (0, 0)),
+    "ne": ((slice(None, -1), slice(1, None)), (1, 0)),
+    "sw": ((slice(1, None), slice(None, -1)), (0, -1)),
+    "se": ((slice(1, None), slice(1, None)), (1, -1)),
+}
+
+
+def _corners(a: np.ndarray) -> list[np.ndarray]:
+    """Values at the four corners of every cell."""
+    return [a[where] for where, _ in _CORNERS.values()]
 
 
 def _triangles(v: _Vertices, step: float, shadow: np.ndarray) -> list[tuple[np.ndarray, ...]]:
     """Per triangle (two per cell): illuminated area (m²), centroid line, pixel, lat, lon."""
     look = _look_enu(v)
-    nw, ne, sw, se = (np.stack(c, -1) for c in zip(*(_corners(a) for a in (v.h, v.line, v.pixel, v.lat, v.lon))))
-    lk = [np.stack(c, -1) for c in zip(*(_corners(look[..., k]) for k in range(3)))]  # (ny-1, nx-1, 3) per corner
-    lit = [1.0 - c.astype(np.float64) for c in _corners(shadow)]
     out = []
-    # triangle (nw, ne, se) and (nw, se, sw); vertex offsets in local metres (east, north)
-    for corners, offsets, idx in (((nw, ne, se), ((0, 0), (step, 0), (step, -step)), (0, 1, 3)),
-                                  ((nw, se, sw), ((0, 0), (step, -step), (0, -step)), (0, 3, 2))):  # fmt: skip
-        a, b, c = (np.array([*o, 0.0]) for o in offsets)
-        pa, pb, pc = (np.stack([np.broadcast_to(o[0], k[..., 0].shape), np.broadcast_to(o[1], k[..., 0].shape),
-                                k[..., 0]], -1) for o, k in zip((a, b, c), corners, strict=True))  # fmt: skip
-        normal = np.cross(pb - pa, pc - pa)
+    for corners in (("nw", "ne", "se"), ("nw", "se", "sw")):
+        where = [_CORNERS[c][0] for c in corners]
+        points = []
+        for c, w in zip(corners, where, strict=True):
+            de, dn = _CORNERS[c][1]
+            height = v.h[w]
+            points.append(np.stack([np.full(height.shape, de * step), np.full(height.shape, dn * step), height], -1))
+        normal = np.cross(points[1] - points[0], points[2] - points[0])
         normal *= np.sign(normal[..., 2:3])  # upwards
-        look_c = sum(lk[i] for i in idx) / 3.0
+        look_c = sum(look[w] for w in where) / 3.0
         look_c /= np.linalg.norm(look_c, axis=-1, keepdims=True)
-        area = np.clip(np.einsum("...k,...k->...", normal, look_c), 0.0, None) / 2.0
-        area *= sum(lit[i] for i in idx) / 3.0
-        centroid = [sum(k[..., j] for k in corners) / 3.0 for j in range(1, 5)]
+        lit = sum(1.0 - shadow[w].astype(np.float64) for w in where) / 3.0
+        area = np.clip(np.einsum("...k,...k->...", normal, look_c), 0.0, None) / 2.0 * lit
+        centroid = [sum(a[w] for w in where) / 3.0 for a in (v.line, v.pixel, v.lat, v.lon)]
         out.append((area, *centroid))
     return out
 
@@ -314,7 +320,9 @@ def terrain_truth(truth: S1Truth, frame: LocalFrame, incidence: np.ndarray) -> T
 def relief_spec(pass_direction: str = "ASCENDING", **changes: Any) -> S1DemoSpec:
     """A small (4 km) dual-polarisation GRD over the ``"relief"`` DEM with terrain radiometry (land classes)."""
     base = S1DemoSpec(
-        start_time=datetime(2022, 6, 7, 17, 41, 35) if pass_direction == "ASCENDING" else datetime(2022, 6, 8, 6, 31, 5),
+        start_time=datetime(2022, 6, 7, 17, 41, 35)
+        if pass_direction == "ASCENDING"
+        else datetime(2022, 6, 8, 6, 31, 5),
         centre_lon=-4.25,
         centre_lat=55.86,
         pass_direction=pass_direction,
