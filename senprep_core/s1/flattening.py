@@ -96,9 +96,17 @@ def fine_grid(grid: TargetGrid, factor: int) -> TargetGrid:
 
 
 def build_facets(
-    grid: TargetGrid, heights: np.ndarray, factor: int, positions_of: PositionsOf, look_of: LookOf
+    grid: TargetGrid,
+    heights: np.ndarray,
+    factor: int,
+    positions_of: PositionsOf,
+    look_of: LookOf,
+    range_spacing: float,
 ) -> FacetModel:
-    """The facets of ``grid`` (``heights`` on it plus a one-pixel border), ``factor`` times oversampled."""
+    """The facets of ``grid`` (``heights`` on it plus a one-pixel border), ``factor`` times oversampled.
+
+    ``range_spacing``: the GRD's ground-range pixel spacing (m).
+    """
     fine = fine_grid(grid, factor)
     fine_heights = oversample_heights(heights, factor)
     inner = fine_heights[1:-1, 1:-1]
@@ -106,25 +114,17 @@ def build_facets(
     look = look_of(fine, inner)
     finite = inner[np.isfinite(inner)]
     h_ref = float(np.median(finite)) if finite.size else 0.0
-    flat = positions_of(fine, np.where(np.isfinite(inner), h_ref, np.nan))
     horizontal = np.hypot(look[0], look[1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        # how far (m) beyond the facet, away from the sensor, its ray meets the reference height
-        ray_offset = (inner - h_ref) * horizontal / look[2]
-    layover, shadow = layover_and_shadow(
-        positions.line, positions.pixel, flat.pixel, flat.pixel + ray_offset / _ground_spacing(flat, fine), factor
-    )
+        # a facet above the reference height appears (h - h_ref) / tan(theta) nearer in ground range than
+        # the point below it; the ray through it meets the reference height (h - h_ref) tan(theta) farther
+        nearer = (inner - h_ref) * look[2] / horizontal / range_spacing
+        farther = (inner - h_ref) * horizontal / look[2] / range_spacing
+    flat_pixel = positions.pixel + nearer
+    layover, shadow = layover_and_shadow(positions.line, positions.pixel, flat_pixel, flat_pixel + farther, factor)
     area = facet_areas(fine.resolution, fine_heights, look)
     area[shadow] = 0.0
     return FacetModel(fine, factor, positions, area, layover, shadow)
-
-
-def _ground_spacing(flat: RadarPositions, grid: TargetGrid) -> float:
-    """Metres of ground per GRD pixel in range, from the flat-terrain positions (pixels per metre of map)."""
-    d_col = np.nanmedian(np.abs(np.diff(flat.pixel, axis=1)))
-    d_row = np.nanmedian(np.abs(np.diff(flat.pixel, axis=0)))
-    per_metre = float(np.hypot(d_col, d_row)) / grid.resolution
-    return 1.0 / per_metre if per_metre > 0 else grid.resolution
 
 
 def _max_before(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

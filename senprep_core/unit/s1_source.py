@@ -231,7 +231,7 @@ class S1Source:
         facets = grid.buffered(buffer)
         return build_facets(
             facets, self._heights(facets, extra=1), self.options.facet_oversampling,
-            lambda g, h: self.positions(g, h), self._look_enu,
+            lambda g, h: self.positions(g, h), self._look_enu, self.reference.range_pixel_spacing,
         )  # fmt: skip
 
     def _geometry_layers(
