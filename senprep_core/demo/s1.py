@@ -16,7 +16,10 @@ Forward model, per GRD pixel (line, pixel):
    first solution found is used; the default DEMs have none);
 3. ``sigma0 = truth(lat, lon)`` -- sigma0 is simulated directly: terrain does not change the
    backscatter (no area or incidence effect), so a chain that only calibrates to sigma0 must
-   find the truth exactly, on any DEM;
+   find the truth exactly, on any DEM. With ``radiometry="gamma0"`` the truth functions give gamma0
+   instead and each pixel's beta0 comes from the DEM facets that fall in it, through their
+   illuminated area, with layover and shadow (:mod:`~senprep_core.demo.s1_relief`;
+   :func:`s1_terrain_truth` returns that beta0 and the layover / shadow flags);
 4. ``DN**2 = (sigma0 * sigmaLUT**2 + noise) * speckle`` with ``noise = noiseRange * noiseAzimuth``
    (what ESA's thermal-noise removal subtracts; both terms are interpolated bilinearly from the
    annotated vectors, as the chain and xarray-sentinel do) and ``speckle ~ Gamma(L, 1/L)``
@@ -33,7 +36,8 @@ Products are written under ``<name>.tmp-<pid>`` and renamed when complete.
 
 Modules: ``s1_spec`` (the spec and truth dataclasses), ``s1_orbit`` (orbit, own range-Doppler solver),
 ``s1_image`` (image timing, ground-range polynomials, per-pixel geolocation), ``s1_scene`` (sigma0
-truth, DEM presets), ``s1_radar`` (LUTs, DN simulation, measurement TIFF), ``s1_xml`` (annotation,
+truth, DEM presets), ``s1_relief`` (terrain radiometry, the relief DEM and land classes), ``s1_radar``
+(LUTs, DN simulation, measurement TIFF), ``s1_xml`` (annotation,
 calibration, noise, manifest). The demo catalog's specs are in :mod:`senprep_core.demo.catalog`.
 """
 
