@@ -6,15 +6,19 @@ faces), with its own range-Doppler solver, shadow tracing and layover test; the 
 the GRD and the DEM as a GeoTIFF. Speckle and thermal noise are off, so what is left is the
 difference between the two facet models.
 
-Tolerances, from what limits the agreement (measured on both passes: median error 0.01 dB,
-5-95 % range -0.09..+0.12 dB, 99 % range -0.17..+0.28 dB):
+Tolerances, from what limits the agreement. Measured on both passes: VV median error within
+0.015 dB, 5-95 % range -0.09..+0.12 dB; VH median within 0.013 dB, 95 % of |error| below 0.25 dB;
+per class, gamma0T varies by at most 0.06 dB across local-incidence bins, where the uncorrected
+gamma0 varies by 7-11 dB. Layover/shadow agreement is 99.8 %, IoU 0.99 (layover) and 0.94 (shadow).
 - the chain sees the DEM resampled to the 10 m grid and cut into 5 m facets; the simulator uses
   the exact heights at 3.3 m: slopes differ where the curvature is strong (hill tops, ridge
   feet), which moves a pixel's area by a few per cent (0.1 dB);
 - radar pixels next to layover or shadow receive part of their area from facets one model
   flags and the other does not (the flags' edges differ by up to a facet);
 - class edges blur over a radar pixel and more on fore slopes (one radar pixel spans several
-  grid cells there): pixels within 4 cells of a class edge are left out.
+  grid cells there): pixels within 4 cells of a class edge are left out;
+- DN quantisation: the darkest class in VH (gamma0 0.004) has DN ~17, whose rounding alone is
+  +-0.25 dB per pixel. This sets the 0.3 dB bound on 95 % of pixels.
 Hence: per class and local-incidence bin, the mean gamma0T within 0.5 dB of every other bin's
 (the issue's criterion), the median error within 0.1 dB and 95 % of pixels within 0.3 dB.
 """
