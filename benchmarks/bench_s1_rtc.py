@@ -192,6 +192,15 @@ def compare(kind: str) -> dict[str, Any]:
     return out
 
 
+def snap_status() -> dict[str, str]:
+    """SNAP as a peer: not run here (the SNAP backend refuses gamma0T; SNAP is not installable on our machines)."""
+    gpt = shutil.which("gpt")
+    reason = (
+        "SNAP's gpt is not on PATH" if gpt is None else f"gpt found at {gpt}, but no SNAP comparison is written yet"
+    )
+    return {"status": "skipped", "reason": reason + "; the SNAP backend does not produce gamma0T"}
+
+
 def markdown(result: dict[str, Any]) -> str:
     head = f"| gamma0T, Rome {ROI_KM:g} km, real DEM | senprep s | sarsen s | time ratio | median abs diff dB |"
     lines = [head + " p90 | p99 |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -238,6 +247,7 @@ def main() -> None:
         "target": {"median_abs_diff_db": f"<= {TARGET_MEDIAN_DB}"},
         "cases": cases,
         "met": cases["smooth"]["difference"]["per_pixel_db"]["median"] <= TARGET_MEDIAN_DB,
+        "snap": snap_status(),
     }
     result["markdown"] = markdown(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
