@@ -157,10 +157,13 @@ def layover_and_shadow(
         return out_layover, out_shadow
     idx = np.flatnonzero(ok.ravel())
     bins = np.floor(line.ravel()[idx] * bins_per_line)
-    order = np.lexsort((pixel_flat.ravel()[idx], bins))
+    flat = pixel_flat.ravel()[idx]
+    # one sort key: the bin, then the flat-ground position within it (exact in float64 for any GRD)
+    key = (bins - bins.min()) * (float(flat.max() - flat.min()) + 1.0) + (flat - flat.min())
+    order = np.argsort(key)
     idx = idx[order]
-    _, groups = np.unique(bins[order], return_inverse=True)
-    groups = groups.astype(np.float64)
+    sorted_bins = bins[order]
+    groups = np.concatenate([[0.0], np.cumsum(sorted_bins[1:] != sorted_bins[:-1])]).astype(np.float64)
     ray = ray_pixel.ravel()[idx]
     shadow = ray < _max_before(ray, groups) - LAYOVER_TOLERANCE
     p = pixel.ravel()[idx]
