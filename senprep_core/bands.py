@@ -139,7 +139,9 @@ S1_CALIBRATIONS = ("sigma0", "gamma0", "beta0", "gamma0T")  # gamma0T: terrain-f
 #: Sentinel-1 layers that are not backscatter, and what they hold.
 S1_LAYERS: dict[str, str] = {
     "local_incidence_angle": "local incidence angle on the DEM (degrees)",
-    "layover_shadow": "1 where layover, 2 where shadow, 3 where both",
+    "layover_shadow": "1 where layover, 2 where shadow, 3 where both (from the DEM facets in radar geometry)",
+    "local_contributing_area": "gamma0 reference area of the radar pixel seen at the cell over the flat-ellipsoid one"
+    " (1 on flat ground; Small 2011)",
     "collocation_flags": "bits of the products holding data at the pixel: 1 = S2, 2 = S1, 4 = the earlier S1",
 }
 #: The layer of the 2022 SNAP collocation (``collocationFlags``): which of the unit's products hold data.

@@ -8,7 +8,13 @@ import pytest
 from senprep_core.bands import parse_s1_bands
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.s1.flattening import facet_areas, flatten_gamma0, splat_areas
+from senprep_core.s1.flattening import (
+    facet_areas,
+    flatten_gamma0,
+    layover_and_shadow,
+    oversample_heights,
+    splat_areas,
+)
 from senprep_core.s1.positions import RadarPositions, lonlat_of, radar_positions
 from senprep_core.s1.terrain import local_incidence, sample, to_enu
 
@@ -118,6 +124,48 @@ def test_flattening_on_flat_terrain_gives_ellipsoid_gamma0() -> None:
     assert gamma0t == pytest.approx(np.full((30, 30), 0.2 * np.tan(theta)), rel=1e-6)
     shadowed = flatten_gamma0(beta0, np.zeros_like(a_gamma), a_beta)
     assert np.isnan(shadowed).all()
+
+
+def test_oversampled_heights_of_a_plane_are_exact() -> None:
+    rows, cols = np.mgrid[-1:21, -1:31].astype(float)
+    plane = 100.0 + 3.0 * rows - 2.0 * cols  # heights of a 20 x 30 grid plus a one-pixel border
+    fine = oversample_heights(plane, 3)
+    assert fine.shape == (20 * 3 + 2, 30 * 3 + 2)
+    fr, fc = np.mgrid[-1:61, -1:91].astype(float)
+    expected = 100.0 + 3.0 * ((fr + 0.5) / 3 - 0.5) - 2.0 * ((fc + 0.5) / 3 - 0.5)
+    assert fine == pytest.approx(expected, abs=1e-9)
+    holey = plane.copy()
+    holey[5, 5] = np.nan
+    assert np.isnan(oversample_heights(holey, 2)).sum() > 0
+
+
+def _profile(heights: np.ndarray, x: np.ndarray, theta_deg: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """Layover and shadow along one range profile on a flat Earth (10 m GRD pixels, one azimuth line)."""
+    tan = np.tan(np.radians(theta_deg))
+    line = np.zeros_like(x)
+    pixel = (x - heights / tan) / 10.0  # higher points appear nearer in range
+    ray = (x + heights * tan) / 10.0  # where the ray through the point meets height 0
+    return layover_and_shadow(line[None], pixel[None], (x / 10.0)[None], ray[None], 2)
+
+
+def test_layover_and_shadow_on_a_steep_ridge_and_none_on_a_gentle_hill() -> None:
+    x = np.arange(0.0, 3000.0, 5.0)
+    gentle = 100.0 * np.exp(-0.5 * ((x - 1500.0) / 400.0) ** 2)  # slopes below 9 degrees
+    layover, shadow = _profile(gentle, x)
+    assert not layover.any() and not shadow.any()
+    # a 300 m plateau between 1000 and 1500 m with 72 degree faces (rises 300 m over ~100 m)
+    ridge = 300.0 * (np.clip((x - 950.0) / 100.0, 0, 1) - np.clip((x - 1500.0) / 100.0, 0, 1))
+    layover, shadow = _profile(ridge, x)
+    layover, shadow = layover[0], shadow[0]
+    assert layover[(x > 960) & (x < 1040)].all()  # the face towards the radar
+    # the top edge (1050 m, 300 m high) appears 300 / tan 40 = 358 m nearer: at the range of the ground at 692 m;
+    # the ground from there to the face, and the plateau up to 950 + 358 m, share the face's ranges
+    assert layover[(x > 700) & (x < 950)].all() and not layover[x < 685].any()
+    assert layover[(x > 1050) & (x < 1300)].all() and not layover[(x > 1315) & (x < 1500)].any()
+    assert shadow[(x > 1510) & (x < 1590)].all()  # the face away from the radar
+    # cast shadow: 300 m * tan 40 = 252 m beyond the top edge at 1500 m
+    assert shadow[(x > 1600) & (x < 1740)].all() and not shadow[x > 1770].any()
+    assert not shadow[x < 1500].any()
 
 
 def test_band_requests() -> None:

@@ -27,7 +27,7 @@ from senprep_core.s1.options import (
 __all__ = ["S1_OPTION_KEYS", "parse_s1_options"]
 
 S1_OPTION_KEYS = ("speckle_filter", "dem", "geoid", "orbit_folder", "noise_removal", "negative_power", "db_floor",
-                  "resampling", "backend", "orbit_direction", "relative_orbits")  # fmt: skip
+                  "resampling", "backend", "orbit_direction", "relative_orbits", "facet_oversampling")  # fmt: skip
 
 
 def _speckle(value: object) -> tuple[tuple[str, Any], ...]:
@@ -78,6 +78,7 @@ def parse_s1_options(section: Mapping[str, Any], base_dir: Path | None) -> S1Opt
             str(section.get("orbit_direction", "any")).lower(), "sentinel1.orbit_direction", ORBIT_DIRECTIONS
         ),
         relative_orbits=_orbits(section.get("relative_orbits", [])),
+        facet_oversampling=section.get("facet_oversampling", 2),
     )
 
 

@@ -16,7 +16,10 @@ Forward model, per GRD pixel (line, pixel):
    first solution found is used; the default DEMs have none);
 3. ``sigma0 = truth(lat, lon)`` -- sigma0 is simulated directly: terrain does not change the
    backscatter (no area or incidence effect), so a chain that only calibrates to sigma0 must
-   find the truth exactly, on any DEM;
+   find the truth exactly, on any DEM. With ``radiometry="gamma0"`` the truth functions give gamma0
+   instead and each pixel's beta0 comes from the DEM facets that fall in it, through their
+   illuminated area, with layover and shadow (:mod:`~senprep_core.demo.s1_relief`;
+   :func:`s1_terrain_truth` returns that beta0 and the layover / shadow flags);
 4. ``DN**2 = (sigma0 * sigmaLUT**2 + noise) * speckle`` with ``noise = noiseRange * noiseAzimuth``
    (what ESA's thermal-noise removal subtracts; both terms are interpolated bilinearly from the
    annotated vectors, as the chain and xarray-sentinel do) and ``speckle ~ Gamma(L, 1/L)``
@@ -33,7 +36,8 @@ Products are written under ``<name>.tmp-<pid>`` and renamed when complete.
 
 Modules: ``s1_spec`` (the spec and truth dataclasses), ``s1_orbit`` (orbit, own range-Doppler solver),
 ``s1_image`` (image timing, ground-range polynomials, per-pixel geolocation), ``s1_scene`` (sigma0
-truth, DEM presets), ``s1_radar`` (LUTs, DN simulation, measurement TIFF), ``s1_xml`` (annotation,
+truth, DEM presets), ``s1_relief`` (terrain radiometry, the relief DEM and land classes), ``s1_radar``
+(LUTs, DN simulation, measurement TIFF), ``s1_xml`` (annotation,
 calibration, noise, manifest). The demo catalog's specs are in :mod:`senprep_core.demo.catalog`.
 """
 
@@ -54,6 +58,7 @@ from senprep_core.demo.publish import publish_product
 from senprep_core.demo.s1_image import SPEED_OF_LIGHT, ImageGeometry, PixelLocator
 from senprep_core.demo.s1_orbit import ecef_to_geodetic, incidence_and_elevation
 from senprep_core.demo.s1_radar import incidence_lattice, make_luts, simulate_dn, write_measurement
+from senprep_core.demo.s1_relief import LandClasses, ReliefDem, TerrainTruth, terrain_truth
 from senprep_core.demo.s1_scene import (
     ConstantDem,
     DefaultScene,
@@ -87,6 +92,8 @@ def resolve_dem(spec: S1DemoSpec) -> Field:
         return ConstantDem(0.0)
     if isinstance(dem, str) and dem == "hilly":
         return HillyDem(_origin(spec))
+    if isinstance(dem, str) and dem == "relief":
+        return ReliefDem(_origin(spec))
     if isinstance(dem, int | float):
         return ConstantDem(float(dem))
     if isinstance(dem, str | Path):
@@ -98,7 +105,10 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
     """The ground truth of ``spec`` (cheap: no image is generated)."""
     scene = DefaultScene(_origin(spec))
     sigma: dict[str, Sigma0Fn]
-    if spec.sigma0 is None:
+    if spec.sigma0 is None and spec.radiometry == "gamma0":
+        classes = LandClasses(_origin(spec))
+        sigma = {pol: functools.partial(classes.gamma0, pol) for pol in spec.polarisations}
+    elif spec.sigma0 is None:
         sigma = {pol: functools.partial(scene.sigma0, pol) for pol in spec.polarisations}
     elif isinstance(spec.sigma0, Mapping):
         missing = [p for p in spec.polarisations if p not in spec.sigma0]
@@ -114,7 +124,7 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
     lat, lon, _ = g.geolocate_on_dem(corners_l, corners_p, dem)
     lon = unwrap_near(lon, spec.centre_lon)  # continuous across the antimeridian (past 180 there)
     footprint = tuple((float(a), float(b)) for a, b in zip(lon, lat, strict=True))
-    default = spec.sigma0 is None
+    default = spec.sigma0 is None and spec.radiometry == "sigma0"
     return S1Truth(
         spec=spec,
         dem=dem,
@@ -123,6 +133,21 @@ def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
         footprint=footprint,
         _sigma0=sigma,
     )
+
+
+_TERRAIN_CACHE: dict[str, TerrainTruth] = {}
+
+
+def s1_terrain_truth(spec: S1DemoSpec) -> TerrainTruth:
+    """The facet model of a ``radiometry="gamma0"`` spec: expected beta0, layover and shadow (cached per spec)."""
+    if spec.radiometry != "gamma0":
+        raise ConfigError("radiometry", spec.radiometry, "terrain truth exists for radiometry='gamma0' specs only")
+    if spec.digest not in _TERRAIN_CACHE:
+        g = spec.geometry
+        incidence = incidence_lattice(g, np.array([(spec.lines - 1) / 2.0]), np.arange(spec.samples))[0]
+        _TERRAIN_CACHE.clear()  # one at a time: the arrays are large
+        _TERRAIN_CACHE[spec.digest] = terrain_truth(s1_ground_truth(spec), _origin(spec), incidence)
+    return _TERRAIN_CACHE[spec.digest]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -184,7 +209,8 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
     g = spec.geometry
     truth = s1_ground_truth(spec)
     luts = make_luts(spec)
-    dn = simulate_dn(spec, truth, luts, PixelLocator.build(g, truth.dem))
+    beta0 = s1_terrain_truth(spec).beta0 if spec.radiometry == "gamma0" else None
+    dn = simulate_dn(spec, truth, luts, PixelLocator.build(g, truth.dem), beta0)
     tie = _tie_points(spec, truth.dem)
     times, pos, vel = _orbit_vectors(spec)
     epoch = spec.start_time

@@ -8,6 +8,7 @@ the chain does, so ``DN**2 / sigmaLUT**2`` gives back sigma0 up to DN quantisati
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,8 +133,17 @@ def _border_width(spec: S1DemoSpec, lines: np.ndarray) -> np.ndarray:
     return np.round(5.0 + 2.0 * np.sin(2 * math.pi * lines / 900.0 + spec.seed)).astype(np.int64)
 
 
-def simulate_dn(spec: S1DemoSpec, truth: S1Truth, luts: Luts, locator: PixelLocator) -> dict[str, np.ndarray]:
-    """The uint16 DN image (lines x samples) of every polarisation of ``spec`` (see the forward model)."""
+def simulate_dn(
+    spec: S1DemoSpec,
+    truth: S1Truth,
+    luts: Luts,
+    locator: PixelLocator,
+    beta0: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The uint16 DN image (lines x samples) of every polarisation of ``spec`` (see the forward model).
+
+    ``beta0``: the expected beta0 per polarisation and pixel (terrain radiometry) instead of sigma0(lat, lon).
+    """
     pixels = np.arange(spec.samples)
     out = {pol: np.zeros((spec.lines, spec.samples), dtype=np.uint16) for pol in spec.polarisations}
     rngs = {pol: np.random.default_rng([spec.seed, i]) for i, pol in enumerate(spec.polarisations)}
@@ -141,12 +151,17 @@ def simulate_dn(spec: S1DemoSpec, truth: S1Truth, luts: Luts, locator: PixelLoca
     for start in range(0, spec.lines, _ROW_BLOCK):
         stop = min(spec.lines, start + _ROW_BLOCK)
         rows = np.arange(start, stop)
-        lat, lon, _ = locator.locate(start, stop)
+        if beta0 is None:
+            lat, lon, _ = locator.locate(start, stop)
         sigma_lut2 = _interp_lut(luts.calibration, "sigmaNought", rows, pixels) ** 2
+        beta_lut2 = _interp_lut(luts.calibration, "betaNought", rows, pixels) ** 2 if beta0 is not None else None
         noise = _noise_power(luts, rows, pixels)
         valid = (pixels[None, :] >= _border_width(spec, rows)[:, None]) & (pixels[None, :] < far)
         for pol in spec.polarisations:
-            power = truth.sigma0(pol, lat, lon) * sigma_lut2 + noise
+            if beta0 is not None and beta_lut2 is not None:
+                power = beta0[pol][start:stop] * beta_lut2 + noise
+            else:
+                power = truth.sigma0(pol, lat, lon) * sigma_lut2 + noise
             if math.isfinite(spec.looks):
                 power *= rngs[pol].standard_gamma(spec.looks, size=power.shape) / spec.looks
             dn = np.clip(np.rint(np.sqrt(power)), 1, 65535)

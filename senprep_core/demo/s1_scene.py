@@ -56,6 +56,11 @@ class LocalFrame:
         north = np.radians(np.asarray(lat, dtype=np.float64) - self.lat0) * ky
         return east, north
 
+    def to_lonlat_arrays(self, east: np.ndarray, north: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Longitudes and latitudes (degrees) of local metres (arrays)."""
+        kx, ky = self._radii
+        return self.lon0 + np.degrees(np.asarray(east) / kx), self.lat0 + np.degrees(np.asarray(north) / ky)
+
     def to_lonlat(self, east: float, north: float) -> tuple[float, float]:
         """Longitude and latitude (degrees) of local metres."""
         kx, ky = self._radii

@@ -29,6 +29,7 @@ _ORBIT_ANCHORS = {
     "S1A": (datetime(2022, 1, 4, 17, 5, 57), 41314, 73),
     "S1B": (datetime(2021, 12, 23, 5, 11, 22), 30148, 27),
 }
+DEM_PRESETS = ("flat", "hilly", "relief")
 _POL_SETS = {("VV",): "SV", ("VV", "VH"): "DV", ("HH",): "SH", ("HH", "HV"): "DH"}
 
 Sigma0Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -42,7 +43,10 @@ class S1DemoSpec:
     ``(lat, lon) -> linear sigma0`` used for every polarisation, or a mapping polarisation ->
     function. ``dem``: ``"flat"`` (0 m), ``"hilly"``, a number (constant ellipsoidal height), a
     function ``(lat, lon) -> ellipsoidal height`` or the path of a lon/lat GeoTIFF of ellipsoidal
-    heights. ``scene_origin`` (lon, lat) anchors the default scene and the hilly DEM (default:
+    heights; ``"relief"`` has slopes to 30 degrees and a steep ridge (layover and shadow).
+    ``radiometry="gamma0"``: the ``sigma0`` functions (default: land classes) give gamma0 and the
+    image is formed through the DEM facets' areas (:mod:`~senprep_core.demo.s1_relief`).
+    ``scene_origin`` (lon, lat) anchors the default scene and the hilly DEM (default:
     the scene centre); products of one demo share it so they see the same world.
     Functions are part of the spec hash by module, name, code and captured values (best effort).
     """
@@ -67,6 +71,7 @@ class S1DemoSpec:
     beta0: float = 237.0
     nodata_border: bool = True
     as_zip: bool = False
+    radiometry: str = "sigma0"  #: "sigma0": the truth is sigma0; "gamma0": gamma0 imaged through the DEM facets
 
     def __post_init__(self) -> None:
         if self.start_time.tzinfo is not None:
@@ -99,14 +104,22 @@ class S1DemoSpec:
             float(self.ipf_version)
         except ValueError:
             raise ConfigError("ipf_version", self.ipf_version, "use an IPF version like '003.71'") from None
-        if isinstance(self.dem, str | Path) and str(self.dem) not in ("flat", "hilly") and not Path(self.dem).is_file():
-            raise ConfigError("dem", self.dem, "use 'flat', 'hilly', a number, a function or an existing GeoTIFF path")
+        if isinstance(self.dem, str | Path) and str(self.dem) not in DEM_PRESETS and not Path(self.dem).is_file():
+            raise ConfigError(
+                "dem", self.dem, "use 'flat', 'hilly', 'relief', a number, a function or an existing GeoTIFF path"
+            )
+        if self.radiometry not in ("sigma0", "gamma0"):
+            raise ConfigError("radiometry", self.radiometry, "use 'sigma0' or 'gamma0' (terrain radiometry)")
 
     # ----- identity
     @property
     def digest(self) -> str:
         """SHA-256 of everything that decides the product's content (not ``as_zip``)."""
-        parts = [f"{f.name}={_token(getattr(self, f.name))}" for f in fields(self) if f.name != "as_zip"]
+        parts = [
+            f"{f.name}={_token(getattr(self, f.name))}"
+            for f in fields(self)
+            if f.name != "as_zip" and not (f.name == "radiometry" and self.radiometry == "sigma0")  # older names kept
+        ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     @property

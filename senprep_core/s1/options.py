@@ -36,6 +36,7 @@ NEGATIVE_POWER = ("zero", "nodata")
 GEOIDS = ("auto", "egm96", "egm2008", "none")
 BACKENDS = ("native", "snap")
 ORBIT_DIRECTIONS = ("any", "ascending", "descending")
+MAX_FACET_OVERSAMPLING = 8
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class S1Options:
     backend: str = "native"
     orbit_direction: str = "any"  # selection: only this pass direction
     relative_orbits: tuple[int, ...] = ()  # selection: only these relative orbits (empty: any)
+    facet_oversampling: int = 2  # gamma0T: DEM facets per grid pixel along each axis
 
     def __post_init__(self) -> None:
         check_choice(self.orbit_direction, "sentinel1.orbit_direction", ORBIT_DIRECTIONS)
@@ -67,6 +69,11 @@ class S1Options:
         check_choice(self.backend, "sentinel1.backend", BACKENDS)
         check_number(self.db_floor, "sentinel1.db_floor")
         check_speckle_params(dict(self.speckle))
+        if not (type(self.facet_oversampling) is int and 1 <= self.facet_oversampling <= MAX_FACET_OVERSAMPLING):
+            raise ConfigError(
+                "sentinel1.facet_oversampling", self.facet_oversampling,
+                f"give a whole number from 1 to {MAX_FACET_OVERSAMPLING} (DEM facets per grid pixel along each axis)",
+            )  # fmt: skip
 
     def speckle_params(self) -> dict[str, Any]:
         """The speckle filter parameters (``name`` plus what was set)."""
@@ -86,6 +93,7 @@ class S1Options:
             "backend": self.backend,
             "orbit_direction": self.orbit_direction,
             "relative_orbits": list(self.relative_orbits),
+            "facet_oversampling": self.facet_oversampling,
         }
 
 

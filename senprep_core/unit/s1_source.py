@@ -14,7 +14,14 @@ from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import CorruptProductError, MetadataError, OutsideSceneError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
 from senprep_core.s1.dem import DemOnGrid, load_dem, parse_dem_source
-from senprep_core.s1.flattening import beta_area, facet_areas, flatten_gamma0, splat_areas
+from senprep_core.s1.flattening import (
+    FacetModel,
+    beta_area,
+    build_facets,
+    flat_gamma_area,
+    flatten_gamma0,
+    splat_areas,
+)
 from senprep_core.s1.geometry import RadarGeometry, geodetic_to_ecef
 from senprep_core.s1.measurement import read_dn
 from senprep_core.s1.metadata import read_s1_metadata
@@ -38,9 +45,12 @@ from senprep_core.unit.source import BlockData, RoiStats, no_valid_pixel
 
 log = logging.getLogger(__name__)
 MODALITY = "S1"
-GEOMETRY_LAYERS = ("local_incidence_angle", "layover_shadow")  # from the DEM and the look direction
-FACET_BUFFER = 12  # grid pixels of DEM facets around a block whose areas reach its radar window (gamma0T)
-DEM_MARGIN = FACET_BUFFER + 2  # grid pixels of DEM kept around the ROI grid
+GEOMETRY_LAYERS = ("local_incidence_angle", "layover_shadow", "local_contributing_area")  # from DEM and geometry
+FACET_LAYERS = ("layover_shadow", "local_contributing_area")  # these need the DEM facets, like gamma0T
+FACET_BUFFER = 12  # grid pixels of DEM facets around a block whose areas reach its radar window, at least
+MAX_FACET_BUFFER = 96  # ... and at most (relief adds ~3 pixels per pixel-size of height: layover and shadow reach)
+DEM_MARGIN = 14  # grid pixels of DEM kept around the ROI grid
+FACET_DEM_MARGIN = MAX_FACET_BUFFER + 2  # the same when facets are needed
 STRIP_LINES = 512  # GRD lines per strip of reading, noise removal and calibration
 WHOLE_DEM_PIXELS = 36_000_000  # larger grids (e.g. a whole scene) load the DEM block by block
 
@@ -84,9 +94,11 @@ class S1Source:
             self.dem_source = parse_dem_source(self.options.dem)
         # small grids: the DEM once for the whole grid; large ones (up to a whole scene): per block
         whole = self.grid.width * self.grid.height <= WHOLE_DEM_PIXELS
+        self.needs_facets = any(r.calibration == "gamma0T" or r.name in FACET_LAYERS for r in self.requests)
+        self.dem_margin = FACET_DEM_MARGIN if self.needs_facets else DEM_MARGIN
         self.dem: DemOnGrid = load_dem(
             self.dem_source, self.grid if whole else self.grid.subgrid(PixelWindow(0, 0, 64, 64)),
-            margin_px=DEM_MARGIN, geoid=self.options.geoid,
+            margin_px=self.dem_margin, geoid=self.options.geoid,
         )  # fmt: skip
         self._whole_dem = whole
         self._check_overlap()
@@ -109,13 +121,14 @@ class S1Source:
         positions = self.positions(grid, inner)
         data = np.full((len(self.requests), grid.height, grid.width), np.nan, dtype=np.float32)
         window = block_window(positions, self.speckle.margin, self.meta, self.polarisations[0])
+        facets = self._facets(grid) if self.needs_facets else None
         if window is not None:
-            layers = self._backscatter(grid, positions, window)
+            layers = self._backscatter(positions, window, facets)
             for i, req in enumerate(self.requests):
-                if req.is_backscatter:
+                if req.name in layers:
                     data[i] = layers[req.name]
-        if any(r.name in GEOMETRY_LAYERS for r in self.requests):
-            lia, layover, shadow = self._geometry_layers(grid, heights)
+        if any(r.name in ("local_incidence_angle", "layover_shadow") for r in self.requests):
+            lia, layover, shadow = self._geometry_layers(grid, heights, facets)
             for i, req in enumerate(self.requests):
                 if req.name == "local_incidence_angle":
                     data[i] = lia
@@ -125,9 +138,14 @@ class S1Source:
         valid = np.asarray(np.isfinite(data[backscatter]).all(axis=0) if backscatter else np.isfinite(positions.line))
         if window is None:
             valid[:] = False
+        # layers of the geometry stay defined where the backscatter is not (shadow): on the image, with a DEM
+        image = self.reference
+        seen = np.isfinite(positions.line) & np.isfinite(positions.pixel) & (window is not None)
+        seen &= (positions.line > -0.5) & (positions.line < image.lines - 0.5)
+        seen &= (positions.pixel > -0.5) & (positions.pixel < image.samples - 0.5)
         for i, req in enumerate(self.requests):
             if not req.is_backscatter:
-                data[i][~valid] = np.nan
+                data[i][~(seen if req.name in GEOMETRY_LAYERS else valid)] = np.nan
         return BlockData(data, valid, None)
 
     # ----- steps ----------------------------------------------------------------------------
@@ -144,7 +162,7 @@ class S1Source:
         if not self._whole_dem and dem.grid.window_of(grid.buffered(extra)).intersection(
             PixelWindow(0, 0, dem.grid.height, dem.grid.width)
         ) != dem.grid.window_of(grid.buffered(extra)):
-            margin = max(extra, DEM_MARGIN)
+            margin = max(extra, self.dem_margin)
             dem = self.dem = load_dem(self.dem_source, grid, margin_px=margin, geoid=self.options.geoid)
         want = dem.grid.window_of(grid.buffered(extra))
         inside = want.intersection(PixelWindow(0, 0, dem.grid.height, dem.grid.width))
@@ -154,9 +172,15 @@ class S1Source:
             out[rows, cols] = dem.heights[inside.slices()]
         return out
 
-    def _backscatter(self, grid: TargetGrid, positions: RadarPositions, window: PixelWindow) -> dict[str, np.ndarray]:
+    def _backscatter(
+        self, positions: RadarPositions, window: PixelWindow, facets: FacetModel | None
+    ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        a_gamma = self._gamma_area(grid, window) if any(r.calibration == "gamma0T" for r in self.requests) else None
+        a_gamma = splat_areas(facets.positions, facets.area, window) if facets is not None else None
+        if a_gamma is not None and any(r.name == "local_contributing_area" for r in self.requests):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = (a_gamma / flat_gamma_area(self.reference, window)).astype(np.float32)
+            out["local_contributing_area"] = sample(ratio, positions, window, "bilinear")
         for pol in self.polarisations:
             image = self.meta.image(pol)
             power = self._power(image, window)
@@ -225,18 +249,25 @@ class S1Source:
         look = np.stack([upsample_lattice(c, rows, cols, grid) for c in look])
         return to_enu(look, lat, lon)
 
-    def _gamma_area(self, grid: TargetGrid, window: PixelWindow) -> np.ndarray:
-        """The gamma0 reference area of each radar pixel of ``window`` from the DEM facets around ``grid``."""
-        facets = grid.buffered(FACET_BUFFER)
-        heights = self._heights(facets, extra=1)
-        inner = heights[1:-1, 1:-1]
-        positions = self.positions(facets, inner)
-        areas = facet_areas(facets.resolution, heights, self._look_enu(facets, inner))
-        return splat_areas(positions, areas, window)
+    def _facets(self, grid: TargetGrid) -> FacetModel:
+        """The DEM facets around ``grid``, far enough out to reach its radar window over the relief."""
+        around = self._heights(grid.buffered(MAX_FACET_BUFFER), extra=0)
+        finite = around[np.isfinite(around)]
+        relief = float(finite.max() - finite.min()) if finite.size else 0.0
+        buffer = min(MAX_FACET_BUFFER, FACET_BUFFER + int(np.ceil(3.0 * relief / grid.resolution)))
+        facets = grid.buffered(buffer)
+        return build_facets(
+            facets, self._heights(facets, extra=1), self.options.facet_oversampling,
+            lambda g, h: self.positions(g, h), self._look_enu, self.reference.range_pixel_spacing,
+        )  # fmt: skip
 
-    def _geometry_layers(self, grid: TargetGrid, heights: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _geometry_layers(
+        self, grid: TargetGrid, heights: np.ndarray, facets: FacetModel | None
+    ) -> tuple[np.ndarray, ...]:
         look_enu = self._look_enu(grid, heights[1:-1, 1:-1])
         lia, layover, shadow = local_incidence(grid, heights, look_enu)
+        if facets is not None:  # occlusion in radar geometry replaces the slope-only estimate
+            layover, shadow = facets.flags_on(grid)
         bad = ~np.isfinite(lia)
         lia[bad] = np.nan
         return lia, layover & ~bad, shadow & ~bad
