@@ -96,7 +96,11 @@ def unit_spec(config: Config) -> UnitSpec:
         patches=tuple(tile_grid(grid, config.patch, mask)),
         rules=PatchRules(config.output.min_valid_fraction, config.output.max_patch_cloud, config.output.compress),
         s2=S2Settings(config.bands_s2, config.s2_level, config.reflectance_resampling, config.roi_cloud_threshold),
-        s1=S1Settings(config.bands_s1, config.s1),
+        s1=S1Settings(
+            config.bands_s1,
+            config.s1,
+            config.multitemporal.stack_filter if config.mode is Mode.S1_MULTITEMPORAL else None,
+        ),
     )
 
 
@@ -113,15 +117,16 @@ def search_queries(config: Config) -> list[SearchQuery]:
     widened by the pairing tolerance, so a partner just outside a window is still found."""
     before, after = search_padding(config)
     queries = []
-    if config.mode.needs_s2:
+    if config.reads_s2:
         windows = config.date_windows
         if config.mode is Mode.S1_WITH_CLOSEST_S2:
             windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         s2_type = "S2MSI2A" if config.s2_level == "L2A" else "S2MSI1C"
         queries.append(SearchQuery(config.roi.geometry, windows, (s2_type,), config.cloud_cover))
-    if config.mode.needs_s1:
+    if config.reads_s1:
         windows = config.date_windows
-        if config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_MULTITEMPORAL, Mode.S2_WITH_TWO_S1):
+        s2_primary = config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S2_WITH_TWO_S1) or config.pairs_sensors
+        if s2_primary or config.mode is Mode.S1_MULTITEMPORAL:
             windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         queries.append(SearchQuery(config.roi.geometry, windows, (config.s1_product_type,)))
     return queries

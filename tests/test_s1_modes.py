@@ -116,3 +116,29 @@ def test_unknown_demo_mode_is_refused() -> None:
         _spec("XW", ("VV",), 100, 100)
     with pytest.raises(ConfigError, match="mode"):
         replace(_spec("IW", ("VV",), 100, 100), mode="WV")
+
+
+@pytest.mark.parametrize(("mode", "pols", "lines", "samples"), [CASES[1], CASES[3]])
+def test_mode_products_run_end_to_end(mode: str, pols: tuple[str, ...], lines: int, samples: int,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    import json
+
+    from senprep_core.pipeline import run
+
+    spec = _spec(mode, pols, lines, samples)
+    make_s1_product(spec, tmp_path / "products")
+    truth = s1_ground_truth(spec)
+    lons = [p[0] for p in truth.footprint]
+    lats = [p[1] for p in truth.footprint]
+    cx, cy = (min(lons) + max(lons)) / 2, (min(lats) + max(lats)) / 2
+    ring = [[cx - 0.01, cy - 0.006], [cx + 0.01, cy - 0.006], [cx + 0.01, cy + 0.006], [cx - 0.01, cy + 0.006],
+            [cx - 0.01, cy - 0.006]]  # fmt: skip
+    config = parse_config({"name": "modes", "roi": {"type": "Polygon", "coordinates": [ring]},
+                           "dates": ["2022-05-01", "2022-05-05"], "mode": "s1_only", "patches": {"size": [64, 64]},
+                           "sentinel1": {"bands": [f"sigma0_{pols[0]}_dB", f"sigma0_{pols[1]}_dB"]}})  # fmt: skip
+    result = run(config, tmp_path / "out", sources=[f"local:{tmp_path / 'products'}"])
+    assert result.status == "complete" and result.results[0].patches_written > 0
+    item = json.loads(next((tmp_path / "out" / "items").glob("*.json")).read_text())
+    assert item["properties"]["sar:instrument_mode"] == MODES[mode].family and item["properties"][
+        "sar:polarizations"
+    ] == list(pols)

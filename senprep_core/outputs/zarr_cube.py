@@ -3,7 +3,8 @@
 Layout of ``<run>/cube.zarr`` (Zarr format 2, consolidated metadata, CF-1.8 attributes):
 
 - the root group holds attributes only (run name, modalities, cube grid, a fingerprint of the inputs);
-- one group per modality (``S2``, ``S1``) holds a dataset with dims ``time``, ``band``, ``y``, ``x`` and
+- one group per modality (``S2``, ``S1``; every member of an S1 stack is in ``S1`` at its own time) holds
+  a dataset with dims ``time``, ``band``, ``y``, ``x`` and
   ``patch``: the variable named like the modality (float32, NaN where no patch holds data, chunked by
   patch: one chunk = 1 time x all bands x one patch), the ``spatial_ref`` grid mapping, per-time
   coordinates (``product_ids``, ``platform``, for S1 ``orbit_direction`` / ``relative_orbit``, for the
@@ -39,7 +40,7 @@ from senprep_core.atomic import dump_json, replace_folder
 from senprep_core.bands import S2_BANDS, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.records import PatchEntry
+from senprep_core.outputs.records import PatchEntry, time_axis_group
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.timeutil import parse_utc
 
@@ -97,7 +98,7 @@ def entry_layers(entry: PatchEntry, root: Path) -> list[CubeLayer]:
         is_primary = part is primary
         layers.append(
             CubeLayer(
-                modality=part.modality,
+                modality=time_axis_group(part.modality),
                 primary=is_primary,
                 time=parse_time(part.sensing_time),
                 patch_id=entry.patch_id,
