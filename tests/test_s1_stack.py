@@ -293,3 +293,18 @@ def test_time_series_stacks_s1_alone_or_each_s2_with_its_closest_s1() -> None:
     assert s2_only.fingerprint() != both.fingerprint()
     with pytest.raises(ConfigError, match="time_series stacks Sentinel-2, Sentinel-1 or both"):
         _config("time_series", sentinel2={"bands": []}, sentinel1={"bands": []})
+
+
+def test_demo_products_for_a_stack_config_share_one_orbit() -> None:
+    from senprep_core.cli import _demo_request
+    from senprep_core.demo.anywhere import demo_specs_for
+
+    config = _config("s1_multitemporal", multitemporal={"count": 4}, dates=[["2022-05-01", "2022-05-02"]])
+    _, s1 = demo_specs_for(_demo_request(config))
+    assert len(s1) == 4 and len({s.relative_orbit for s in s1}) == 1 and len({s.seed for s in s1}) == 4
+    every = _config("s1_multitemporal", multitemporal={"count": "all"}, dates=[["2022-05-01", "2022-06-10"]])
+    _, s1 = demo_specs_for(_demo_request(every))
+    assert len(s1) == 4 and all(s.start_time.month in (5, 6) for s in s1)  # every 12 days inside the window
+    series = _config("time_series", sentinel2={"bands": []})
+    s2, s1 = demo_specs_for(_demo_request(series))
+    assert not s2 and len(s1) == 1
