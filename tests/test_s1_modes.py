@@ -61,7 +61,10 @@ def _run(spec: S1DemoSpec, tmp: Path, bands: list[str], **s1: object) -> tuple[S
     return source, source.read_block(source.grid).data, truth
 
 
-@pytest.mark.parametrize(("mode", "pols", "lines", "samples"), CASES)
+READ_CASES = CASES + [(f"S{k}", ("VV",), 200, 160) for k in (1, 2, 4, 5)]
+
+
+@pytest.mark.parametrize(("mode", "pols", "lines", "samples"), READ_CASES)
 def test_mode_products_read_like_their_mode(mode: str, pols: tuple[str, ...], lines: int, samples: int,
                                             tmp_path: Path) -> None:  # fmt: skip
     spec = _spec(mode, pols, lines, samples)
@@ -91,10 +94,14 @@ def test_mode_point_targets_within_half_a_pixel(mode: str, pols: tuple[str, ...]
     assert max(errors) < 0.5, errors
 
 
-@pytest.mark.parametrize(("mode", "pols", "lines", "samples"), CASES)
+SIGMA0_CASES = [(*c, "003.71") for c in CASES] + [(*CASES[0], "002.84")]  # + EW in the pre-2.90 noise format
+
+
+@pytest.mark.parametrize(("mode", "pols", "lines", "samples", "ipf"), SIGMA0_CASES)
 def test_mode_sigma0_matches_the_truth_within_0p2_db(mode: str, pols: tuple[str, ...], lines: int, samples: int,
-                                                     tmp_path: Path) -> None:  # fmt: skip
-    spec = _spec(mode, pols, lines, samples)  # the mode's looks and thermal noise (azimuth blocks per sub-swath)
+                                                     ipf: str, tmp_path: Path) -> None:  # fmt: skip
+    # the mode's looks and thermal noise (IPF >= 2.90: an azimuth noise block per sub-swath)
+    spec = _spec(mode, pols, lines, samples, ipf_version=ipf)
     source, data, truth = _run(spec, tmp_path, [f"sigma0_{p}" for p in pols], speckle_filter="none")
     floor = 2 * 10 ** (spec.nesz_db / 10) if spec.nesz_db is not None else 0.0
     lon, lat = lonlat_of(source.grid)
