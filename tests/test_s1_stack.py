@@ -308,3 +308,16 @@ def test_demo_products_for_a_stack_config_share_one_orbit() -> None:
     series = _config("time_series", sentinel2={"bands": []})
     s2, s1 = demo_specs_for(_demo_request(series))
     assert not s2 and len(s1) == 1
+
+
+def test_search_preview_describes_a_stack() -> None:
+    from app.state.search import preview_pairs
+    from senprep_core.planning import Plan
+
+    s1 = [_s1(24 * 12 * k) for k in range(3)]
+    config = _config("s1_multitemporal", multitemporal={"count": 3}, dates=[["2022-05-10", "2022-05-20"]])
+    units, dropped = plan_units(config, s1)
+    plan = Plan(config, unit_spec(config), tuple(units), (), (), tuple(s1), tuple(dropped))
+    (row,) = preview_pairs(plan)
+    assert row["primary"] == s1[2].product_id and row["secondary"] == s1[1].product_id
+    assert row["reason"] == "stack of 3 acquisitions of relative orbit 96, back to 24 days before"
