@@ -321,3 +321,27 @@ def test_search_preview_describes_a_stack() -> None:
     (row,) = preview_pairs(plan)
     assert row["primary"] == s1[2].product_id and row["secondary"] == s1[1].product_id
     assert row["reason"] == "stack of 3 acquisitions of relative orbit 96, back to 24 days before"
+
+
+def test_overlapping_stacks_keep_each_date_from_the_stack_it_is_newest_in(
+    stack_run: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    import xarray as xr
+
+    root, _outdir, data = stack_run
+    data = {**data, "multitemporal": {"count": 3, "speckle_filter": "quegan"}}
+    outdir = root / "overlapping"
+    result = run(parse_config(data), outdir, sources=[f"local:{root / 'products'}"])
+    assert result.status == "complete" and len(result.plan.units) == 3
+    ds = xr.open_zarr(outdir / "cube.zarr", group="S1")
+    assert ds.sizes["time"] == N_DATES
+    for done in result.results:
+        for entry in done.patch_entries[:3]:
+            newest = entry.primary
+            ti = int(np.flatnonzero(ds["time"].values == np.datetime64(newest.time.replace(tzinfo=None), "ns"))[0])
+            pi = int(np.flatnonzero(ds["patch_id"].values == entry.patch_id)[0])
+            assert str(ds["unit_id"].values[ti, pi]) == entry.unit_id and bool(ds["is_sample"].values[ti, pi])
+            w = entry.window
+            cube = ds["S1"].values[ti, :, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width]
+            with rasterio.open(outdir / newest.image) as src:
+                np.testing.assert_array_equal(cube, src.read())

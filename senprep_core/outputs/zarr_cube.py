@@ -40,7 +40,7 @@ from senprep_core.atomic import dump_json, replace_folder
 from senprep_core.bands import S2_BANDS, BandKind, canonical_s2_band
 from senprep_core.errors import ConfigError, OutputError, SenprepError
 from senprep_core.geo.grid import PixelWindow, TargetGrid
-from senprep_core.outputs.records import PatchEntry, time_axis_group
+from senprep_core.outputs.records import PatchEntry, is_stack_role, time_axis_group
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.timeutil import parse_utc
 
@@ -74,6 +74,7 @@ class CubeLayer:
     relative_orbit: int | None = None
     pair_modality: str | None = None
     pair_time: np.datetime64 | None = None
+    stack: bool = False  # a member of an S1 stack (overlapping stacks hold a date more than once)
 
 
 def parse_time(text: str) -> np.datetime64:
@@ -94,6 +95,7 @@ def entry_layers(entry: PatchEntry, root: Path) -> list[CubeLayer]:
     partner_part = entry.get(partner) if partner else None
     pair_time = parse_time(partner_part.sensing_time) if partner_part is not None else None
     layers = []
+    stack = any(is_stack_role(m.modality) for m in entry.modalities)
     for part in sorted(entry.modalities, key=lambda m: (m is not primary, m.modality)):
         is_primary = part is primary
         layers.append(
@@ -115,6 +117,7 @@ def entry_layers(entry: PatchEntry, root: Path) -> list[CubeLayer]:
                 relative_orbit=part.sar.relative_orbit if part.sar else None,
                 pair_modality=partner if is_primary and pair_time is not None else None,
                 pair_time=pair_time if is_primary else None,
+                stack=stack,
             )
         )
     return layers
@@ -295,7 +298,9 @@ def _coords_dataset(
     pair_time = np.full(n_t, np.datetime64("NaT"), dtype="datetime64[us]")
     for layer in layers:
         ti, pi = t_index[layer.time], p_index[layer.patch_id]
-        if layer.primary or not units[ti, pi]:
+        # the table describes the pixels kept: a primary's, else (a date of overlapping stacks) the first unit's
+        earlier_stack = layer.stack and not is_sample[ti, pi] and layer.unit_id < units[ti, pi]
+        if layer.primary or not units[ti, pi] or earlier_stack:
             valid[ti, pi] = layer.valid_fraction
             cloud[ti, pi] = np.nan if layer.cloud_fraction is None else layer.cloud_fraction
             units[ti, pi] = layer.unit_id
@@ -404,8 +409,10 @@ def _write_group(
     todo, seen = [], set()
     for layer in sorted(layers, key=lambda g: (g.time, windows[g.patch_id].row_off, windows[g.patch_id].col_off,
                                                not g.primary, g.unit_id)):  # fmt: skip
-        if (layer.time, layer.patch_id, layer.path) not in seen:  # one partner patch paired with several primaries
-            seen.add((layer.time, layer.patch_id, layer.path))
+        # one partner patch paired with several primaries; a date of overlapping stacks: the stack it is newest in
+        key = (layer.time, layer.patch_id, None if layer.stack else layer.path)
+        if key not in seen:
+            seen.add(key)
             todo.append(layer)
     strips = _StripWriter(array, len(bands), chunk_h)
     for layer, data in _prefetch(lambda g: _read_patch(g.path, len(bands)), todo):
