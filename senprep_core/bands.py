@@ -146,7 +146,8 @@ S1_LAYERS: dict[str, str] = {
 }
 #: The layer of the 2022 SNAP collocation (``collocationFlags``): which of the unit's products hold data.
 COLLOCATION_FLAGS = "collocation_flags"
-#: The bit of each modality in ``collocation_flags`` (a pair's pixel where both sensors hold data is 3).
+#: The bit of each modality in ``collocation_flags`` (a pair's pixel where both sensors hold data is 3); the older
+#: members of an S1 stack (``S1_t1``...) share the ``S1_previous`` bit.
 COLLOCATION_BITS = {"S2": 1, "S1": 2, "S1_previous": 4}
 
 _SUFFIX = re.compile(r"_(M|S)$")

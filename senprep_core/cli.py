@@ -322,9 +322,14 @@ def _demo_request(config: Any) -> Any:
     from senprep_core.demo.anywhere import DemoRequest
 
     s1_primary = config.mode in (Mode.S1_ONLY, Mode.S1_WITH_CLOSEST_S2, Mode.S1_MULTITEMPORAL)
-    return DemoRequest(config.roi.geometry, tuple(config.date_windows), config.s2_level, config.mode.needs_s2,
-                       config.mode.needs_s1, "S1" if s1_primary else "S2", config.pair_direction,
-                       config.mode in (Mode.S1_MULTITEMPORAL, Mode.S2_WITH_TWO_S1))  # fmt: skip
+    earlier = 1 if config.mode is Mode.S2_WITH_TWO_S1 else 0
+    count = config.multitemporal.count
+    if config.mode is Mode.S1_MULTITEMPORAL:
+        earlier = 0 if count is None else count - 1
+    s1_primary = s1_primary or not config.reads_s2
+    return DemoRequest(config.roi.geometry, tuple(config.date_windows), config.s2_level, config.reads_s2,
+                       config.reads_s1, "S1" if s1_primary else "S2", config.pair_direction, earlier,
+                       config.mode is Mode.S1_MULTITEMPORAL and count is None)  # fmt: skip
 
 
 def _demo_config(args: argparse.Namespace) -> int:

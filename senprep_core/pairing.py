@@ -2,13 +2,16 @@
 pairing by closest time and ROI coverage.
 
 - ``s2_only`` / ``s1_only`` / ``time_series``: one unit per product (``time_series`` stacks every S2
-  acquisition of the period on the same grid);
+  acquisition of the period on the same grid, or every S1 one when only S1 bands are listed; with bands of
+  both sensors each S2 acquisition comes with its closest S1, as ``s2_with_closest_s1``, the gap recorded);
 - ``s2_with_closest_s1`` / ``s1_with_closest_s2``: each primary of the date windows with the secondary
   closest in time within ``pairing.max_days`` (optionally only before / after); for S1 primaries the S2
   candidates are ranked by cloud cover first, then by the time gap;
 - ``s1_multitemporal``: each S1 of the date windows with the latest acquisition of the same relative
   orbit and pass direction a whole number of 6-day repeat steps earlier (12 days with one satellite,
-  6 days with two).
+  6 days with two); with ``multitemporal.count`` N > 2 the N - 1 earlier ones, each the previous of the
+  next (one ``s1_stack`` unit, roles ``S1``, ``S1_t1``...); with ``count: all`` one stack per relative
+  orbit and pass holding every acquisition of the windows.
 
 ``pairing.per_window: best`` keeps the least cloudy primary (time series: S2) per date window, or per
 Monday-Sunday week with ``pairing.weekly`` (the 2022 tool's weekly bins). S1 products are filtered by
@@ -21,6 +24,7 @@ Pure functions on :class:`ProductRecord` lists: no I/O.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 import numbers
 from collections.abc import Sequence
@@ -41,6 +45,7 @@ from senprep_core.errors import ConfigError, MetadataError
 from senprep_core.geo.antimeridian import lonlat_intersection
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI
+from senprep_core.outputs.records import stack_roles
 from senprep_core.product_names import parse_product_name
 from senprep_core.timeutil import DateWindow
 from senprep_core.unit.model import UnitSpec, WorkUnit
@@ -304,23 +309,68 @@ def _cloud(record: ProductRecord) -> float:
 def _multitemporal(
     config: Config, s1: list[ProductRecord], spec: UnitSpec
 ) -> tuple[list[WorkUnit], list[DroppedProduct]]:
-    units: list[WorkUnit] = []
-    dropped: list[DroppedProduct] = []
-    used: set[str] = set()
-    for primary in (p for p in s1 if _in_windows(config, p)):
-        previous = previous_of(primary, s1)
-        if previous is None:
-            dropped.append(DroppedProduct(primary, f"no earlier acquisition of relative orbit {primary.relative_orbit} "
-                                          f"within {MAX_REPEAT_STEPS} repeat steps of 6 days"))  # fmt: skip
-            continue
-        used.update((primary.product_id, previous.product_id))
-        dt = (previous.sensing_time - primary.sensing_time).total_seconds() / 3600.0
-        units.append(WorkUnit(f"{primary.product_id}__{previous.product_id}", "s1+s1", (primary, previous), spec,
-                              roles=("S1", "S1_previous"), delta_t_hours=round(dt, 4)))  # fmt: skip
+    count = config.multitemporal.count
+    if count is None:
+        units, dropped = _whole_stacks(config, s1, spec)
+    else:
+        units, dropped = _counted_stacks(config, s1, spec, count)
+    used = {p.product_id for u in units for p in u.products}
     for record in s1:
         if record.product_id not in used and not any(d.record is record for d in dropped):
             dropped.append(DroppedProduct(record, "outside the date windows and not an earlier acquisition of any"))
     return units, dropped
+
+
+def _counted_stacks(
+    config: Config, s1: list[ProductRecord], spec: UnitSpec, count: int
+) -> tuple[list[WorkUnit], list[DroppedProduct]]:
+    """Each S1 of the windows with the ``count - 1`` acquisitions of its orbit before it, one repeat gap apart
+    (each at most :data:`MAX_REPEAT_STEPS` steps before the next); ``count`` 2 is the 2022 pair."""
+    units: list[WorkUnit] = []
+    dropped: list[DroppedProduct] = []
+    for primary in (p for p in s1 if _in_windows(config, p)):
+        chain = [primary]
+        while len(chain) < count and (earlier := previous_of(chain[-1], s1)) is not None:
+            chain.append(earlier)
+        if len(chain) < count:
+            found = f"only {len(chain) - 1}" if len(chain) > 1 else "no"
+            dropped.append(DroppedProduct(primary, f"{found} earlier acquisition(s) of relative orbit "
+                                          f"{primary.relative_orbit} (each within {MAX_REPEAT_STEPS} repeat steps of "
+                                          f"6 days of the next); the stack needs {count - 1}"))  # fmt: skip
+            continue
+        units.append(_stack_unit(chain, spec, pair=count == 2))
+    return units, dropped
+
+
+def _whole_stacks(
+    config: Config, s1: list[ProductRecord], spec: UnitSpec
+) -> tuple[list[WorkUnit], list[DroppedProduct]]:
+    """One stack per relative orbit and pass direction holding every acquisition of the windows."""
+    groups: dict[tuple[int | None, str | None], list[ProductRecord]] = {}
+    for record in (p for p in s1 if _in_windows(config, p)):
+        groups.setdefault((record.relative_orbit, record.orbit_direction), []).append(record)
+    units: list[WorkUnit] = []
+    dropped: list[DroppedProduct] = []
+    for (orbit, _direction), members in groups.items():
+        if len(members) < 2:
+            dropped.append(DroppedProduct(members[0], f"the only acquisition of relative orbit {orbit} in the "
+                                          "date windows: a stack needs two or more"))  # fmt: skip
+            continue
+        chain = sorted(members, key=lambda c: (c.sensing_time, c.product_id), reverse=True)
+        units.append(_stack_unit(chain, spec, pair=False))
+    return units, dropped
+
+
+def _stack_unit(chain: Sequence[ProductRecord], spec: UnitSpec, pair: bool) -> WorkUnit:
+    """The unit of a stack, newest first (a pair keeps the 2022 roles ``S1`` / ``S1_previous``)."""
+    primary = chain[0]
+    dt = round((chain[1].sensing_time - primary.sensing_time).total_seconds() / 3600.0, 4)
+    if pair:
+        return WorkUnit(f"{primary.product_id}__{chain[1].product_id}", "s1+s1", tuple(chain), spec,
+                        roles=("S1", "S1_previous"), delta_t_hours=dt)  # fmt: skip
+    digest = hashlib.sha256(" ".join(p.product_id for p in chain).encode()).hexdigest()[:8]
+    return WorkUnit(f"{primary.product_id}__stack{len(chain)}_{digest}", "s1_stack", tuple(chain), spec,
+                    roles=stack_roles(len(chain)), delta_t_hours=dt)  # fmt: skip
 
 
 def previous_of(primary: ProductRecord, s1: Sequence[ProductRecord]) -> ProductRecord | None:
@@ -381,8 +431,7 @@ def plan_units(
     if mode is Mode.S2_ONLY:
         return _single(s2, "s2", spec), dropped
     if mode is Mode.TIME_SERIES:
-        series, more = best_per_window(config, [p for p in s2 if _in_windows(config, p)])
-        return _single(series, "s2", spec), dropped + more
+        return _time_series(config, s2, s1, spec, dropped)
     if mode is Mode.S1_ONLY:
         return _single(s1, "s1", spec), dropped
     if mode is Mode.S2_WITH_TWO_S1:
@@ -397,6 +446,23 @@ def plan_units(
         return units, dropped + more
     units, more = _multitemporal(config, s1, spec)
     return units, dropped + more
+
+
+def _time_series(
+    config: Config, s2: list[ProductRecord], s1: list[ProductRecord], spec: UnitSpec, dropped: list[DroppedProduct]
+) -> tuple[list[WorkUnit], list[DroppedProduct]]:
+    """Every acquisition of the windows on the run's grid: S2 ones, S1 ones, or each S2 with its closest S1
+    (within ``pairing.max_days``, the time gap recorded) when both sensors have bands."""
+    if not config.reads_s2:
+        inside = [p for p in s1 if _in_windows(config, p)]
+        dropped += [DroppedProduct(p, "outside the date windows") for p in s1 if not _in_windows(config, p)]
+        return _single(inside, "s1", spec), dropped
+    series, more = best_per_window(config, [p for p in s2 if _in_windows(config, p)])
+    if not config.reads_s1:
+        return _single(series, "s2", spec), dropped + more
+    dropped += [DroppedProduct(p, "outside the date windows") for p in s2 if not _in_windows(config, p)]
+    units, paired = _pair_units(config, series, s1, False, spec)
+    return units, dropped + more + paired
 
 
 def _orbit_filter(config: Config, s1: list[ProductRecord]) -> tuple[list[ProductRecord], list[DroppedProduct]]:
@@ -435,7 +501,10 @@ def _polarisations(product_id: str) -> set[str] | None:
 def search_padding(config: Config) -> tuple[timedelta, timedelta]:
     """How far before / after the date windows the secondary mission is searched."""
     if config.mode is Mode.S1_MULTITEMPORAL:
-        return REPEAT_STEP * MAX_REPEAT_STEPS + timedelta(days=1), timedelta(0)
+        count = config.multitemporal.count
+        if count is None:  # every acquisition of the windows: nothing before them
+            return timedelta(0), timedelta(0)
+        return REPEAT_STEP * MAX_REPEAT_STEPS * (count - 1) + timedelta(days=1), timedelta(0)
     pad = timedelta(days=math.ceil(config.max_time_difference_days))
     if config.mode is Mode.S2_WITH_TWO_S1:  # the S1 near the S2, and its orbit's earlier acquisition
         return pad + REPEAT_STEP * MAX_REPEAT_STEPS + timedelta(days=1), pad

@@ -25,6 +25,7 @@ from senprep_core.fetch.credentials import CredentialFiles
 from senprep_core.geo.tiling import tile_grid
 from senprep_core.outputs.cube_layout import CubeLayout, SlotClaim, make_layout
 from senprep_core.outputs.legacy_layout import UnitRank, plan_folders
+from senprep_core.outputs.records import time_axis_group
 from senprep_core.pairing import plan_units, search_padding
 from senprep_core.sizing import check_size, run_size, size_warnings
 from senprep_core.timeutil import DateWindow
@@ -101,7 +102,11 @@ def unit_spec(config: Config) -> UnitSpec:
         patches=tuple(tile_grid(grid, config.patch, mask)),
         rules=PatchRules(config.output.min_valid_fraction, config.output.max_patch_cloud, config.output.compress),
         s2=S2Settings(config.bands_s2, config.s2_level, config.reflectance_resampling, config.roi_cloud_threshold),
-        s1=S1Settings(config.bands_s1, config.s1),
+        s1=S1Settings(
+            config.bands_s1,
+            config.s1,
+            config.multitemporal.stack_filter if config.mode is Mode.S1_MULTITEMPORAL else None,
+        ),
         stac=config.output.stac,
     )
 
@@ -119,15 +124,16 @@ def search_queries(config: Config) -> list[SearchQuery]:
     widened by the pairing tolerance, so a partner just outside a window is still found."""
     before, after = search_padding(config)
     queries = []
-    if config.mode.needs_s2:
+    if config.reads_s2:
         windows = config.date_windows
         if config.mode is Mode.S1_WITH_CLOSEST_S2:
             windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         s2_type = "S2MSI2A" if config.s2_level == "L2A" else "S2MSI1C"
         queries.append(SearchQuery(config.roi.geometry, windows, (s2_type,), config.cloud_cover))
-    if config.mode.needs_s1:
+    if config.reads_s1:
         windows = config.date_windows
-        if config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S1_MULTITEMPORAL, Mode.S2_WITH_TWO_S1):
+        s2_primary = config.mode in (Mode.S2_WITH_CLOSEST_S1, Mode.S2_WITH_TWO_S1) or config.pairs_sensors
+        if s2_primary or config.mode is Mode.S1_MULTITEMPORAL:
             windows = tuple(DateWindow(w.start - before, w.end + after) for w in windows)
         queries.append(SearchQuery(config.roi.geometry, windows, (config.s1_product_type,)))
     return queries
@@ -228,7 +234,7 @@ def plan_cube(spec: UnitSpec, units: Sequence[WorkUnit]) -> CubeLayout | None:
     bands = {"S2": tuple(spec.s2.bands)}
     if any(p.family == "S1" for u in units for p in u.products):
         bands["S1"] = tuple(b.name for b in parse_s1_bands(spec.s1.bands))
-    claims = [SlotClaim(u.unit_id, role, p.sensing_time, (p.product_id,), bands[p.family])
+    claims = [SlotClaim(u.unit_id, time_axis_group(role), p.sensing_time, (p.product_id,), bands[p.family])
               for u in units for p, role in zip(u.products, u.roles, strict=True)]  # fmt: skip
     return make_layout([(p.patch_id, p.grid) for p in spec.patches], claims)
 

@@ -60,9 +60,11 @@ def _mb(n: float) -> str:
 
 
 def _output_bands(config: Config) -> int:
-    s2 = len(config.bands_s2) if config.mode.needs_s2 else 0
-    s1 = len(config.bands_s1) if config.mode.needs_s1 else 0
-    return s2 + (2 * s1 if config.mode in (Mode.S1_MULTITEMPORAL, Mode.S2_WITH_TWO_S1) else s1)
+    s2 = len(config.bands_s2) if config.reads_s2 else 0
+    s1 = len(config.bands_s1) if config.reads_s1 else 0
+    if config.mode is Mode.S1_MULTITEMPORAL:  # a stack of ``count`` dates (``all``: counted as 2; not known yet)
+        return s1 * (config.multitemporal.count or 2)
+    return s2 + (2 * s1 if config.mode is Mode.S2_WITH_TWO_S1 else s1)
 
 
 def run_size(config: Config) -> RunSize:

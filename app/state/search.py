@@ -102,6 +102,10 @@ def _pair_reason(unit: WorkUnit, config: Config) -> str:
     if unit.kind == "s1+s1":
         days = abs(unit.delta_t_hours or 0.0) / 24.0
         return f"earlier acquisition of relative orbit {primary.relative_orbit}, {days:g} days before"
+    if unit.kind == "s1_stack":
+        span = (primary.sensing_time - unit.products[-1].sensing_time).total_seconds() / 86400.0
+        return (f"stack of {len(unit.products)} acquisitions of relative orbit {primary.relative_orbit}, "
+                f"back to {span:.0f} days before")  # fmt: skip
     if unit.kind == "s1+s2":
         return f"least cloudy {partner.family} {_window_text(config)}, then the closest"
     return f"closest {partner.family} {_window_text(config)}"

@@ -21,6 +21,7 @@ import shapely
 
 from senprep_core.bands import S2_BANDS, canonical_s1_band, canonical_s2_band
 from senprep_core.checks import check_choice, check_cloud_range
+from senprep_core.config.multitemporal import MultitemporalOptions
 from senprep_core.config.values import check_fraction, check_name, check_percent, check_positive, check_resolution
 from senprep_core.errors import ConfigError
 from senprep_core.geo.grid import TargetGrid
@@ -61,7 +62,8 @@ class Mode(str, Enum):
 
     @property
     def needs_s2(self) -> bool:
-        """True when the mode reads Sentinel-2 products (``time_series`` is a Sentinel-2 stack)."""
+        """True when the mode reads Sentinel-2 products (``time_series`` by default; it may read S1 too, or S1
+        only: see :attr:`Config.reads_s1` / :attr:`Config.reads_s2`)."""
         return self not in (Mode.S1_ONLY, Mode.S1_MULTITEMPORAL)
 
     @property
@@ -116,6 +118,12 @@ def check_bands(
             raise ConfigError(key_s2, band, f"{band} exists only at level {levels}: drop it or use level {other}")
     for band in bands_s1:
         canonical_s1_band(band, key_s1)
+    if mode is Mode.TIME_SERIES:
+        if not bands_s2 and not bands_s1:
+            fix = ("mode time_series stacks Sentinel-2, Sentinel-1 or both: list sentinel2.bands (e.g. [B02, B03, "
+                   "B04]) and/or sentinel1.bands (e.g. [sigma0_VV, sigma0_VH])")  # fmt: skip
+            raise ConfigError(key_s2, list(bands_s2), fix)
+        return
     if mode.needs_s2 and not bands_s2:
         fix = f"mode {mode.value} reads Sentinel-2: list its bands, e.g. [B02, B03, B04]"
         raise ConfigError(key_s2, list(bands_s2), fix)
@@ -127,14 +135,22 @@ def check_bands(
 
 def unused_settings(config: Config) -> list[str]:
     """Settings the configuration's mode does not use (each said, so nothing is dropped silently)."""
-    out = []
+    out: list[str] = []
+    if config.mode is Mode.TIME_SERIES:  # reads the sensors whose bands are listed
+        return out + _unused_multitemporal(config)
     if config.bands_s1 and not config.mode.needs_s1:
         out.append(f"sentinel1.bands ({', '.join(config.bands_s1)}) are not used by mode {config.mode.value}: "
                    "it reads Sentinel-2 only (a pairing mode such as s2_with_closest_s1 reads both)")  # fmt: skip
     if config.bands_s2 and not config.mode.needs_s2:
         out.append(f"sentinel2.bands ({', '.join(config.bands_s2)}) are not used by mode {config.mode.value}: "
                    "it reads Sentinel-1 only (a pairing mode such as s1_with_closest_s2 reads both)")  # fmt: skip
-    return out
+    return out + _unused_multitemporal(config)
+
+
+def _unused_multitemporal(config: Config) -> list[str]:
+    if config.multitemporal.is_default or config.mode is Mode.S1_MULTITEMPORAL:
+        return []
+    return [f"the multitemporal section is not used by mode {config.mode.value}: only s1_multitemporal makes stacks"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +184,7 @@ class Config:
     sources: tuple[str, ...] = ()
     output: OutputOptions = field(default_factory=OutputOptions)
     s1: S1Options = field(default_factory=S1Options)
+    multitemporal: MultitemporalOptions = field(default_factory=MultitemporalOptions)
     legacy_form: bool = False
 
     def __post_init__(self) -> None:
@@ -185,6 +202,28 @@ class Config:
         check_choice(self.pair_direction, "pairing.direction", PAIR_DIRECTIONS)
         check_choice(self.per_window, "pairing.per_window", PER_WINDOW)
         check_bands(self.mode, self.s2_level, self.bands_s2, self.bands_s1, "sentinel2.bands", "sentinel1.bands")
+        if self.multitemporal.stack_filter is not None and self.s1.backend != "native":
+            raise ConfigError("multitemporal.speckle_filter", self.multitemporal.speckle_filter,
+                              "the Quegan filter runs in the native chain: set sentinel1.backend: native, "
+                              "or multitemporal.speckle_filter: none")  # fmt: skip
+
+    # ----- sensors -------------------------------------------------------------------------
+
+    @property
+    def reads_s1(self) -> bool:
+        """True when the run reads Sentinel-1 (``time_series``: when S1 bands are listed)."""
+        return bool(self.bands_s1) if self.mode is Mode.TIME_SERIES else self.mode.needs_s1
+
+    @property
+    def pairs_sensors(self) -> bool:
+        """True when each primary acquisition is paired with the other sensor's closest one (the pairing modes,
+        and ``time_series`` of both sensors: each S2 with its closest S1)."""
+        return self.mode.is_pairing or (self.mode is Mode.TIME_SERIES and self.reads_s1 and self.reads_s2)
+
+    @property
+    def reads_s2(self) -> bool:
+        """True when the run reads Sentinel-2 (``time_series``: when S2 bands are listed)."""
+        return bool(self.bands_s2) if self.mode is Mode.TIME_SERIES else self.mode.needs_s2
 
     # ----- derived geometry -------------------------------------------------------------
 
@@ -245,6 +284,7 @@ class Config:
                 "resampling": self.reflectance_resampling,
             },
             "sentinel1": {"product_type": self.s1_product_type, "bands": list(self.bands_s1), **self.s1.to_dict()},
+            "multitemporal": self.multitemporal.to_dict(),
             "pairing": {
                 "max_days": _plain_number(self.max_time_difference_days),
                 "direction": self.pair_direction,
@@ -275,13 +315,18 @@ class Config:
             "roi": shapely.to_wkt(geometry, rounding_precision=9, trim=True),
             "dates": [w.label for w in self.date_windows],
             "mode": self.mode.value,
-            "pair_direction": self.pair_direction if self.mode.is_pairing else None,
-            "max_days": self.max_time_difference_days if self.mode.is_pairing else None,
+            "pair_direction": self.pair_direction if self.pairs_sensors else None,
+            "max_days": self.max_time_difference_days if self.pairs_sensors else None,
             "s2_level": self.s2_level,
             "s1_product_type": self.s1_product_type,
             "bands_s2": list(self.bands_s2),
             "bands_s1": list(self.bands_s1),
-            "s1": self.s1.to_dict() if self.mode.needs_s1 else None,
+            "s1": self.s1.to_dict() if self.reads_s1 else None,
+            **(
+                {"multitemporal": self.multitemporal.to_dict()}
+                if self.mode is Mode.S1_MULTITEMPORAL and not self.multitemporal.is_default
+                else {}
+            ),
             "cloud_cover": [float(v) for v in self.cloud_cover],
             "cloud_mask_filtering": self.cloud_mask_filtering,
             "max_roi_cloud": self.max_roi_cloud,

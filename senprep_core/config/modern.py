@@ -1,7 +1,7 @@
 """The modern configuration form: JSON or YAML with one section per concern.
 
 Top-level keys are ``name``, ``roi`` (or ``roi_file``), ``dates``, ``mode`` and ``sources``;
-the sections ``grid``, ``patches``, ``sentinel2``, ``sentinel1``, ``pairing`` and ``output``
+the sections ``grid``, ``patches``, ``sentinel2``, ``sentinel1``, ``pairing``, ``multitemporal`` and ``output``
 hold the rest (see ``docs/configuration.md``). Unknown keys are errors, with a suggestion
 for a likely misspelling. :func:`parse_modern` reads the form into a
 :class:`~senprep_core.config.model.Config`; ``Config.to_dict`` writes it back.
@@ -26,6 +26,7 @@ from senprep_core.config.model import (
     OutputOptions,
     check_bands,
 )
+from senprep_core.config.multitemporal import MULTITEMPORAL_KEYS, parse_multitemporal
 from senprep_core.config.s1 import S1_OPTION_KEYS, parse_s1_options
 from senprep_core.config.values import (
     canonical_bands,
@@ -49,7 +50,7 @@ from senprep_core.geo.tiling import EdgePolicy
 __all__ = ["MODERN_KEYS", "parse_modern"]
 
 MODERN_KEYS = ("name", "roi", "roi_file", "dates", "mode", "grid", "patches", "sentinel2", "sentinel1", "pairing",
-               "output", "sources")  # fmt: skip
+               "multitemporal", "output", "sources")  # fmt: skip
 GRID_KEYS = ("resolution", "epsg")
 PATCH_KEYS = ("size", "overlap", "edge")
 S2_KEYS = ("level", "bands", "cloud_cover", "max_roi_cloud", "cloud_mask_filtering", "resampling")
@@ -142,6 +143,7 @@ def parse_modern(data: Mapping[str, Any], base_dir: Path | None) -> Config:
     s2 = _section(data, "sentinel2", S2_KEYS)
     s1 = _section(data, "sentinel1", S1_KEYS)
     pairing = _section(data, "pairing", PAIRING_KEYS)
+    multitemporal = _section(data, "multitemporal", MULTITEMPORAL_KEYS)
     out = _section(data, "output", OUTPUT_KEYS)
 
     layout = parse_patch_layout(
@@ -190,5 +192,6 @@ def parse_modern(data: Mapping[str, Any], base_dir: Path | None) -> Config:
         sources=tuple(_resolve_source(s, base_dir, "sources") for s in sources),
         output=output,
         s1=parse_s1_options(s1, base_dir),
+        multitemporal=parse_multitemporal(multitemporal),
         legacy_form=False,
     )

@@ -4,7 +4,8 @@ For an ROI (lon/lat) and date windows this places, in the ROI's UTM zone and MGR
 covering the ROI with a margin and S1 scenes centred on it, at times the configuration's mode pairs:
 per date window a primary acquisition one day after the window starts (or on its only day), its partner a
 day before or after (as the pairing direction asks), and for the multitemporal modes the same S1 orbit one
-12-day repeat earlier. Products are cached like the embedded demo's (same spec, same files).
+12-day repeat earlier (``multitemporal.count`` N: N - 1 repeats earlier; ``all``: one S1 every repeat in each
+window). Products are cached like the embedded demo's (same spec, same files).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class DemoRequest:
     needs_s1: bool = False
     primary: str = "S2"  # the family whose acquisitions must lie in the windows
     direction: str = "closest"  # where the partner lies: "before", "after" or "closest" (before)
-    earlier_s1: bool = False  # the S1 orbit one repeat earlier too (multitemporal modes)
+    earlier_s1: int = 0  # this many earlier S1 of the same orbit, one repeat apart (multitemporal modes)
+    s1_every_repeat: bool = False  # an S1 every repeat within each window (stacks of every acquisition)
 
 
 def mgrs_tile(lon: float, lat: float) -> str:
@@ -67,8 +69,14 @@ def _times(request: DemoRequest) -> list[tuple[str, datetime]]:
         out.append((request.primary, primary))
         if request.needs_s1 and request.needs_s2:
             out.append((partner, _at((primary + step).date(), 17 if partner == "S1" else 11)))
-    if request.earlier_s1:
-        out += [("S1", t - REPEAT) for family, t in list(out) if family == "S1"]
+    if request.s1_every_repeat:
+        for window in request.windows:
+            t = _at(min(window.start + timedelta(days=1), window.end), 17)
+            while t.date() <= window.end:
+                out.append(("S1", t))
+                t += REPEAT
+    primaries = [t for family, t in out if family == "S1"]
+    out += [("S1", t - k * REPEAT) for t in primaries for k in range(1, int(request.earlier_s1) + 1)]
     return sorted(set(out), key=lambda ft: (ft[1], ft[0]))
 
 

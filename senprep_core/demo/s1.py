@@ -1,4 +1,5 @@
-"""Synthetic Sentinel-1 IW GRDH products with an exactly known ground truth (demo and closed-loop tests).
+"""Synthetic Sentinel-1 GRD products (IW GRDH, EW GRDM, stripmap S1-S6 GRDH) with an exactly known ground truth
+(demo and closed-loop tests).
 
 :func:`make_s1_product` writes a small GRD (by default 1500 lines x 1200 samples at 10 m, a
 sub-swath-size cut) laid out like a real ESA product (``manifest.safe``,
@@ -34,6 +35,11 @@ gamma = betaNought / sqrt(tan θ) with θ the ellipsoid incidence angle; noise r
 ``spec.nesz_db``); one azimuth noise block (IPF >= 2.90) with a burst-like scalloping of +-6 %.
 Products are written under ``<name>.tmp-<pid>`` and renamed when complete.
 
+Modes (``spec.mode``; :mod:`~senprep_core.demo.s1_modes`): ``IW`` (default), ``EW`` (GRDM, five sub-swaths each
+with its own azimuth noise block and merge bounds) and stripmap ``S1``..``S6``; the forward model is the same,
+only names, annotation and the usual spacing / looks differ (:meth:`S1DemoSpec.in_mode`). Point targets are
+as wide as the resolution cell (Gaussian sigma 6 m at 10 m spacing, scaled with the spacing).
+
 Modules: ``s1_spec`` (the spec and truth dataclasses), ``s1_orbit`` (orbit, own range-Doppler solver),
 ``s1_image`` (image timing, ground-range polynomials, per-pixel geolocation), ``s1_scene`` (sigma0
 truth, DEM presets), ``s1_relief`` (terrain radiometry, the relief DEM and land classes), ``s1_radar``
@@ -56,10 +62,12 @@ import numpy as np
 from senprep_core.demo import s1_xml
 from senprep_core.demo.publish import publish_product
 from senprep_core.demo.s1_image import SPEED_OF_LIGHT, ImageGeometry, PixelLocator
+from senprep_core.demo.s1_modes import split_subswaths
 from senprep_core.demo.s1_orbit import ecef_to_geodetic, incidence_and_elevation
 from senprep_core.demo.s1_radar import incidence_lattice, make_luts, simulate_dn, write_measurement
 from senprep_core.demo.s1_relief import LandClasses, ReliefDem, TerrainTruth, terrain_truth
 from senprep_core.demo.s1_scene import (
+    POINT_TARGET_SIGMA_M,
     ConstantDem,
     DefaultScene,
     Field,
@@ -103,7 +111,8 @@ def resolve_dem(spec: S1DemoSpec) -> Field:
 
 def s1_ground_truth(spec: S1DemoSpec) -> S1Truth:
     """The ground truth of ``spec`` (cheap: no image is generated)."""
-    scene = DefaultScene(_origin(spec))
+    # point targets as wide as the product's resolution cell (6 m at 10 m spacing), so coarser modes sample them
+    scene = DefaultScene(_origin(spec), POINT_TARGET_SIGMA_M * spec.pixel_spacing / 10.0)
     sigma: dict[str, Sigma0Fn]
     if spec.sigma0 is None and spec.radiometry == "gamma0":
         classes = LandClasses(_origin(spec))
@@ -206,7 +215,7 @@ def _md5(path: Path) -> str:
 
 def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
     """Write the whole product into ``safe`` (a folder that does not exist yet)."""
-    g = spec.geometry
+    g, mode = spec.geometry, spec.acquisition
     truth = s1_ground_truth(spec)
     luts = make_luts(spec)
     beta0 = s1_terrain_truth(spec).beta0 if spec.radiometry == "gamma0" else None
@@ -224,9 +233,8 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
     for pol in spec.polarisations:
         stem = spec.file_stem(pol)
         oid = stem.replace("-", "")
-        header = s1_xml.Header(
-            spec.mission, pol, start, stop, spec.absolute_orbit, spec.datatake_id, 1 if pol in ("VV", "HH") else 2
-        )
+        header = s1_xml.Header(spec.mission, pol, start, stop, spec.absolute_orbit, spec.datatake_id,
+                               1 if pol in ("VV", "HH") else 2, mode.family, mode.name)  # fmt: skip
         valid = dn[pol][dn[pol] > 0].astype(np.float64)
         info = s1_xml.AnnotationInfo(
             header=header, epoch=epoch, pass_direction=spec.pass_direction, platform_heading=_heading(g),
@@ -240,6 +248,7 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
             tie_elevation=tie["elev"], record_times=g.record_times, sr0=g.sr0, srgr=g.srgr, grsr=g.grsr,
             fm_rate=_fm_rate(g), dn_mean=float(valid.mean()) if valid.size else 0.0,
             dn_std=float(valid.std()) if valid.size else 0.0,
+            subswaths=() if mode.name == "IW" else tuple(split_subswaths(mode, spec.samples)),
         )  # fmt: skip
         files = {
             f"measurement/{stem}.tiff": ("s1Level1MeasurementSchema", oid),
@@ -248,7 +257,9 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
             f"annotation/calibration/noise-{stem}.xml": ("s1Level1NoiseSchema", f"noise{oid}"),
         }
         software = f"Sentinel-1 IPF {spec.ipf_version} (senprep demo simulator)"
-        write_measurement(safe / f"measurement/{stem}.tiff", dn[pol], gcps, f"{spec.mission} IW GRD HR L1", software)
+        write_measurement(
+            safe / f"measurement/{stem}.tiff", dn[pol], gcps, f"{spec.mission} {mode.description}", software
+        )
         (safe / "annotation/calibration").mkdir(parents=True, exist_ok=True)
         (safe / f"annotation/{stem}.xml").write_bytes(s1_xml.annotation(info))
         (safe / f"annotation/calibration/calibration-{stem}.xml").write_bytes(
@@ -272,6 +283,7 @@ def _build_safe(spec: S1DemoSpec, safe: Path) -> None:
         ipf_version=spec.ipf_version,
         footprint_latlon=tuple((lat, wrap_longitude(lon)) for lon, lat in truth.footprint),  # as ESA: [-180, 180]
         files=tuple(sorted(entries, key=lambda e: (e[1] != "s1Level1ProductSchema", e[0]))),
+        mode=mode.family, swath=mode.name,
     )  # fmt: skip
     (safe / "manifest.safe").write_bytes(s1_xml.manifest(manifest))
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from senprep_core.demo import s1_xml
 from senprep_core.demo.s1_image import ImageGeometry, PixelLocator
+from senprep_core.demo.s1_modes import split_subswaths
 from senprep_core.demo.s1_orbit import incidence_and_elevation
 from senprep_core.demo.s1_spec import S1DemoSpec, S1Truth
 from senprep_core.s1.model import AzimuthNoiseBlock
@@ -89,16 +90,23 @@ def make_luts(spec: S1DemoSpec) -> Luts:
     if float(spec.ipf_version) >= 2.90:
         az_lines = np.arange(0, spec.lines, _AZ_NOISE_STEP)
         az_lines = az_lines if az_lines[-1] == spec.lines - 1 else np.append(az_lines, spec.lines - 1)
-        phase = (spec.seed % 7) / 7.0 * 2 * math.pi
-        gain = 1.0 + 0.06 * np.cos(2 * math.pi * az_lines * g.azimuth_time_interval / _BURST_PERIOD + phase)
-        blocks = (
-            AzimuthNoiseBlock(0, spec.lines - 1, 0, spec.samples - 1, az_lines, s1_xml.lut_values(gain), swath="IW2"),
-        )
+        swaths = split_subswaths(spec.acquisition, spec.samples)
+        blocks = tuple(
+            AzimuthNoiseBlock(0, spec.lines - 1, first, last, az_lines, s1_xml.lut_values(
+                _scalloping(az_lines, g.azimuth_time_interval, (spec.seed % 7 + 3 * k) / 7.0)), swath=swath)
+            for k, (swath, first, last) in enumerate(swaths)
+        )  # fmt: skip
     return Luts(
         calibration=s1_xml.LutVectors(cal_lines, pixels, cal),
         noise_range=s1_xml.LutVectors(noise_lines, pixels, {"noise": noise_vals}),
         azimuth=blocks,
     )
+
+
+def _scalloping(lines: np.ndarray, ati: float, phase_turns: float) -> np.ndarray:
+    """A burst-like azimuth noise gain of +-6 % along ``lines`` (each sub-swath with its own phase)."""
+    phase = phase_turns * 2 * math.pi
+    return 1.0 + 0.06 * np.cos(2 * math.pi * lines * ati / _BURST_PERIOD + phase)
 
 
 def _interp_lut(luts: s1_xml.LutVectors, name: str, lines: np.ndarray, pixels: np.ndarray) -> np.ndarray:

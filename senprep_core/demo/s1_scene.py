@@ -99,6 +99,7 @@ class DefaultScene:
     """The default sigma0 scene around ``frame``'s origin (see the module docstring)."""
 
     frame: LocalFrame
+    point_sigma_m: float = POINT_TARGET_SIGMA_M  #: Gaussian width of the point targets (the resolution cell)
 
     def point_targets(self) -> tuple[tuple[float, float], ...]:
         """(lon, lat) of the point-target centres."""
@@ -120,10 +121,11 @@ class DefaultScene:
         for cx, cy in _BRIGHT_SQUARES:
             out[(np.abs(x - cx) <= _BRIGHT_HALF) & (np.abs(y - cy) <= _BRIGHT_HALF)] = _BRIGHT_VALUES[k]
         for cx, cy in _POINT_TARGETS:
-            near = (np.abs(x - cx) < 8 * POINT_TARGET_SIGMA_M) & (np.abs(y - cy) < 8 * POINT_TARGET_SIGMA_M)
+            width = self.point_sigma_m
+            near = (np.abs(x - cx) < 8 * width) & (np.abs(y - cy) < 8 * width)
             if near.any():
                 d2 = (x[near] - cx) ** 2 + (y[near] - cy) ** 2
-                out[near] += _POINT_PEAKS[k] * np.exp(-0.5 * d2 / POINT_TARGET_SIGMA_M**2)
+                out[near] += _POINT_PEAKS[k] * np.exp(-0.5 * d2 / width**2)
         return out
 
 

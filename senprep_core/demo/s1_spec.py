@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from senprep_core.demo.s1_image import ImageGeometry, build_geometry
+from senprep_core.demo.s1_modes import MODES, DemoMode
 from senprep_core.demo.s1_scene import Field
 from senprep_core.errors import ConfigError
 
@@ -49,6 +50,8 @@ class S1DemoSpec:
     ``scene_origin`` (lon, lat) anchors the default scene and the hilly DEM (default:
     the scene centre); products of one demo share it so they see the same world.
     Functions are part of the spec hash by module, name, code and captured values (best effort).
+    ``mode`` changes the names and annotation (:mod:`~senprep_core.demo.s1_modes`); :meth:`in_mode` also
+    takes that mode's usual spacing, looks and incidence.
     """
 
     start_time: datetime  #: first line time, UTC
@@ -72,6 +75,7 @@ class S1DemoSpec:
     nodata_border: bool = True
     as_zip: bool = False
     radiometry: str = "sigma0"  #: "sigma0": the truth is sigma0; "gamma0": gamma0 imaged through the DEM facets
+    mode: str = "IW"  #: acquisition mode: "IW", "EW" or stripmap "S1".."S6" (see :mod:`~senprep_core.demo.s1_modes`)
 
     def __post_init__(self) -> None:
         if self.start_time.tzinfo is not None:
@@ -92,10 +96,11 @@ class S1DemoSpec:
             )
         if not (16 <= self.lines <= 30000 and 16 <= self.samples <= 30000):
             raise ConfigError("lines/samples", (self.lines, self.samples), "use 16 to 30000 lines and samples")
-        if not (20.0 <= self.incidence_near <= 47.0):
-            raise ConfigError(
-                "incidence_near", self.incidence_near, "use an IW-like incidence between 20 and 47 degrees"
-            )
+        if self.mode.upper() not in MODES:
+            raise ConfigError("mode", self.mode, f"use one of {', '.join(MODES)}")
+        object.__setattr__(self, "mode", self.mode.upper())
+        if not (15.0 <= self.incidence_near <= 47.0):
+            raise ConfigError("incidence_near", self.incidence_near, "use an incidence between 15 and 47 degrees")
         if not (self.looks >= 1.0):
             raise ConfigError("looks", self.looks, "use an equivalent number of looks >= 1 (math.inf: no speckle)")
         if not (1.0 <= self.pixel_spacing <= 100.0):
@@ -111,14 +116,32 @@ class S1DemoSpec:
         if self.radiometry not in ("sigma0", "gamma0"):
             raise ConfigError("radiometry", self.radiometry, "use 'sigma0' or 'gamma0' (terrain radiometry)")
 
+    @classmethod
+    def in_mode(cls, mode: str, **values: object) -> S1DemoSpec:
+        """A spec of ``mode`` with that mode's usual pixel spacing, looks and near incidence unless ``values``
+        give them (e.g. ``S1DemoSpec.in_mode("EW", start_time=..., centre_lon=..., centre_lat=...)``)."""
+        if str(mode).upper() not in MODES:
+            raise ConfigError("mode", mode, f"use one of {', '.join(MODES)}")
+        m = MODES[str(mode).upper()]
+        usual = {"pixel_spacing": m.pixel_spacing, "looks": m.looks, "incidence_near": m.incidence_near}
+        return cls(**{**usual, **values, "mode": m.name})  # type: ignore[arg-type]
+
     # ----- identity
     @property
+    def acquisition(self) -> DemoMode:
+        """The acquisition mode's names and sub-swaths."""
+        return MODES[self.mode]
+
+    @property
     def digest(self) -> str:
-        """SHA-256 of everything that decides the product's content (not ``as_zip``)."""
+        """SHA-256 of everything that decides the product's content (not ``as_zip``; ``radiometry`` and ``mode``
+        only when not their defaults, so older products keep their names)."""
         parts = [
             f"{f.name}={_token(getattr(self, f.name))}"
             for f in fields(self)
-            if f.name != "as_zip" and not (f.name == "radiometry" and self.radiometry == "sigma0")  # older names kept
+            if f.name != "as_zip"
+            and not (f.name == "radiometry" and self.radiometry == "sigma0")
+            and not (f.name == "mode" and self.mode == "IW")
         ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -159,7 +182,7 @@ class S1DemoSpec:
     def product_id(self) -> str:
         """Real naming, e.g. ``S1A_IW_GRDH_1SDV_20210814T174135_20210814T174137_039237_04A1F3_1C2B``."""
         return (
-            f"{self.mission}_IW_GRDH_1S{_POL_SETS[self.polarisations]}_{self.start_time:%Y%m%dT%H%M%S}"
+            f"{self.mission}_{self.mode}_GRD{self.acquisition.resolution}_1S{_POL_SETS[self.polarisations]}_{self.start_time:%Y%m%dT%H%M%S}"
             f"_{self.stop_time:%Y%m%dT%H%M%S}_{self.absolute_orbit:06d}_{self.datatake_id:06X}"
             f"_{self.digest[5:9].upper()}"
         )
@@ -168,7 +191,7 @@ class S1DemoSpec:
         """Stem of the measurement / annotation files of a polarisation."""
         number = 1 if pol in ("VV", "HH") else 2
         return (
-            f"{self.mission.lower()}-iw-grd-{pol.lower()}-{self.start_time:%Y%m%dt%H%M%S}"
+            f"{self.mission.lower()}-{self.mode.lower()}-grd-{pol.lower()}-{self.start_time:%Y%m%dt%H%M%S}"
             f"-{self.stop_time:%Y%m%dt%H%M%S}-{self.absolute_orbit:06d}-{self.datatake_id:06x}-{number:03d}"
         )
 

@@ -81,6 +81,8 @@ class Header:
     absolute_orbit: int
     datatake_id: int
     image_number: int
+    mode: str = "IW"  # "IW" | "EW" | "SM"
+    swath: str = "IW"  # "IW" | "EW" | "S1".."S6"
 
 
 def _header(root: etree._Element, h: Header) -> None:
@@ -89,8 +91,8 @@ def _header(root: etree._Element, h: Header) -> None:
         ("missionId", h.mission),
         ("productType", "GRD"),
         ("polarisation", h.polarisation),
-        ("mode", "IW"),
-        ("swath", "IW"),
+        ("mode", h.mode),
+        ("swath", h.swath),
         ("startTime", h.start),
         ("stopTime", h.stop),
         ("absoluteOrbitNumber", str(h.absolute_orbit)),
@@ -139,6 +141,7 @@ class AnnotationInfo:
     fm_rate: tuple[float, float, float]
     dn_mean: float
     dn_std: float
+    subswaths: tuple[tuple[str, int, int], ...] = ()  # (swath, first, last pixel); empty: IW2 over the image
 
 
 def annotation(a: AnnotationInfo) -> bytes:
@@ -209,7 +212,7 @@ def annotation(a: AnnotationInfo) -> bytes:
     ):
         _sub(ii, tag, text)
     _stats(ii, a.dn_mean, a.dn_std)
-    _processing(image, a.azimuth_time_interval)
+    _processing(image, a.azimuth_time_interval, a.header.mode, tuple(s[0] for s in a.subswaths) or ("IW2",))
 
     doppler = _sub(root, "dopplerCentroid")
     _sub(doppler, "dcEstimateList", count="0")
@@ -243,19 +246,21 @@ def annotation(a: AnnotationInfo) -> bytes:
         _sub(rec, "gr0", d(0.0))
         _sub(rec, "grsrCoefficients", " ".join(d(c) for c in a.grsr[k]), count=str(a.grsr.shape[1]))
 
-    merge = _sub(_sub(root, "swathMerging"), "swathMergeList", count="1")
-    sm = _sub(merge, "swathMerge")
-    _sub(sm, "swath", "IW2")
-    bounds_list = _sub(sm, "swathBoundsList", count="1")
-    bounds = _sub(bounds_list, "swathBounds")
-    _sub(bounds, "azimuthTime", utc(e, 0.0))
-    for tag, value in (
-        ("firstAzimuthLine", 0),
-        ("firstRangeSample", 0),
-        ("lastAzimuthLine", a.lines - 1),
-        ("lastRangeSample", a.samples - 1),
-    ):
-        _sub(bounds, tag, str(value))
+    swaths = a.subswaths or (("IW2", 0, a.samples - 1),)
+    merge = _sub(_sub(root, "swathMerging"), "swathMergeList", count=str(len(swaths)))
+    for swath, first, last_pixel in swaths:
+        sm = _sub(merge, "swathMerge")
+        _sub(sm, "swath", swath)
+        bounds_list = _sub(sm, "swathBoundsList", count="1")
+        bounds = _sub(bounds_list, "swathBounds")
+        _sub(bounds, "azimuthTime", utc(e, 0.0))
+        for tag, value in (
+            ("firstAzimuthLine", 0),
+            ("firstRangeSample", first),
+            ("lastAzimuthLine", a.lines - 1),
+            ("lastRangeSample", last_pixel),
+        ):
+            _sub(bounds, tag, str(value))
     return _tree(root)
 
 
@@ -267,7 +272,7 @@ def _stats(parent: etree._Element, mean: float, std: float) -> None:
         _sub(el, "im", f"{0.0:.6e}")
 
 
-def _processing(image: etree._Element, ati: float) -> None:
+def _processing(image: etree._Element, ati: float, mode: str, swaths: tuple[str, ...]) -> None:
     proc = _sub(image, "processingInformation")
     for tag, text in (
         ("rawDataAnalysisUsed", "true"),
@@ -287,22 +292,12 @@ def _processing(image: etree._Element, ati: float) -> None:
         ("chirpSource", "Nominal"),
         ("pgSource", "Extracted"),
         ("rrfSpectrum", "Extended Tapered"),
-        ("applicationLutId", "IW_Default"),
+        ("applicationLutId", f"{mode}_Default"),
     ):
         _sub(proc, tag, text)
-    params = _sub(proc, "swathProcParamsList", count="1")
-    sp = _sub(params, "swathProcParams")
-    _sub(sp, "swath", "IW2")
-    for name, bandwidth, looks in (("rangeProcessing", 4.28e7, 5), ("azimuthProcessing", 3.13e2, 1)):
-        el = _sub(sp, name)
-        _sub(el, "windowType", "Hamming")
-        _sub(el, "windowCoefficient", d(0.75))
-        _sub(el, "totalBandwidth", d(bandwidth))
-        _sub(el, "processingBandwidth", d(bandwidth))
-        _sub(el, "lookBandwidth", d(bandwidth / looks))
-        _sub(el, "numberOfLooks", str(looks))
-        _sub(el, "lookOverlap", d(0.0))
-    _sub(sp, "processorScalingFactor", f"{1.0:.6e}")
+    params = _sub(proc, "swathProcParamsList", count=str(len(swaths)))
+    for swath in swaths:
+        _swath_params(_sub(params, "swathProcParams"), swath)
     for tag, text in (
         ("referenceRange", d(8.0e5)),
         ("ellipsoidName", "WGS84"),
@@ -314,6 +309,20 @@ def _processing(image: etree._Element, ati: float) -> None:
         ("attitudeSource", "Downlink"),
     ):
         _sub(proc, tag, text)
+
+
+def _swath_params(sp: etree._Element, swath: str) -> None:
+    _sub(sp, "swath", swath)
+    for name, bandwidth, looks in (("rangeProcessing", 4.28e7, 5), ("azimuthProcessing", 3.13e2, 1)):
+        el = _sub(sp, name)
+        _sub(el, "windowType", "Hamming")
+        _sub(el, "windowCoefficient", d(0.75))
+        _sub(el, "totalBandwidth", d(bandwidth))
+        _sub(el, "processingBandwidth", d(bandwidth))
+        _sub(el, "lookBandwidth", d(bandwidth / looks))
+        _sub(el, "numberOfLooks", str(looks))
+        _sub(el, "lookOverlap", d(0.0))
+    _sub(sp, "processorScalingFactor", f"{1.0:.6e}")
 
 
 @dataclass(frozen=True)
@@ -391,6 +400,8 @@ class ManifestInfo:
     ipf_version: str
     footprint_latlon: tuple[tuple[float, float], ...]  # 4 corners (lat, lon)
     files: tuple[tuple[str, str, str, int, str], ...]
+    mode: str = "IW"  # instrument mode: "IW" | "EW" | "SM"
+    swath: str = "IW"  # "IW" | "EW" | "S1".."S6"
 
 
 def _q(ns: str, tag: str) -> str:
@@ -406,14 +417,16 @@ def _wrap(section: etree._Element, object_id: str, text_info: str) -> etree._Ele
 def manifest(m: ManifestInfo) -> bytes:
     """The ``manifest.safe`` (XFDU) of the product."""
     root = etree.Element(
-        _q(XFDU, "XFDU"), nsmap=_NSMAP, version="esa/safe/sentinel-1.0/sentinel-1/sar/level-1/grd/standard/iwdp"
+        _q(XFDU, "XFDU"),
+        nsmap=_NSMAP,
+        version=f"esa/safe/sentinel-1.0/sentinel-1/sar/level-1/grd/standard/{m.mode.lower()}dp",
     )
     package = _sub(root, "informationPackageMap")
     top = _sub(
         package,
         _q(XFDU, "contentUnit"),
         unitType="SAFE Archive Information Package",
-        textInfo="Sentinel-1 IW Level-1 GRD Product",
+        textInfo=f"Sentinel-1 {m.mode} Level-1 GRD Product",
         dmdID="acquisitionPeriod platform generalProductInformation measurementOrbitReference measurementFrameSet",
         pdiID="processing",
     )
@@ -449,8 +462,8 @@ def manifest(m: ManifestInfo) -> bytes:
     instrument = _sub(platform, _q(SAFE, "instrument"))
     _sub(instrument, _q(SAFE, "familyName"), "Synthetic Aperture Radar", abbreviation="SAR")
     mode = _sub(_sub(instrument, _q(SAFE, "extension")), _q(S1SARL1, "instrumentMode"))
-    _sub(mode, _q(S1SARL1, "mode"), "IW")
-    _sub(mode, _q(S1SARL1, "swath"), "IW")
+    _sub(mode, _q(S1SARL1, "mode"), m.mode)
+    _sub(mode, _q(S1SARL1, "swath"), m.swath)
 
     ref = _sub(_wrap(section, "measurementOrbitReference", "Orbit Reference"), _q(SAFE, "orbitReference"))
     for kind in ("start", "stop"):

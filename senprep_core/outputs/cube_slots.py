@@ -26,7 +26,7 @@ import rasterio
 from senprep_core.atomic import dump_json, write_json_atomic
 from senprep_core.errors import OutputError
 from senprep_core.geo.grid import PixelWindow
-from senprep_core.outputs.records import PatchEntry
+from senprep_core.outputs.records import PatchEntry, is_stack_role, time_axis_group
 from senprep_core.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class CubeLayer:
     pair_modality: str | None = None
     pair_time: np.datetime64 | None = None
     digest: str = ""  # the COG's checksum in the unit's manifest
+    stack: bool = False  # a member of an S1 stack (overlapping stacks hold a date more than once)
 
     @property
     def key(self) -> str:
@@ -76,11 +77,12 @@ def entry_layers(entry: PatchEntry, digests: Mapping[str, str] | None = None) ->
     partner_part = entry.get(partner) if partner else None
     pair_time = parse_time(partner_part.sensing_time) if partner_part is not None else None
     layers = []
+    stack = any(is_stack_role(m.modality) for m in entry.modalities)
     for part in sorted(entry.modalities, key=lambda m: (m is not primary, m.modality)):
         is_primary = part is primary
         layers.append(
             CubeLayer(
-                modality=part.modality,
+                modality=time_axis_group(part.modality),
                 primary=is_primary,
                 time=parse_time(part.sensing_time),
                 patch_id=entry.patch_id,
@@ -97,6 +99,7 @@ def entry_layers(entry: PatchEntry, digests: Mapping[str, str] | None = None) ->
                 pair_modality=partner if is_primary and pair_time is not None else None,
                 pair_time=pair_time if is_primary else None,
                 digest=digests.get(part.image, ""),
+                stack=stack,
             )
         )
     return layers
@@ -109,8 +112,10 @@ def write_order(layers: Iterable[CubeLayer], windows: Callable[[str], PixelWindo
                                             not g.primary, g.unit_id, g.image))  # fmt: skip
     out, seen = [], set()
     for layer in ordered:
-        if (layer.patch_id, layer.image) not in seen:  # a partner patch paired with several primaries
-            seen.add((layer.patch_id, layer.image))
+        # a partner patch paired with several primaries; a date of overlapping stacks: the stack it is newest in
+        key = (layer.patch_id, "" if layer.stack else layer.image)
+        if key not in seen:
+            seen.add(key)
             out.append(layer)
     return out
 

@@ -12,6 +12,7 @@ Where the files live is :mod:`senprep_core.outputs.run_folder`'s business.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,24 @@ DIGEST_NAME = "xxh3_128"
 _CHUNK = 1 << 20
 
 UnitStatus = Literal["pending", "done", "skipped", "rejected", "failed", "cancelled"]
+
+#: Modality keys of the older members of an S1 stack (``S1_t1`` one acquisition before ``S1``, ``S1_t2``...).
+_STACK_ROLE = re.compile(r"S1_t([1-9][0-9]*)")
+
+
+def stack_roles(n: int) -> tuple[str, ...]:
+    """The modality keys of an ``n``-acquisition S1 stack, newest first: ``S1``, ``S1_t1``, ... ``S1_t<n-1>``."""
+    return ("S1", *(f"S1_t{i}" for i in range(1, n)))
+
+
+def is_stack_role(modality: str) -> bool:
+    """True for the key of an older stack member (``S1_t1``, ``S1_t2``...)."""
+    return _STACK_ROLE.fullmatch(modality) is not None
+
+
+def time_axis_group(modality: str) -> str:
+    """The group a modality's patches share a time axis in (Zarr cube): ``S1`` for every stack member."""
+    return "S1" if is_stack_role(modality) else modality
 
 
 def file_digest(path: Path) -> str:
@@ -82,8 +101,8 @@ class SarFacts:
 class ModalityPatch:
     """One sensor's part of a written patch: its COG and sidecar, bands, acquisition and fractions.
 
-    ``modality`` is the key of its files: ``S2``, ``S1``, or ``S1_previous`` (the earlier acquisition of
-    a multi-temporal unit).
+    ``modality`` is the key of its files: ``S2``, ``S1``, ``S1_previous`` (the earlier acquisition of
+    a multi-temporal pair) or ``S1_t1``, ``S1_t2``... (the older members of an S1 stack).
     """
 
     modality: str

@@ -24,6 +24,11 @@ primary, signed, as in the manifest's ``pair``). Its item-level ``platform`` / `
 the primary's, ``instruments`` lists both sensors, ``sar``/``sat`` fields describe the S1 acquisition
 and ``eo:cloud_cover`` the S2 one; each data asset also carries its own sensor's ``datetime``,
 ``platform``, ``constellation``, ``instruments`` and extension fields.
+
+An S1 stack's Item (``s1_multitemporal`` with ``multitemporal.count`` > 2 or ``all``; assets ``S1``, ``S1_t1``...,
+newest first) is in ``sentinel-1``: ``datetime`` is the newest acquisition's, ``start_datetime`` /
+``end_datetime`` span the stack, ``senprep:stack`` lists each member's modality, datetime and time gap to the
+newest (hours), and each data asset carries its own ``datetime``.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from senprep_core.atomic import dump_json, write_bytes_atomic
 from senprep_core.geo.antimeridian import lonlat_bbox, merged_lonlat, split_at_antimeridian
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project
-from senprep_core.outputs.records import CollectionSummary, FileRecord, ModalityPatch, PatchEntry
+from senprep_core.outputs.records import CollectionSummary, FileRecord, ModalityPatch, PatchEntry, is_stack_role
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.outputs.zarr_cube import band_info
 from senprep_core.product_names import NameInfo, parse_product_name
@@ -185,6 +190,10 @@ def _pair_properties(entry: PatchEntry) -> tuple[dict[str, Any], datetime, datet
     for key in ("S1", "S2"):
         if key in times:
             props[f"senprep:{key.lower()}_datetime"] = format_utc(times[key])
+    if any(is_stack_role(m) for m in times):  # an S1 stack: every member's time, newest first
+        props["senprep:stack"] = [{"modality": m.modality, "datetime": format_utc(m.time), "delta_t_hours":
+                                   round((m.time - times[primary]).total_seconds() / 3600.0, 4)}
+                                  for m in entry.modalities]  # fmt: skip
     return props, min(times.values()), max(times.values())
 
 

@@ -20,6 +20,7 @@ from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.tiling import Patch
 from senprep_core.outputs.cube_layout import UnitCubeTarget
 from senprep_core.outputs.records import PatchEntry, UnitResult
+from senprep_core.s1.multitemporal import QueganFilter
 from senprep_core.s1.options import S1Options
 
 __all__ = [
@@ -73,10 +74,12 @@ class S2Settings:
 
 @dataclass(frozen=True)
 class S1Settings:
-    """What the Sentinel-1 chain makes: canonical bands and the chain's options."""
+    """What the Sentinel-1 chain makes: canonical bands, the chain's options and the multi-temporal filter
+    applied across the products of a stack unit (None: none)."""
 
     bands: tuple[str, ...] = ()
     options: S1Options = field(default_factory=S1Options)
+    stack_filter: QueganFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,12 @@ class WorkUnit:
     """One independent piece of work: one product, or a primary with its partner, over the ROI.
 
     ``roles`` are the modality keys of the products (patch file suffixes and asset keys): ``S2``,
-    ``S1``, or ``S1_previous`` for the earlier acquisition of a multitemporal unit.
+    ``S1``, ``S1_previous`` for the earlier acquisition of a multitemporal pair, ``S1_t1``, ``S1_t2``... for
+    the older members of an S1 stack (newest first).
     """
 
     unit_id: str
-    kind: str  # "s2", "s1", "s2+s1", "s1+s2", "s1+s1"
+    kind: str  # "s2", "s1", "s2+s1", "s1+s2", "s1+s1", "s2+s1+s1", "s1_stack"
     products: tuple[ProductRecord, ...]
     spec: UnitSpec = field(repr=False, compare=False)
     roles: tuple[str, ...] = ()

@@ -38,6 +38,7 @@ from senprep_core.unit.model import UnitSpec, WorkUnit
 from senprep_core.unit.patches import BLOCK_PIXELS, Block, decide_patch, inside_mask, plan_blocks
 from senprep_core.unit.s1_snap import SnapS1Source
 from senprep_core.unit.s1_source import S1Source
+from senprep_core.unit.s1_stack import block_reader
 from senprep_core.unit.s2_source import S2Source
 from senprep_core.unit.source import BlockData, RoiStats, UnitSource
 from senprep_core.unit.writer import PatchWriter
@@ -230,9 +231,10 @@ def _process(
         emit(PatchWritten(unit_id=unit_id, patch_id=patch_id, path=str(folder.root / rel_path)))
 
     writer = PatchWriter(folder, unit_id, sources, records, spec.rules.compress, on_patch)
+    read = block_reader(sources, spec.s1.stack_filter)
     try:
         for block in blocks:
-            windows = [s.read_block(spec.grid.subgrid(block.window)) for s in sources]  # overlaps earlier writes
+            windows = read(spec.grid.subgrid(block.window))  # overlaps earlier writes
             _collocation_flags(sources, windows)
             state.entries.extend(writer.drain())
             if single and _count_roi(state, block, windows, full) and all(st is None for st in stats):
@@ -268,7 +270,7 @@ def _collocation_flags(sources: Sequence[UnitSource], windows: Sequence[BlockDat
         return
     flags = np.zeros(windows[0].valid.shape, dtype=np.float32)
     for source, window in zip(sources, windows, strict=True):
-        flags += COLLOCATION_BITS[source.modality] * window.valid
+        flags += COLLOCATION_BITS.get(source.modality, COLLOCATION_BITS["S1_previous"]) * window.valid
     for source, window in zip(sources, windows, strict=True):
         if COLLOCATION_FLAGS in source.bands:
             window.data[source.bands.index(COLLOCATION_FLAGS)] = flags

@@ -4,6 +4,8 @@ correction, straight onto blocks of the target grid."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,19 @@ STRIP_LINES = 512  # GRD lines per strip of reading, noise removal and calibrati
 WHOLE_DEM_PIXELS = 36_000_000  # larger grids (e.g. a whole scene) load the DEM block by block
 
 
+@dataclass(frozen=True)
+class LocatedBlock:
+    """A block of the grid located in the image: DEM heights (one pixel of margin), radar positions of the
+    pixel centres and the radar window read for it (with the filter margin; None: the block misses it)."""
+
+    grid: TargetGrid
+    heights: np.ndarray
+    positions: RadarPositions
+    window: PixelWindow | None
+    facets: FacetModel | None = None  # the DEM facets around the block (gamma0T and the facet layers)
+    a_gamma: np.ndarray | None = None  # their gamma0 reference area per radar pixel of the window
+
+
 class S1Source:
     """Terrain-corrects an S1 GRD's configured bands onto blocks of the target grid."""
 
@@ -87,6 +102,10 @@ class S1Source:
         self.orbit = select_orbit(self.meta, self.reference, orbit_folder)
         self.geometry = RadarGeometry(self.reference, Orbit(self.orbit))
         self.speckle = SpeckleFilter(**self.options.speckle_params())
+        self.stack_filter = spec.s1.stack_filter  # a multi-temporal filter replaces the single-date one
+        if self.stack_filter is not None:
+            self.speckle = SpeckleFilter("none")
+        self.margin = self.stack_filter.margin if self.stack_filter is not None else self.speckle.margin
         self.grid = spec.grid
         if is_fetched_dem(self.options.dem):
             self.dem_source = fetched_dem(str(self.options.dem), spec.roi_lonlat, cache_dir)
@@ -116,29 +135,80 @@ class S1Source:
         return None
 
     def read_block(self, grid: TargetGrid) -> BlockData:
+        located = self.locate(grid)
+        linear: dict[str, np.ndarray] = {}
+        if located.window is not None:
+            for req, intensity in self.intensities(located):
+                if self.speckle.name != "none":
+                    intensity = apply_speckle_filter(intensity, self.speckle)
+                linear[req.name] = self.sample_radar(intensity, located)
+        return self.assemble(grid, located, linear)
+
+    # ----- a block in steps (a stack filter works between them) ---------------------------
+
+    def locate(self, grid: TargetGrid) -> LocatedBlock:
+        """Heights and radar positions of the block's pixels, the radar window they read (with the filter
+        margin; None where the block misses the image) and, when needed, the DEM facets and their areas."""
         heights = self._heights(grid, extra=1)
-        inner = heights[1:-1, 1:-1]
-        positions = self.positions(grid, inner)
-        data = np.full((len(self.requests), grid.height, grid.width), np.nan, dtype=np.float32)
-        window = block_window(positions, self.speckle.margin, self.meta, self.polarisations[0])
+        positions = self.positions(grid, heights[1:-1, 1:-1])
+        window = block_window(positions, self.margin, self.meta, self.polarisations[0])
         facets = self._facets(grid) if self.needs_facets else None
-        if window is not None:
-            layers = self._backscatter(positions, window, facets)
-            for i, req in enumerate(self.requests):
-                if req.name in layers:
-                    data[i] = layers[req.name]
+        a_gamma = splat_areas(facets.positions, facets.area, window) if facets is not None and window else None
+        return LocatedBlock(grid, heights, positions, window, facets, a_gamma)
+
+    def intensities(self, located: LocatedBlock) -> Iterator[tuple[S1Band, np.ndarray]]:
+        """Each backscatter band's calibrated (and flattened) intensity over the block's radar window
+        (none when the block misses the image), before any speckle filter."""
+        window = located.window
+        if window is None:
+            return
+        for pol in self.polarisations:
+            image = self.meta.image(pol)
+            power = self._power(image, window)
+            for req in self.requests:
+                if req.polarisation != pol or req.calibration is None:
+                    continue
+                target = "beta0" if req.calibration == "gamma0T" else req.calibration
+                intensity = self._calibrated(power, image, window, target)
+                if located.a_gamma is not None and req.calibration == "gamma0T":
+                    intensity = flatten_gamma0(intensity, located.a_gamma, beta_area(image, window))
+                yield req, intensity
+
+    def sample_radar(self, radar: np.ndarray, located: LocatedBlock, resampling: str | None = None) -> np.ndarray:
+        """A radar-geometry array of ``located.window`` sampled at the block's pixels (NaN without a window)."""
+        if located.window is None:
+            return np.full(located.positions.line.shape, np.nan, dtype=np.float32)
+        return sample(radar, located.positions, located.window, resampling or self.options.resampling)
+
+    def assemble(self, grid: TargetGrid, located: LocatedBlock, linear: dict[str, np.ndarray]) -> BlockData:
+        """The block's bands from the sampled linear backscatter (``linear``, by band name): dB where asked,
+        the geometry layers, and validity."""
+        data = np.full((len(self.requests), grid.height, grid.width), np.nan, dtype=np.float32)
+        for i, req in enumerate(self.requests):
+            if req.is_backscatter and req.name in linear:
+                values = linear[req.name]
+                data[i] = to_db(values, self.options.db_floor) if req.db else values
+            elif req.name == "local_contributing_area" and located.a_gamma is not None and located.window:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = (located.a_gamma / flat_gamma_area(self.reference, located.window)).astype(np.float32)
+                data[i] = self.sample_radar(ratio, located, "bilinear")
         if any(r.name in ("local_incidence_angle", "layover_shadow") for r in self.requests):
-            lia, layover, shadow = self._geometry_layers(grid, heights, facets)
+            lia, layover, shadow = self._geometry_layers(grid, located.heights, located.facets)
             for i, req in enumerate(self.requests):
                 if req.name == "local_incidence_angle":
                     data[i] = lia
                 elif req.name == "layover_shadow":
                     data[i] = layover.astype(np.float32) + 2 * shadow.astype(np.float32)
+        return BlockData(data, self._validity(data, located), None)
+
+    def _validity(self, data: np.ndarray, located: LocatedBlock) -> np.ndarray:
+        """Valid pixels: every backscatter band finite; non-backscatter bands cleared elsewhere, except the
+        geometry layers, which stay defined where the backscatter is not (shadow): on the image, with a DEM."""
+        positions, window = located.positions, located.window
         backscatter = [i for i, r in enumerate(self.requests) if r.is_backscatter]
         valid = np.asarray(np.isfinite(data[backscatter]).all(axis=0) if backscatter else np.isfinite(positions.line))
         if window is None:
             valid[:] = False
-        # layers of the geometry stay defined where the backscatter is not (shadow): on the image, with a DEM
         image = self.reference
         seen = np.isfinite(positions.line) & np.isfinite(positions.pixel) & (window is not None)
         seen &= (positions.line > -0.5) & (positions.line < image.lines - 0.5)
@@ -146,7 +216,7 @@ class S1Source:
         for i, req in enumerate(self.requests):
             if not req.is_backscatter:
                 data[i][~(seen if req.name in GEOMETRY_LAYERS else valid)] = np.nan
-        return BlockData(data, valid, None)
+        return valid
 
     # ----- steps ----------------------------------------------------------------------------
 
@@ -170,31 +240,6 @@ class S1Source:
         if inside is not None:
             rows, cols = inside.shifted(-want.row_off, -want.col_off).slices()
             out[rows, cols] = dem.heights[inside.slices()]
-        return out
-
-    def _backscatter(
-        self, positions: RadarPositions, window: PixelWindow, facets: FacetModel | None
-    ) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        a_gamma = splat_areas(facets.positions, facets.area, window) if facets is not None else None
-        if a_gamma is not None and any(r.name == "local_contributing_area" for r in self.requests):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = (a_gamma / flat_gamma_area(self.reference, window)).astype(np.float32)
-            out["local_contributing_area"] = sample(ratio, positions, window, "bilinear")
-        for pol in self.polarisations:
-            image = self.meta.image(pol)
-            power = self._power(image, window)
-            for req in self.requests:
-                if req.polarisation != pol or req.calibration is None:
-                    continue
-                target = "beta0" if req.calibration == "gamma0T" else req.calibration
-                intensity = self._calibrated(power, image, window, target)
-                if a_gamma is not None and req.calibration == "gamma0T":
-                    intensity = flatten_gamma0(intensity, a_gamma, beta_area(image, window))
-                if self.speckle.name != "none":
-                    intensity = apply_speckle_filter(intensity, self.speckle)
-                values = sample(intensity, positions, window, self.options.resampling)
-                out[req.name] = to_db(values, self.options.db_floor) if req.db else values
         return out
 
     def _power(self, image: S1Image, window: PixelWindow) -> np.ndarray:
@@ -322,7 +367,10 @@ class S1Source:
                 "thermal_noise_removed": bool(self.options.noise_removal),
                 "negative_power": self.options.negative_power,
                 "border_noise_removed": needs_border_noise_removal(meta.ipf_version),
-                "speckle_filter": self.options.speckle_params(),
+                "speckle_filter": self.options.speckle_params()
+                if self.stack_filter is None
+                else {"name": "none", "replaced_by": "multitemporal_filter"},
+                **({"multitemporal_filter": self.stack_filter.to_dict()} if self.stack_filter is not None else {}),
                 "resampling": self.options.resampling,
                 "db_floor": self.options.db_floor,
             },

@@ -15,7 +15,7 @@ import numpy as np
 
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.geo.tiling import Patch
-from senprep_core.outputs.records import FileRecord, ModalityPatch, PairFacts, PatchEntry, SarFacts
+from senprep_core.outputs.records import FileRecord, ModalityPatch, PairFacts, PatchEntry, SarFacts, is_stack_role
 from senprep_core.outputs.run_folder import RunFolder
 from senprep_core.threads import threads_for
 from senprep_core.timeutil import parse_utc
@@ -67,11 +67,25 @@ def _sar(sar: dict[str, Any]) -> SarFacts:
 
 
 def pair_facts(sources: Sequence[UnitSource]) -> PairFacts | None:
-    """The pair of a two-source unit: its sensors and the signed time gap (secondary minus primary, hours)."""
-    if len(sources) < 2:
+    """The pair of a two-source unit: its sensors and the signed time gap (secondary minus primary, hours);
+    None for one source or a stack (see :func:`stack_facts`)."""
+    if len(sources) < 2 or any(is_stack_role(s.modality) for s in sources):
         return None
     t0, t1 = (parse_utc(str(s.extra["sensing_time"])) for s in sources[:2])
     return PairFacts(sources[0].modality, sources[1].modality, round((t1 - t0).total_seconds() / 3600.0, 4))
+
+
+def stack_facts(sources: Sequence[UnitSource]) -> list[dict[str, Any]]:
+    """Per source of a stack unit, its ``stack`` sidecar entry: position (0 newest), size and time gap to the
+    newest (hours, negative); empty for other units."""
+    if not any(is_stack_role(s.modality) for s in sources):
+        return [{} for _ in sources]
+    t0 = parse_utc(str(sources[0].extra["sensing_time"]))
+    return [
+        {"stack": {"index": i, "size": len(sources), "delta_t_hours": round(
+            (parse_utc(str(s.extra["sensing_time"])) - t0).total_seconds() / 3600.0, 4)}}
+        for i, s in enumerate(sources)
+    ]  # fmt: skip
 
 
 class PatchWriter:
@@ -89,6 +103,7 @@ class PatchWriter:
         self.folder, self.unit_id, self.sources, self.records = folder, unit_id, sources, records
         self.compress, self.on_patch = compress, on_patch
         self.pair = pair_facts(sources)
+        self.stack = stack_facts(sources)
         self.files: list[FileRecord] = []
         self._pool = ThreadPoolExecutor(max_workers=threads_for(WRITER_THREADS), thread_name_prefix="senprep-writer")
         self._pending: list[tuple[Patch, list[_Facts], list[Future[tuple[FileRecord, FileRecord]]]]] = []
@@ -98,9 +113,10 @@ class PatchWriter:
         """Queue one patch: an array per source (bands, rows, cols) and the decisions that kept it."""
         facts, futures = [], []
         pair = {"pair": asdict(self.pair)} if self.pair is not None else {}
-        for source, record, data, decision in zip(self.sources, self.records, arrays, decisions, strict=True):
+        parts = zip(self.sources, self.records, arrays, decisions, self.stack, strict=True)
+        for source, record, data, decision, stack in parts:
             facts.append(_facts(source, record, decision))
-            sidecar = sidecar_for(patch, source.modality, source.bands, decision, {**source.extra, **pair})
+            sidecar = sidecar_for(patch, source.modality, source.bands, decision, {**source.extra, **pair, **stack})
             futures.append(self._pool.submit(self.folder.write_patch, self.unit_id, patch.patch_id, source.modality,
                                              data, patch.grid, source.bands, sidecar, self.compress))  # fmt: skip
         self._pending.append((patch, facts, futures))
