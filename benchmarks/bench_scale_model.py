@@ -208,7 +208,7 @@ class Cluster:
         from distributed import Client
 
         with Client(self.address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(2, timeout=300)
 
     def scheduler_cpu(self) -> float:
         import psutil
