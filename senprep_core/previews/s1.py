@@ -28,9 +28,9 @@ from senprep_core.s1.terrain import block_window, sample
 from senprep_core.unit.model import UnitSpec
 from senprep_core.unit.s1_source import S1Source
 
-#: GRD pixels averaged per cell along each axis, at most: 4 x 4 GRD pixels (about 70 looks with IW GRDH's 4.4)
+#: GRD pixels averaged per cell along each axis, at most: 2 x 2 GRD pixels (about 18 looks with IW GRDH's 4.4)
 #: before the speckle filter, which averages cells further.
-MAX_LOOKS = 4
+MAX_LOOKS = 2
 
 
 @dataclass(frozen=True)
