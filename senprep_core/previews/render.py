@@ -91,3 +91,22 @@ def _s1_rgb(product: ProductPreview, rendering: str) -> np.ndarray:
     if rendering == "ratio":
         return np.stack([ratio, ratio, ratio])
     return np.stack([_stretch(vv, *DB_RANGE["vv"]), _stretch(vh, *DB_RANGE["vh"]), ratio])
+
+
+def warp_picture(picture: Picture, epsg: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """``picture`` resampled (nearest) into ``epsg`` (e.g. 3857 for a web map): RGBA and its (left, bottom,
+    right, top) there; transparent outside the picture."""
+    from affine import Affine
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    grid = picture.grid
+    left, bottom, right, top = transform_bounds(grid.crs, f"EPSG:{epsg}", *grid.bounds.as_tuple(), densify_pts=21)
+    width = max(grid.width, grid.height)  # about the picture's own pixels along its longer side
+    height = max(1, round(width * (top - bottom) / (right - left)))
+    if height > width:
+        width, height = max(1, round(width * (right - left) / (top - bottom))), width
+    transform = Affine((right - left) / width, 0.0, left, 0.0, -(top - bottom) / height, top)
+    out = np.zeros((4, height, width), dtype=np.uint8)
+    reproject(np.moveaxis(picture.rgba, -1, 0), out, src_transform=grid.transform, src_crs=grid.crs,
+              dst_transform=transform, dst_crs=f"EPSG:{epsg}", resampling=Resampling.nearest)  # fmt: skip
+    return np.moveaxis(out, 0, -1), (left, bottom, right, top)
