@@ -1,4 +1,4 @@
-"""The ``senprep`` command: run, plan, search, preview, status, export, inspect, demo.
+"""The ``senprep`` command: run, download, plan, search, preview, status, export, inspect, demo.
 
 The legacy flags (``--config``, ``--outdir``, ``--credentials``, ``--njobs``, ``--rebuild true|false``)
 keep their meaning. Exit codes: 0 ok, 1 some products failed, 2 bad input, 130 cancelled.
@@ -93,7 +93,7 @@ class EventPrinter:
             if event.error:
                 text += f" ({event.error})"
             self._console_print(text)
-        elif isinstance(event, StageProgress) and event.stage == "process" and self._progress is not None:
+        elif isinstance(event, StageProgress) and event.stage in ("process", "download") and self._progress:
             self._progress.update(self._task, completed=event.done)
         elif isinstance(event, RunFinished) and self._progress is not None:
             self._progress.stop()
@@ -111,11 +111,17 @@ def _load(path: str) -> Any:
     return load_config(path)
 
 
-def _credentials(args: argparse.Namespace) -> str | None:
-    path = getattr(args, "credentials", None)
-    if path is not None and not Path(path).is_file():
-        raise ConfigError("--credentials", path, "give the path of an existing credentials JSON file")
-    return path
+def _credentials(args: argparse.Namespace) -> Any:
+    """The run's credentials files (:class:`~senprep_core.fetch.credentials.CredentialFiles`), each checked."""
+    from senprep_core.fetch.credentials import CredentialFiles
+
+    files = CredentialFiles(getattr(args, "credentials", None), getattr(args, "credentials_earthdata", None),
+                            getattr(args, "credentials_google", None))  # fmt: skip
+    flags = {"copernicus": "--credentials", "earthdata": "--credentials_earthdata", "google": "--credentials_google"}
+    for kind, path in files.given().items():
+        if not Path(path).is_file():
+            raise ConfigError(flags[kind], path, "give the path of an existing credentials JSON file")
+    return files
 
 
 def _fetch_options(args: argparse.Namespace) -> Any:
@@ -214,6 +220,40 @@ def _execute(config: Any, outdir: Path, sources: list[str] | None, args: argpars
     return result.exit_code
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch the whole products the run would use into ``--outdir``; process nothing."""
+    from senprep_core.download import download
+
+    config = _load(args.config)
+    options = _fetch_options(args)
+    printer = EventPrinter(quiet=args.quiet, json_lines=args.log_json)
+    with _Stop() as stop:
+        try:
+            result = download(config, Path(args.outdir), args.source, options, printer, stop.cancel,
+                              parallel=args.njobs, force=args.force)  # fmt: skip
+        except KeyboardInterrupt:
+            stop.cancel.set()
+            print("cancelled", file=sys.stderr)
+            return stop.exit_code
+    if result.status == "cancelled":
+        print(f"cancelled: the products already stored stay in {args.outdir}; run again to complete it",
+              file=sys.stderr)  # fmt: skip
+        return stop.exit_code
+    if result.status == "empty":
+        print(f"nothing to download: {result.plan.empty_reason()}", file=sys.stderr)
+        return result.exit_code
+    if not args.quiet:
+        print(f"{result.status}: {result.count('downloaded')} products downloaded, {result.count('skipped')} already "
+              f"complete, {len(result.failed)} failed -> {args.outdir}; process them with: senprep run --config "
+              f"{args.config} --outdir OUT --source local:{args.outdir}")  # fmt: skip
+    for failure in result.failed:
+        print(f"failed: {failure.product_id}: {failure.error_type}: {scrub_known(str(failure.error_message))}",
+              file=sys.stderr)  # fmt: skip
+    for problem in result.plan.problems:
+        print(f"failed: {problem.name}: {problem.error_type}: {problem.message}", file=sys.stderr)
+    return result.exit_code
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from senprep_core.catalog import open_provider
     from senprep_core.planning import resolve_sources, search, select_products
@@ -255,24 +295,16 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from senprep_core.catalog import open_provider
-    from senprep_core.geo.grid import Bounds
     from senprep_core.planning import resolve_sources
-    from senprep_core.previews import find_products, preview, render, resolution_for, write_geotiff, write_png
+    from senprep_core.previews import find_products, preview, write_preview
 
     if not (args.png or args.tif):
         raise ConfigError("--png/--tif", None, "say where to write the preview: --png out.png and/or --tif out.tif")
     config = _load(args.config)
     providers = [open_provider(s, credentials=_credentials(args)) for s in resolve_sources(config, args.source)]
-    records = find_products(config, providers, args.product)
-    bounds = Bounds(*args.bounds) if args.bounds else Bounds(*config.roi.geometry.bounds)
-    resolution = args.resolution or resolution_for(bounds, config.target_epsg(), config.resolution, args.width)
-    view = preview(config, records, bounds, resolution, cache_dir=args.cache_dir)
-    written = [write_geotiff(view, args.tif)] if args.tif else []
-    for i, product in enumerate(view.products if args.png else ()):
-        png = Path(args.png)
-        path = png if len(view.products) == 1 else png.with_name(f"{png.stem}_{product.role}{png.suffix}")
-        written.append(write_png(render(view, args.rendering if product.family == "S2" else args.s1_rendering, i),
-                                 path))  # fmt: skip
+    view = preview(config, find_products(config, providers, args.product), args.bounds, args.resolution,
+                   cache_dir=args.cache_dir, screen_px=args.width)  # fmt: skip
+    written = write_preview(view, args.png, args.tif, args.rendering, args.s1_rendering)
     grid, names = view.grid, ", ".join(p.product_id for p in view.products)
     print(f"preview of {names}: {grid.width} x {grid.height} px at {grid.resolution:g} m (EPSG:{grid.epsg}) "
           f"in {view.seconds:.2f} s -> {', '.join(map(str, written))}")  # fmt: skip
@@ -411,13 +443,41 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 SOURCE_HELP = (
-    "where products come from: cdse, earth-search, planetary-computer, dhus, local:DIR or demo "
-    "(repeat for an ordered fallback)"
+    "where products come from: cdse, cdse-stac, earth-search, planetary-computer, dhus, asf, gcs, local:DIR "
+    "or demo (repeat for an ordered fallback)"
 )
 CREDENTIALS_HELP = (
-    "credentials JSON {username, password[, sentinel_url_endpoint]} for cdse / dhus "
+    "credentials JSON {username, password[, sentinel_url_endpoint]} for cdse / cdse-stac / dhus "
     "(else SENPREP_CDSE_USERNAME / SENPREP_CDSE_PASSWORD or ~/.netrc)"
 )
+EARTHDATA_HELP = (
+    "NASA Earthdata Login credentials JSON {username, password} for asf "
+    "(else SENPREP_EARTHDATA_USERNAME / SENPREP_EARTHDATA_PASSWORD or the urs.earthdata.nasa.gov entry of ~/.netrc)"
+)
+GOOGLE_HELP = "Google Cloud service-account key, authorized-user file or token JSON for gcs (default: anonymous)"
+
+
+def _credential_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--credentials", help=CREDENTIALS_HELP)
+    p.add_argument("--credentials_earthdata", "--credentials-earthdata", dest="credentials_earthdata",
+                   help=EARTHDATA_HELP)  # fmt: skip
+    p.add_argument("--credentials_google", "--credentials-google", dest="credentials_google", help=GOOGLE_HELP)
+
+
+def _add_download(sub: Any) -> None:
+    """The ``download`` command: the whole products a run would use, into a folder."""
+    p_down = sub.add_parser("download", help="fetch the whole products a run would use into a folder (no processing)")
+    p_down.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
+    then = "then: senprep run --source local:OUTDIR"
+    p_down.add_argument("--outdir", required=True, type=_folder, help=f"folder for the products (.zip / .SAFE); {then}")
+    p_down.add_argument("--source", action="append", help=SOURCE_HELP)
+    _credential_flags(p_down)
+    p_down.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
+    p_down.add_argument("--njobs", type=_positive, default=2, help="products downloaded at once (default 2)")
+    p_down.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    p_down.add_argument("--log-json", action="store_true", help="print progress events as JSON lines")
+    p_down.add_argument("--force", action="store_true", help="plan a run larger than this machine would hold")
+    p_down.set_defaults(func=cmd_download)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -444,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--config", required=True, help="legacy or modern config (JSON/YAML)")
     p_run.add_argument("--outdir", required=True, type=_folder, help="run folder")
     p_run.add_argument("--source", action="append", help=SOURCE_HELP)
-    p_run.add_argument("--credentials", help=CREDENTIALS_HELP)
+    _credential_flags(p_run)
     p_run.add_argument("--cache-dir", help="shared download cache (default: $SENPREP_CACHE or ~/.cache/senprep)")
     p_run.add_argument("--no-verify", action="store_true",
                        help="read local products without checking their files against manifest.safe")  # fmt: skip
@@ -457,11 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
     common_run(p_run)
     p_run.set_defaults(func=cmd_run)
 
+    _add_download(sub)
+
     def config_query(name: str, help_text: str, func: Any) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", required=True)
         p.add_argument("--source", action="append", help=SOURCE_HELP)
-        p.add_argument("--credentials", help=CREDENTIALS_HELP)
+        _credential_flags(p)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 

@@ -7,6 +7,7 @@ The library never prints.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -137,3 +138,23 @@ def clean_event(event: Event, clean: Callable[[str], str]) -> Event:
 
 def no_op(_event: Event) -> None:
     """The default callback: ignore every event."""
+
+
+class EventRelay:
+    """An event callback for a shared object (a provider's HTTP client) that forwards each event to the
+    callback of the fetch running in the current thread (:meth:`set` it there; threads a fetch starts set it
+    too). Events of a thread without a target are dropped."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, event: Event) -> None:
+        target = getattr(self._local, "target", None)
+        if target is not None:
+            target(event)
+
+    def set(self, target: EventCallback | None) -> None:
+        self._local.target = target
+
+    def get(self) -> EventCallback | None:
+        return getattr(self._local, "target", None)

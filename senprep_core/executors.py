@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from senprep_core.errors import CancelledError, ConfigError
 from senprep_core.events import Event, Message, clean_event, event_from_dict
 from senprep_core.fetch.redact import scrub, scrub_known
+from senprep_core.fetch.slots import SlotPlan, plan_for
 from senprep_core.threads import ENV_THREADS, set_budget, worker_budget
 
 log = logging.getLogger(__name__)
@@ -489,6 +490,13 @@ def check_scheduler_address(address: str) -> str:
         raise ConfigError("scheduler", address, "give the scheduler's address, e.g. tcp://127.0.0.1:8786 or "
                           "tcp://scheduler-host:8786")  # fmt: skip
     return address.strip()
+
+
+def connection_plan(executor: Executor, cache_dir: Any) -> SlotPlan:
+    """How ``executor``'s workers share per-account connection limits (the driver hands this to them): a Dask
+    semaphore per account for Dask, else lock files in the cache folder (also shared by concurrent runs using
+    that cache); ``$SENPREP_CONNECTION_SLOTS`` (files, dask or local) chooses instead."""
+    return plan_for(getattr(executor, "name", "serial"), cache_dir)
 
 
 def make_executor(njobs: int = 1, scheduler: str | None = None, dask_workers: int | None = None) -> Executor:

@@ -32,7 +32,7 @@ from senprep_core.events import (
     clean_event,
     no_op,
 )
-from senprep_core.executors import Executor, FailedTask, make_executor
+from senprep_core.executors import Executor, FailedTask, connection_plan, make_executor
 from senprep_core.fetch.redact import scrub_known
 from senprep_core.outputs.folder_lock import LockHolder
 from senprep_core.outputs.legacy_layout import write_legacy_layout
@@ -119,6 +119,8 @@ def run(
         callback(Message(f"{folder.root} is in use by {who}: waiting for it to finish", level="warning"))
 
     runner = executor or make_executor(njobs)
+    if fetch.connections is None:  # the workers share each account's connection limit (e.g. CDSE's 4)
+        fetch = replace(fetch, connections=connection_plan(runner, fetch.cache_dir))
     try:
         lock.acquire(wait=wait, cancel=halt, on_wait=waiting)
         plan = make_plan(config, sources, providers, fetch.credentials, force)

@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from senprep_core.catalog import Provider, SearchQuery, open_provider
+from senprep_core.catalog import Provider, SearchQuery, open_provider, serves
 from senprep_core.catalog.records import ProductProblem, ProductRecord
 from senprep_core.catalog.selection import DroppedProduct, deduplicate, minimum_cover
 from senprep_core.config import Config, Mode, unused_settings
-from senprep_core.errors import ConfigError
+from senprep_core.errors import ConfigError, SourceError
+from senprep_core.fetch.credentials import CredentialFiles
 from senprep_core.geo.tiling import tile_grid
 from senprep_core.pairing import plan_units, search_padding
 from senprep_core.sizing import check_size, run_size, size_warnings
@@ -132,18 +133,48 @@ def search_queries(config: Config) -> list[SearchQuery]:
     return queries
 
 
+def _searched(provider: Provider, query: SearchQuery, problems: list[ProductProblem]) -> list[ProductRecord]:
+    """``provider``'s products for ``query``, named by the ``--source`` value that reopens them; its problems
+    are added to ``problems``."""
+    result = provider.search(query)
+    problems.extend(p for p in result.problems if p not in problems)
+    source = getattr(provider, "source", None)  # remote: the --source value that reopens it
+    return [replace(r, provider=source) if source else r for r in result.products]
+
+
+def _online_elsewhere(
+    records: list[ProductRecord], query: SearchQuery, later: Sequence[Provider], problems: list[ProductProblem]
+) -> list[ProductRecord]:
+    """``records`` with each offline one (e.g. in CDSE's long-term archive) replaced by the same product online
+    in the first of the ``later`` providers that has it (e.g. ASF); the others stay to be ordered."""
+    for provider in later:
+        offline = {r.product_id for r in records if not r.online}
+        if not offline:
+            break
+        online = {r.product_id: r for r in _searched(provider, query, problems) if r.online and r.product_id in offline}
+        records = [online.get(r.product_id, r) if not r.online else r for r in records]
+    return records
+
+
 def search(config: Config, providers: Sequence[Provider]) -> tuple[list[ProductRecord], list[ProductProblem]]:
     """Products matching the config: for each mission the mode reads, those of the first provider that
-    has any (ordered fallback); sorted by time then id."""
+    has any (ordered fallback; providers that do not serve the mission's product type are skipped), an
+    offline product taken from a later provider that has it online; sorted by time then id. SourceError
+    when no provider serves a product type the mode reads."""
     problems: list[ProductProblem] = []
     found: list[ProductRecord] = []
     for query in search_queries(config):
-        for provider in providers:
-            result = provider.search(query)
-            problems.extend(p for p in result.problems if p not in problems)
-            if result.products:
-                source = getattr(provider, "source", None)  # remote: the --source value that reopens it
-                found.extend(replace(r, provider=source) if source else r for r in result.products)
+        able = [p for p in providers if serves(p, query.product_types)]
+        if not able:
+            names = ", ".join(str(getattr(p, "source", None) or p.name) for p in providers)
+            raise SourceError(
+                f"none of the sources ({names}) serves {'/'.join(query.product_types)} products, which mode "
+                f"{config.mode.value} reads; add a --source that does (e.g. cdse)"
+            )
+        for i, provider in enumerate(able):
+            records = _searched(provider, query, problems)
+            if records:
+                found.extend(_online_elsewhere(records, query, able[i + 1 :], problems))
                 break
     found.sort(key=lambda r: (r.sensing_time, r.product_id))
     return found, problems
@@ -178,12 +209,12 @@ def make_plan(
     config: Config,
     sources: Sequence[str] | None = None,
     providers: Sequence[Provider] | None = None,
-    credentials: str | None = None,
+    credentials: CredentialFiles | str | None = None,
     force: bool = False,
 ) -> Plan:
     """Search the sources (or ``providers``) and plan the units.
 
-    ``credentials`` is a credentials file for the sources that need one (see :func:`open_provider`). A run
+    ``credentials``: the credentials files for the sources that need one (see :func:`open_provider`). A run
     too large for this machine to plan is refused first (:func:`~senprep_core.sizing.check_size`; ``force``
     tries anyway)."""
     check_size(run_size(config), force)

@@ -299,8 +299,9 @@ def test_account_fields_reach_the_provider_in_a_private_file_that_is_removed(
 
     import app.state.search as search_module
     from senprep_core.catalog.records import SearchResult
+    from senprep_core.fetch.credentials import CredentialFiles
 
-    seen: list[tuple[str, str | None, dict[str, str] | None, int]] = []
+    seen: list[tuple[str, CredentialFiles, dict[str, str] | None, int]] = []
 
     class _Empty:
         name = "cdse"
@@ -308,20 +309,25 @@ def test_account_fields_reach_the_provider_in_a_private_file_that_is_removed(
         def search(self, query: object) -> SearchResult:
             return SearchResult(())
 
-    def fake_open(source: str, credentials: str | None = None) -> _Empty:
-        data = json.loads(Path(credentials).read_text()) if credentials else None
-        mode = stat.S_IMODE(os.stat(credentials).st_mode) if credentials else 0
-        seen.append((source, credentials, data, mode))
+    def fake_open(source: str, credentials: CredentialFiles | None = None) -> _Empty:
+        files = CredentialFiles.of(credentials)
+        path = files.earthdata if source == "asf" else files.copernicus
+        data = json.loads(Path(path).read_text()) if path else None
+        mode = stat.S_IMODE(os.stat(path).st_mode) if path else 0
+        seen.append((source, files, data, mode))
         return _Empty()
 
     monkeypatch.setattr(search_module, "open_provider", fake_open)
-    state.options.source = "cdse"
     state.options.username, state.options.password = "me@example.org", "s3cret-pass"
-    assert state.start_search()
-    state.search.wait()
-    (source, path, data, mode) = seen[0]
-    assert source == "cdse" and data == {"username": "me@example.org", "password": "s3cret-pass"}
-    assert mode == 0o600 and path is not None and not Path(path).exists()  # only the owner, and gone after
+    for source, kind in (("cdse", "copernicus"), ("asf", "earthdata")):  # asf's account is an Earthdata Login
+        state.options.source = source
+        assert state.start_search()
+        state.search.wait()
+        (seen_source, files, data, mode) = seen[-1]
+        path = files.given().get(kind)
+        assert seen_source == source and list(files.given()) == [kind]
+        assert data == {"username": "me@example.org", "password": "s3cret-pass"}
+        assert mode == 0o600 and path is not None and not Path(path).exists()  # only the owner, and gone after
     assert "s3cret-pass" not in json.dumps(state.options.config_dict(DEMO_ROI_GEOJSON))
 
 

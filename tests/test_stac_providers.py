@@ -19,10 +19,11 @@ import pytest
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
+from senprep_core.catalog.cdse_stac import CdseStacProvider
 from senprep_core.catalog.records import FetchRequest, ProductRecord, SearchQuery
 from senprep_core.catalog.stac import PlanetaryComputerSigner, StacProvider
 from senprep_core.catalog.stac_items import item_to_record
-from senprep_core.errors import DownloadError, SourceError
+from senprep_core.errors import DownloadError, MetadataError, SourceError
 from senprep_core.s2.product import open_s2_metadata
 from senprep_core.timeutil import DateWindow
 from tests.conftest import IN_CI, need_real_samples
@@ -291,7 +292,7 @@ def test_planetary_computer_real_items(pc_server: StacServer, pc_items: list[dic
 
 
 def test_cdse_stac(cdse_server: StacServer, cdse_items: list[dict[str, Any]]) -> None:
-    provider = StacProvider.cdse_stac(url=cdse_server.url, page_size=5)
+    provider = CdseStacProvider(cdse_server.url, page_size=5)
     cloud = (25.0, 100.0)
     result = provider.search(_query(S1_ROI, WINDOWS, ("S2MSI2A", "GRD"), cloud))
     assert _ids(result) == expected(cdse_items, provider.collections, S1_ROI, WINDOWS, cloud)
@@ -404,8 +405,10 @@ def test_signer_leaves_other_hosts_and_signed_hrefs() -> None:
     assert calls == ["http://sas.invalid/token/c"]
 
 
-def test_cdse_stac_is_search_only(cdse_server: StacServer, tmp_path: Path) -> None:
-    provider = StacProvider.cdse_stac(url=cdse_server.url)
+def test_cdse_stac_item_without_odata_hrefs_cannot_be_fetched(cdse_server: StacServer, tmp_path: Path) -> None:
+    """CDSE STAC products are fetched through the OData hrefs of their assets (tests/test_cdse_stac.py); these
+    synthetic items have none."""
+    provider = CdseStacProvider(cdse_server.url)
     record = provider.search(_query(ROI, WINDOWS, ("S2MSI2A",))).products[0]
-    with pytest.raises(SourceError, match="use --source cdse"):
+    with pytest.raises(MetadataError, match="names no OData product"):
         provider.fetch(record, FetchRequest(cache_dir=tmp_path))

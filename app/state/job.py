@@ -11,7 +11,7 @@ from typing import Any
 
 import param
 
-from app.state.options import forget_credentials
+from app.state.options import credential_files, forget_credentials
 from senprep_core.config import Config
 from senprep_core.errors import RunFolderBusyError, SenprepError
 from senprep_core.events import (
@@ -210,7 +210,7 @@ class JobState(param.Parameterized):
                         self._say(f"overwrite: removed the earlier run in {request.outdir} ({len(removed)} entries)")
                 executor = self._executor(request)
                 try:
-                    fetch = FetchOptions(default_cache_dir(), str(request.credentials) if request.credentials else None)
+                    fetch = FetchOptions(default_cache_dir(), credential_files(request.credentials, request.sources))
                     result = run(request.config, request.outdir, sources=list(request.sources),
                                  callback=self.on_event, cancel=self._cancel, executor=executor,
                                  fetch=fetch)  # fmt: skip

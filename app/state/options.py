@@ -15,11 +15,12 @@ import param
 from senprep_core.bands import S1_LAYERS as s1_layers
 from senprep_core.bands import S2_BANDS
 from senprep_core.config import Config, Mode, parse_config
+from senprep_core.fetch.credentials import CredentialFiles
 from senprep_core.s1.speckle import FILTER_NAMES
 
-SOURCES = ("demo", "local", "cdse", "earth-search", "planetary-computer", "dhus")
-#: Sources that need an account (the credential fields apply to them).
-ACCOUNT_SOURCES = ("cdse", "dhus")
+SOURCES = ("demo", "local", "cdse", "cdse-stac", "earth-search", "planetary-computer", "dhus", "asf", "gcs")
+#: Sources that need an account (the credential fields apply to them); asf's is a NASA Earthdata Login.
+ACCOUNT_SOURCES = ("cdse", "cdse-stac", "dhus", "asf")
 CALIBRATIONS = ("sigma0", "gamma0", "beta0")
 POLARISATIONS = ("VV", "VH", "HH", "HV")
 S1_LAYERS = tuple(s1_layers)  # the core's one list of S1 layers
@@ -192,6 +193,16 @@ class RunOptions(param.Parameterized):
             elif source in SOURCES:
                 values["source"] = source
         self.param.update(**values)
+
+
+def credential_files(path: str | Path | None, sources: list[str] | tuple[str, ...]) -> CredentialFiles:
+    """The credentials file written by :meth:`RunOptions.write_credentials` as the kind of account the sources
+    use: NASA Earthdata Login for ``asf``, Copernicus otherwise."""
+    if path is None:
+        return CredentialFiles()
+    if any(s.partition(":")[0] == "asf" for s in sources):
+        return CredentialFiles(earthdata=str(path))
+    return CredentialFiles(copernicus=str(path))
 
 
 def forget_credentials(path: str | Path | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import param
 
-from app.state.options import forget_credentials
+from app.state.options import credential_files, forget_credentials
 from senprep_core.catalog import ProductRecord, open_provider
 from senprep_core.config import Config, Mode
 from senprep_core.errors import SenprepError
@@ -182,7 +182,7 @@ class SearchState(param.Parameterized):
         try:
             if prepare is not None:
                 prepare()
-            cred = str(credentials) if credentials else None
+            cred = credential_files(credentials, sources)
             providers = [open_provider(s, credentials=cred) for s in sources]
             found, problems = search(config, providers)
             plan = plan_products(config, found, problems, sources)

@@ -12,26 +12,25 @@
 * ``fetch_orbit``: S1 ``AUX_POEORB`` / ``AUX_RESORB`` files covering an acquisition, cached as ``.EOF``.
 
 All HTTP goes through one :class:`~senprep_core.fetch.http.HttpClient` (at most ``max_connections``
-requests at once, CDSE allows 4) with :class:`~senprep_core.fetch.cdse_auth.CdseAuth` tokens.
+requests at once) with :class:`~senprep_core.fetch.cdse_auth.CdseAuth` tokens. CDSE allows an account 4
+connections at once: with a ``slots`` plan (:mod:`senprep_core.fetch.slots`) every authenticated request
+holds one of the account's 4 slots, shared by all the processes of a run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from senprep_core.atomic import replace_folder
 from senprep_core.catalog.cdse_odata import (
     PRODUCT_TYPES,
     build_filter,
@@ -46,6 +45,7 @@ from senprep_core.catalog.cdse_odata import (
     stem,
     string_attribute,
 )
+from senprep_core.catalog.partial_safe import MemberFile, fetch_members, finish_partial, seed_from_previous
 from senprep_core.catalog.records import FetchRequest, ProductProblem, ProductRecord, SearchQuery, SearchResult
 from senprep_core.errors import (
     MetadataError,
@@ -55,16 +55,11 @@ from senprep_core.errors import (
     SourceError,
 )
 from senprep_core.events import Event, EventCallback, Message, no_op
-from senprep_core.fetch.cache import (
-    PARTIAL_COMPLETE,
-    file_lock,
-    mark_partial_complete,
-    remove_marker,
-    safe_cache_name,
-)
+from senprep_core.fetch.cache import PARTIAL_COMPLETE, file_lock, remove_marker, safe_cache_name
 from senprep_core.fetch.cdse_auth import CDSE_TOKEN_URL, CdseAuth
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
+from senprep_core.fetch.slots import AccountSlots, SlotPlan, account_key
 from senprep_core.s1.orbit_files import COVER_MARGIN, find_orbit_file, parse_orbit_file_name
 
 log = logging.getLogger(__name__)
@@ -72,6 +67,7 @@ log = logging.getLogger(__name__)
 CDSE_ODATA_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 CDSE_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
 MAX_SKIP = 10_000  # CDSE refuses $skip beyond this: longer searches are split by time
+ACCOUNT_CONNECTIONS = 4  # CDSE's limit of concurrent connections per account
 
 
 def _checksum(checksums: Sequence[Mapping[str, str]]) -> Checksum | None:
@@ -93,10 +89,13 @@ class CdseProvider:
 
     ``credentials`` are needed for downloads only; None loads them on first use with
     :func:`~senprep_core.fetch.credentials.load_credentials` (environment, then netrc).
-    ``order_timeout`` / ``order_poll`` bound the wait for an ordered offline product (seconds).
+    ``order_timeout`` / ``order_poll`` bound the wait for an ordered offline product (seconds). ``slots``:
+    how the account's :data:`ACCOUNT_CONNECTIONS` are shared with other processes (None: per process only).
     """
 
     name = "cdse"
+    serves = tuple(PRODUCT_TYPES)  # the product types it can search
+    whole_products = True  # fetch with roi_only=False gives the product zip
 
     def __init__(
         self,
@@ -112,6 +111,7 @@ class CdseProvider:
         timeout: float = 60.0,
         retries: int = 5,
         backoff: float = 0.5,
+        slots: SlotPlan | None = None,
     ) -> None:
         if not 1 <= page_size <= 1000:
             raise SourceError(f"CDSE page_size {page_size} is not valid: use 1 to 1000 (the $top limit)")
@@ -136,6 +136,7 @@ class CdseProvider:
             backoff=backoff,
             auth=_LazyAuth(self),
             on_event=self._emit,
+            account=AccountSlots(slots, self.account, ACCOUNT_CONNECTIONS),
         )
 
     def __repr__(self) -> str:
@@ -150,6 +151,10 @@ class CdseProvider:
     def _say(self, text: str) -> None:
         log.info("%s", text)
         self._emit(Message(text))
+
+    def account(self) -> str:
+        """The key of the account the credentials belong to (connection slots are per account and server)."""
+        return account_key("cdse", self.auth.username, self.token_url)
 
     @property
     def auth(self) -> CdseAuth:
@@ -342,52 +347,26 @@ class CdseProvider:
         rename the folder to ``<id>.SAFE``. Files of an earlier complete partial are reused, not fetched."""
         final = cache / f"{record.product_id}.SAFE"
         work = cache / f".tmp-{record.product_id}.SAFE"
-        work.mkdir(parents=True, exist_ok=True)
-        trusted: set[str] = set()
-        if (final / PARTIAL_COMPLETE).is_file():  # an earlier partial: keep its files, fetch only the missing ones
-            for src in final.rglob("*"):
-                member = src.relative_to(final).as_posix()
-                dst = work / member
-                if src.is_file() and src.name != PARTIAL_COMPLETE:
-                    trusted.add(member)
-                    if not dst.exists():
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        try:
-                            os.link(src, dst)
-                        except OSError:
-                            shutil.copy2(src, dst)
+        trusted = seed_from_previous(final, work)
         callback = request.on_event
 
-        def get(member: str, size: int | None, checksum: Checksum | None) -> None:
+        def bind() -> None:
             self._local.on_event = callback
-            if member in trusted and (size is None or (work / member).stat().st_size == size):
-                return
-            dest = work / member
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self.http.download(
-                node_url(self.download_url, ident, name, member),
-                dest,
-                size=size,
-                checksum=checksum,
-                check_zip=False,
-                auth=True,
-                label=f"{record.product_id}/{member}",
-            )
 
-        get("manifest.safe", None, None)
+        def files(items: Sequence[tuple[str, int | None, Checksum | None]]) -> list[MemberFile]:
+            return [MemberFile(m, node_url(self.download_url, ident, name, m), size, c) for m, size, c in items]
+
+        manifest = files([("manifest.safe", None, None)])
+        fetch_members(self.http, work, manifest, label=record.product_id, auth=True, trusted=trusted)
         needed = self._needed(record, (work / "manifest.safe").read_bytes(), request.bands, f"manifest.safe of {name}")
-        jobs = [
-            (f.member, f.size, Checksum("md5", f.checksum) if f.checksum_name == "MD5" and f.checksum else None)
-            for f in needed
-        ]
-        with ThreadPoolExecutor(max_workers=self.max_connections, thread_name_prefix="cdse-nodes") as pool:
-            list(pool.map(lambda job: get(*job), jobs))
-        for member in ["manifest.safe", *(f.member for f in needed)]:
-            remove_marker(work / member)  # the folder's .complete vouches for every file from now on
-        mark_partial_complete(work, product=name, odata_id=ident)
+        jobs = files([(f.member, f.size, Checksum("md5", f.checksum) if f.checksum_name == "MD5" and f.checksum
+                       else None) for f in needed])  # fmt: skip
+        fetch_members(self.http, work, jobs, label=record.product_id, auth=True, trusted=trusted,
+                      workers=self.max_connections, bind=bind)  # fmt: skip
         total = sum(f.size or 0 for f in needed if f.member not in trusted)
         log.info("%s: fetched %d file(s), %.1f MB (ROI mode)", record.product_id, len(needed), total / 1e6)
-        return replace_folder(work, final, done_marker=PARTIAL_COMPLETE)
+        members = ["manifest.safe", *(f.member for f in needed)]
+        return finish_partial(work, final, members, product=name, odata_id=ident)
 
     # ------------------------------------------------------------------ orbits
 

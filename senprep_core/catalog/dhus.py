@@ -46,6 +46,7 @@ from senprep_core.fetch.cache import ProductCache, is_complete
 from senprep_core.fetch.credentials import Credentials, load_credentials
 from senprep_core.fetch.http import Checksum, HttpClient
 from senprep_core.fetch.redact import register_secret, scrub
+from senprep_core.fetch.slots import AccountSlots, SlotPlan, account_key
 from senprep_core.geo.antimeridian import crosses_antimeridian, needs_fixing, search_parts
 from senprep_core.product_names import parse_product_name
 
@@ -56,6 +57,7 @@ DHUS_PRODUCT_TYPES = {"S2MSI2A": "S2MSI2A", "S2MSI1C": "S2MSI1C", "GRD": "GRD", 
 _MAX_QUERY_FRACTION = 0.8  # of sentinelsat's estimated DHuS query length limit
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]?B)\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+ACCOUNT_CONNECTIONS = 2  # concurrent downloads per account on DHuS hubs (SciHub's rule; mirrors follow it)
 
 
 def public_url(url: str) -> str:
@@ -130,8 +132,12 @@ class DhusProvider:
     """Search and fetch Sentinel-1/2 products on a DHuS mirror (see the module docstring).
 
     ``client`` is the HTTP client for downloads (default: 2 connections, basic auth from ``credentials``);
-    ``timeout`` is sentinelsat's request timeout in seconds.
+    ``timeout`` is sentinelsat's request timeout in seconds; ``slots`` shares the account's
+    :data:`ACCOUNT_CONNECTIONS` with the other processes of a run (see :mod:`senprep_core.fetch.slots`).
     """
+
+    serves = tuple(DHUS_PRODUCT_TYPES)  # the product types it can search
+    whole_products = True  # fetch gives the product zip
 
     def __init__(
         self,
@@ -142,6 +148,7 @@ class DhusProvider:
         client: HttpClient | None = None,
         max_connections: int = 2,
         timeout: float = 60.0,
+        slots: SlotPlan | None = None,
     ) -> None:
         api_url = endpoint or credentials.endpoint
         if not api_url:
@@ -167,6 +174,9 @@ class DhusProvider:
             timeout=timeout,
             auth=_BasicAuth(credentials.username, password),
             on_event=self._relay,
+            account=AccountSlots(
+                slots, lambda: account_key("dhus", credentials.username, self.endpoint), ACCOUNT_CONNECTIONS
+            ),
         )
 
     def __repr__(self) -> str:

@@ -93,6 +93,8 @@ def _s2_record(path: Path, provider: str) -> ProductRecord:
 class LocalProvider:
     """Search a local folder of products with the same interface as the remote providers."""
 
+    whole_products = True  # its products are whole .SAFE folders / .zip archives
+
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():

@@ -1,12 +1,14 @@
-"""STAC API providers: Earth Search and Planetary Computer (S2 read as COGs, no download) and CDSE STAC.
+"""STAC API providers: Earth Search and Planetary Computer (S2 read as COGs, no download) and CDSE STAC
+(downloads through CDSE, :mod:`senprep_core.catalog.cdse_stac`).
 
 One :class:`StacProvider` class with presets (:meth:`StacProvider.earth_search`,
-:meth:`StacProvider.planetary_computer`, :meth:`StacProvider.cdse_stac`). A search runs one STAC
-item search per date window and product family (pystac-client, following the ``next`` links until
-done), maps the items with :func:`senprep_core.catalog.stac_items.item_to_record`, merges and
-de-duplicates them, and re-checks every filter client-side, so the result is exact even when a server
-ignores a filter. The cloud-cover range goes to the server as a CQL2 ``filter`` or a ``query`` only
-when the API declares that conformance class (some servers answer nothing at all to an unknown one).
+:meth:`StacProvider.planetary_computer`; CDSE's subclass is
+:class:`~senprep_core.catalog.cdse_stac.CdseStacProvider`). A search runs one STAC item search per date
+window and product family (pystac-client, following the ``next`` links until done), maps the items with
+:func:`senprep_core.catalog.stac_items.item_to_record`, merges and de-duplicates them, and re-checks every
+filter client-side, so the result is exact even when a server ignores a filter. The cloud-cover range goes
+to the server as a CQL2 ``filter`` or a ``query`` only when the API declares that conformance class (some
+servers answer nothing at all to an unknown one).
 
 ``fetch`` of a COG provider writes the (signed) item JSON into the cache; the S2 reader then reads
 the band windows straight from the asset hrefs over HTTP; when angle bands are asked for, the item's
@@ -267,6 +269,8 @@ class StacProvider:
         self._io: StacApiIO | None = None
         self._lock = threading.Lock()
         self.pages_read = 0  # pages fetched by the searches of this provider (diagnostics)
+        self.serves = tuple(self.collections)  # the product types it can search
+        self.whole_products = not reads_cogs  # COG providers give item JSON / VRTs, not whole products
 
     # ------------------------------------------------------------ presets
 
@@ -297,20 +301,6 @@ class StacProvider:
             sas = sas_url or os.environ.get(ENV_PLANETARY_COMPUTER_SAS_URL) or PLANETARY_COMPUTER_SAS_URL
             kwargs["sign"] = PlanetaryComputerSigner(sas, key=key or os.environ.get(ENV_PLANETARY_COMPUTER_KEY))
         return cls("planetary-computer", api, collections, **kwargs)
-
-    @classmethod
-    def cdse_stac(cls, url: str | None = None, **kwargs: Any) -> StacProvider:
-        """The CDSE STAC API (search only: S2 L2A/L1C and S1 GRD; downloads go through OData).
-
-        ``url`` (or ``$SENPREP_CDSE_STAC_URL``) overrides the public API URL.
-        """
-        collections = kwargs.pop(
-            "collections",
-            {"S2MSI2A": ("sentinel-2-l2a",), "S2MSI1C": ("sentinel-2-l1c",), "GRD": ("sentinel-1-grd",)},
-        )
-        api = url or os.environ.get(ENV_CDSE_STAC_URL) or CDSE_STAC_URL
-        kwargs.setdefault("reads_cogs", False)
-        return cls("cdse-stac", api, collections, **kwargs)
 
     # ------------------------------------------------------------ search
 

@@ -21,6 +21,7 @@ from senprep_core.demo.s1 import make_s1_product
 from senprep_core.demo.s1_spec import S1DemoSpec
 from senprep_core.demo.s2 import S2DemoSpec, make_s2_product
 from senprep_core.errors import ConfigError
+from senprep_core.geo.mgrs import mgrs_tile as geo_mgrs_tile
 from senprep_core.timeutil import DateWindow
 
 #: Largest ROI side a demo is generated for (the S1 simulator's cost grows with the scene's area).
@@ -28,9 +29,6 @@ MAX_SIDE_KM = 20.0
 MARGIN_M = 1500.0  # around the ROI in the S2 tile piece
 S1_MARGIN_M = 3500.0  # around the ROI in the S1 scene (its 2 km border is not used to cover an ROI)
 REPEAT = timedelta(days=12)  # one Sentinel-1 satellite's repeat cycle
-_BANDS = "CDEFGHJKLMNPQRSTUVWX"
-_COLUMNS = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
-_ROWS = "ABCDEFGHJKLMNPQRSTUV"
 
 
 @dataclass(frozen=True)
@@ -51,13 +49,7 @@ def mgrs_tile(lon: float, lat: float) -> str:
     """The MGRS tile id (zone, latitude band, 100 km square) of a point, e.g. ``30UVG`` for Glasgow."""
     if not -80.0 <= lat < 84.0:
         raise ConfigError("roi", [lon, lat], "synthetic products are made between 80 S and 84 N (UTM's range)")
-    zone = int((lon + 180.0) // 6.0) % 60 + 1
-    band = _BANDS[int((lat + 80.0) // 8.0)]
-    epsg = (32600 if lat >= 0 else 32700) + zone
-    x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
-    column = _COLUMNS[(zone - 1) % 3][int(x // 100_000) - 1]
-    row = _ROWS[(int(y // 100_000) + (5 if zone % 2 == 0 else 0)) % 20]
-    return f"{zone:02d}{band}{column}{row}"
+    return geo_mgrs_tile(lon, lat)
 
 
 def _at(day: date, hour: int) -> datetime:

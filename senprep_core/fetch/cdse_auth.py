@@ -72,6 +72,11 @@ class CdseAuth:
     def __repr__(self) -> str:
         return f"CdseAuth(user={self._credentials.username!r}, token_url={self.token_url!r})"
 
+    @property
+    def username(self) -> str:
+        """The account's user name (not a secret; keys its connection slots)."""
+        return self._credentials.username
+
     # ------------------------------------------------------------------ Auth protocol
 
     def headers(self) -> dict[str, str]:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 MASK = "***"
 #: Hosts looked up in ``~/.netrc`` for CDSE, in order.
 CDSE_NETRC_HOSTS = ("identity.dataspace.copernicus.eu", "dataspace.copernicus.eu", "download.dataspace.copernicus.eu")
+#: Hosts looked up in ``~/.netrc`` for NASA Earthdata Login (the usual entry of ASF / NASA tools).
+EARTHDATA_NETRC_HOSTS = ("urs.earthdata.nasa.gov",)
 _HELP = (
     'give --credentials FILE (a JSON file {{"username": ..., "password": ...}}, chmod 600), '
     "set {user_var} and {pass_var}, or add 'machine {host} login USER password PASS' to ~/.netrc"
@@ -68,6 +70,38 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash((Secret, self._value))
+
+
+@dataclass(frozen=True)
+class CredentialFiles:
+    """The credentials files of a run, one per kind of account; each source reads the one it needs.
+
+    * ``copernicus`` (``--credentials``): the legacy JSON ``{"username", "password"[, "sentinel_url_endpoint"]}``
+      of a Copernicus Data Space (``cdse``, ``cdse-stac``) or DHuS (``dhus``) account;
+    * ``earthdata`` (``--credentials_earthdata``): ``{"username", "password"}`` of a NASA Earthdata Login
+      account (``asf``);
+    * ``google`` (``--credentials_google``): a Google Cloud service-account key, an authorized-user file or an
+      access token (``gcs``; optional: the public bucket is read anonymously without it).
+
+    Paths only, never secrets: the value travels to worker processes and into cache keys. A source without its
+    file falls back to environment variables or ``~/.netrc`` (see :func:`load_credentials`).
+    """
+
+    copernicus: str | None = None
+    earthdata: str | None = None
+    google: str | None = None
+
+    @classmethod
+    def of(cls, value: CredentialFiles | str | Path | None) -> CredentialFiles:
+        """``value`` as credentials files: a bare path is the Copernicus file (the legacy ``--credentials``)."""
+        if isinstance(value, CredentialFiles):
+            return value
+        return cls(copernicus=str(value) if value is not None else None)
+
+    def given(self) -> dict[str, str]:
+        """The files that are set, by kind (for messages and checks)."""
+        return {k: v for k, v in (("copernicus", self.copernicus), ("earthdata", self.earthdata),
+                                  ("google", self.google)) if v is not None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -217,6 +251,8 @@ def load_credentials(
 
 __all__ = [
     "CDSE_NETRC_HOSTS",
+    "EARTHDATA_NETRC_HOSTS",
+    "CredentialFiles",
     "Credentials",
     "Secret",
     "file_is_private",

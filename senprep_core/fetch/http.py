@@ -3,8 +3,9 @@
 :class:`HttpClient` owns a pooled ``requests`` session, timeouts and retries (exponential backoff with
 full jitter on connection errors, timeouts and dropped bodies, on 408/429/5xx honouring Retry-After),
 a per-client limit of requests in flight (a semaphore shared by all threads, e.g. CDSE's 4
-connections), optional auth headers (on a 401: ``auth.invalidate()`` and one retry with fresh
-headers), and verified, resumable, cached downloads (see :meth:`HttpClient.download`).
+connections), a per-account limit shared with other processes (``account``, see
+:mod:`senprep_core.fetch.slots`), optional auth headers (on a 401: ``auth.invalidate()`` and one retry
+with fresh headers), and verified, resumable, cached downloads (see :meth:`HttpClient.download`).
 Secrets never appear in logs, events or exception messages (see :mod:`senprep_core.fetch.redact`).
 """
 
@@ -15,9 +16,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from senprep_core.fetch.cache import file_lock, is_complete, lock_path, part_pat
 from senprep_core.fetch.checksum import Checksum, new_hasher, zip_problem
 from senprep_core.fetch.redact import install_log_redaction, redact_body, registered_secrets, scrub, scrub_url
 from senprep_core.fetch.retry import Attempts, Retryable, RetryPolicy, is_retryable_status, parse_retry_after
+from senprep_core.fetch.slots import Slots
 from senprep_core.fetch.transfer import (
     NETWORK_ERRORS,
     Progress,
@@ -56,7 +58,11 @@ _STATUS_HINTS = {
 
 
 class Auth(Protocol):
-    """Gives request headers (e.g. a Bearer token, refreshed when needed); ``invalidate`` after a 401."""
+    """Gives request headers (e.g. a Bearer token, refreshed when needed); ``invalidate`` after a 401.
+
+    An auth may also offer ``redirect_headers(url) -> dict | None``: headers for a host a request is
+    redirected to (NASA Earthdata Login asks for Basic credentials on its own host only, see
+    :mod:`senprep_core.fetch.earthdata`)."""
 
     def headers(self) -> dict[str, str]: ...
 
@@ -116,14 +122,26 @@ def _same_site(old_host: str | None, new_host: str | None) -> bool:
 
 class _Session(requests.Session):
     """A session that keeps the Authorization header on redirects within the same site (CDSE redirects
-    downloads between its hosts) and drops it anywhere else or on an https -> http downgrade."""
+    downloads between its hosts) and drops it anywhere else, on another port of the same host or on an
+    https -> http downgrade. ``redirect_auth(url)`` may add headers for a redirect's target (a login host)."""
+
+    redirect_auth: Callable[[str], Mapping[str, str] | None] | None = None
 
     def should_strip_auth(self, old_url: str, new_url: str) -> bool:
         if not super().should_strip_auth(old_url, new_url):
             return False
         old, new = urlsplit(old_url), urlsplit(new_url)
+        if old.hostname == new.hostname:  # another port or scheme: another origin on this host
+            return True
         downgrade = old.scheme == "https" and new.scheme != "https"
         return downgrade or not _same_site(old.hostname, new.hostname)
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.redirect_auth is not None and prepared_request.url:
+            extra = self.redirect_auth(prepared_request.url)
+            if extra:
+                prepared_request.headers.update(extra)
 
 
 class HttpClient:
@@ -134,7 +152,9 @@ class HttpClient:
 
     ``timeout`` is the connect and read timeout in seconds; ``retries`` the consecutive failures
     retried; ``backoff`` / ``max_backoff`` the first and largest backoff ceilings in seconds;
-    ``chunk_size`` the read size of downloads; ``user_agent`` the User-Agent header.
+    ``chunk_size`` the read size of downloads; ``user_agent`` the User-Agent header. ``account``: the
+    connection slots of the account the credentials belong to, held (besides the client's own) by every
+    request made with ``auth=True``, so the processes of a run together stay within the account's limit.
     """
 
     def __init__(
@@ -150,6 +170,7 @@ class HttpClient:
         on_event: EventCallback = no_op,
         chunk_size: int = 1 << 20,
         user_agent: str = USER_AGENT,
+        account: Slots | None = None,
     ) -> None:
         if max_connections < 1:
             raise ConfigError("max_connections", max_connections, "use 1 or more connections")
@@ -160,11 +181,13 @@ class HttpClient:
         self.auth = auth
         self.on_event = on_event
         self.chunk_size = chunk_size
+        self.account = account
         self._slots = threading.BoundedSemaphore(max_connections)
         self._session = self._make_session(user_agent)
+        self._session.redirect_auth = getattr(auth, "redirect_headers", None)
         install_log_redaction()
 
-    def _make_session(self, user_agent: str) -> requests.Session:
+    def _make_session(self, user_agent: str) -> _Session:
         session = _Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.max_connections, max_retries=0)
         session.mount("http://", adapter)
@@ -290,7 +313,8 @@ class HttpClient:
         """One attempt holding a connection slot: yields the response once its status was accepted
         (or is in ``pass_statuses``). Raises Retryable for failures worth another attempt."""
         sent = self._headers(use_auth, headers)
-        with self.connection_slot():
+        shared = self.account.hold() if use_auth and self.account is not None else nullcontext()
+        with self.connection_slot(), shared:
             try:
                 response = self._session.request(
                     method, url, params=params, data=data, headers=sent, timeout=self.timeout, stream=stream
@@ -324,6 +348,7 @@ class HttpClient:
             attempts.auth_retried = True
             log.info("%s: HTTP 401 from %s; renewing the credentials and retrying once", self.name, shown)
             self.auth.invalidate()
+            self._session.cookies.clear()  # a session cookie the server no longer accepts goes too
             raise Retryable("HTTP 401", immediate=True)
         reason = scrub(response.reason or "")  # the reason phrase is the server's text too
         if is_retryable_status(status):

@@ -4,7 +4,7 @@
 colour with clouds tinted, S1 VV / VH / ratio in dB); :func:`write_png` and :func:`write_geotiff` save it.
 """
 
-from senprep_core.previews.files import write_geotiff, write_png
+from senprep_core.previews.files import write_geotiff, write_png, write_preview
 from senprep_core.previews.make import DEFAULT_S1_BANDS, find_products, preview
 from senprep_core.previews.model import Preview, ProductPreview, preview_grid, resolution_for
 from senprep_core.previews.render import RENDERINGS, Picture, render
@@ -22,4 +22,5 @@ __all__ = [
     "resolution_for",
     "write_geotiff",
     "write_png",
+    "write_preview",
 ]

@@ -12,7 +12,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from senprep_core.atomic import atomic_path
 from senprep_core.errors import OutputError
 from senprep_core.previews.model import Preview
-from senprep_core.previews.render import Picture
+from senprep_core.previews.render import Picture, render
 
 
 def write_png(picture: Picture, path: str | Path) -> Path:
@@ -40,6 +40,20 @@ def write_geotiff(view: Preview, path: str | Path) -> Path:
                "dtype": "float32", "crs": grid.crs, "transform": grid.transform, "nodata": float("nan"),
                "compress": "deflate", "tiled": grid.width >= 256 and grid.height >= 256}  # fmt: skip
     return _write(Path(path), profile, np.stack(layers).astype(np.float32), tuple(names))
+
+
+def write_preview(
+    view: Preview, png: str | Path | None, tif: str | Path | None, rendering: str = "auto", s1_rendering: str = "auto"
+) -> list[Path]:
+    """``view`` as a GeoTIFF (``tif``) and pictures (``png``; a pair gets one per product, ``_<role>`` added to the
+    name), S2 rendered as ``rendering`` and S1 as ``s1_rendering``; the paths written."""
+    written = [write_geotiff(view, tif)] if tif else []
+    for i, product in enumerate(view.products if png else ()):
+        path = Path(str(png))
+        if len(view.products) > 1:
+            path = path.with_name(f"{path.stem}_{product.role}{path.suffix}")
+        written.append(write_png(render(view, rendering if product.family == "S2" else s1_rendering, i), path))
+    return written
 
 
 def _write(path: Path, profile: dict[str, object], data: np.ndarray, names: tuple[str, ...]) -> Path:

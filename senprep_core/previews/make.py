@@ -20,7 +20,7 @@ from senprep_core.config import Config
 from senprep_core.errors import PreviewError, ProductNotFoundError
 from senprep_core.geo.grid import Bounds, TargetGrid
 from senprep_core.planning import s2_settings, search
-from senprep_core.previews.model import Preview, ProductPreview, preview_grid
+from senprep_core.previews.model import Preview, ProductPreview, preview_grid, resolution_for
 from senprep_core.previews.s1 import s1_preview
 from senprep_core.previews.s2 import RENDER_BANDS, s2_preview
 from senprep_core.unit.fetching import FetchOptions, is_remote
@@ -34,19 +34,21 @@ def preview(
     config: Config,
     products: ProductRecord | Sequence[ProductRecord],
     bounds: Bounds | Sequence[float] | None = None,
-    resolution: float = 60.0,
+    resolution: float | None = 60.0,
     bands_s2: Sequence[str] = RENDER_BANDS,
     cache_dir: str | Path | None = None,
+    screen_px: int = 1000,
 ) -> Preview:
     """The processed layers of a product or pair (one or two records) over ``bounds`` at about ``resolution`` m.
 
-    ``bounds`` is west, south, east, north in degrees (default: the configuration's ROI); the grid is the run's
-    CRS at the smallest whole multiple of the run's resolution not finer than ``resolution``, its corners on the
-    run's pixel lattice. S2 products give ``bands_s2`` (reflectance, default the bands of true and false colour)
-    and the run's cloud mask; S1 products give the configuration's backscatter bands (else
-    :data:`DEFAULT_S1_BANDS`) with its calibration, speckle filter, DEM and resampling. ``cache_dir`` holds
-    fetched DEM tiles and orbit files (default: the shared cache). Raises :class:`PreviewError` for a preview that
-    cannot be made as asked, and the run's own errors for unreadable products.
+        ``bounds`` is west, south, east, north in degrees (default: the configuration's ROI); the grid is the run's
+        CRS at the smallest whole multiple of the run's resolution not finer than ``resolution``, its corners on the
+        run's pixel lattice (``resolution=None``: the finest such showing ``bounds`` in ``screen_px`` pixels along its
+    longer side). S2 products give ``bands_s2`` (reflectance, default the bands of true and false colour)
+        and the run's cloud mask; S1 products give the configuration's backscatter bands (else
+        :data:`DEFAULT_S1_BANDS`) with its calibration, speckle filter, DEM and resampling. ``cache_dir`` holds
+        fetched DEM tiles and orbit files (default: the shared cache). Raises :class:`PreviewError` for a preview that
+        cannot be made as asked, and the run's own errors for unreadable products.
     """
     t0 = time.perf_counter()
     records = [products] if isinstance(products, ProductRecord) else list(products)
@@ -60,6 +62,8 @@ def preview(
         box_ll = Bounds(*config.roi.geometry.bounds)
     else:
         box_ll = bounds if isinstance(bounds, Bounds) else Bounds(*(float(v) for v in bounds))
+    if resolution is None:
+        resolution = resolution_for(box_ll, config.target_epsg(), config.resolution, screen_px)
     grid = preview_grid(box_ll, config.target_epsg(), config.resolution, resolution)
     spec = _spec(config, grid, box_ll)
     cache = Path(cache_dir) if cache_dir is not None else FetchOptions.default().cache_dir

@@ -418,3 +418,30 @@ def read_s2_metadata(path: str | Path) -> S2Metadata:
         location=loc,
         tile_metadata=tile_member,
     )
+
+
+@dataclass(frozen=True)
+class ProductSummary:
+    """What a catalogue search needs from a product-level ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` alone."""
+
+    cloud_cover: float | None
+    footprint: Polygon | MultiPolygon | None  # lon/lat
+    relative_orbit: int | None
+    orbit_direction: str | None  # "ascending" | "descending"
+
+
+def summarise_product_mtd(data: bytes, label: str = "MTD_MSIL2A.xml") -> ProductSummary:
+    """Cloud cover (``Cloud_Coverage_Assessment``), footprint (``EXT_POS_LIST``), relative orbit and pass of
+    a product-level Sentinel-2 metadata file; MetadataError when it is not one."""
+    root = parse_xml(data, label)
+    if not _all(root, "Product_Info"):
+        raise MetadataError(f"{label} is not a Sentinel-2 product metadata file (no Product_Info)")
+    poslist = _text(root, "EXT_POS_LIST")
+    orbit = _text(root, "SENSING_ORBIT_NUMBER")
+    direction = (_text(root, "SENSING_ORBIT_DIRECTION") or "").lower()
+    return ProductSummary(
+        cloud_cover=_float(root, "Cloud_Coverage_Assessment", label),
+        footprint=_footprint_from_poslist(poslist) if poslist else None,
+        relative_orbit=int(orbit) if orbit and orbit.isdigit() else None,
+        orbit_direction=direction if direction in ("ascending", "descending") else None,
+    )

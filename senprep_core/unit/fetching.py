@@ -25,7 +25,9 @@ from senprep_core.catalog.records import FetchRequest, ProductRecord
 from senprep_core.errors import OrbitError
 from senprep_core.events import EventCallback, Message, no_op
 from senprep_core.fetch.cache import default_cache_dir
+from senprep_core.fetch.credentials import CredentialFiles
 from senprep_core.fetch.dem_tiles import GLO30_BASE_URL, fetch_dem_tiles
+from senprep_core.fetch.slots import SlotPlan
 from senprep_core.s1.dem import DemSource
 from senprep_core.s1.metadata import S1Metadata
 from senprep_core.unit.model import UnitSpec
@@ -38,13 +40,24 @@ DEM_PREFIX = "glo30"
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """How remote products are fetched: the shared cache folder, an optional credentials file, and
-    ROI mode (per-file downloads / COG window reads) or whole products."""
+    """How remote products are fetched: the shared cache folder, the run's credentials files (a
+    :class:`~senprep_core.fetch.credentials.CredentialFiles`; a bare path is the Copernicus file), ROI mode
+    (per-file downloads / COG window reads) or whole products, and ``connections``: how the workers share
+    per-account connection limits (the driver of a run sets it, see :mod:`senprep_core.fetch.slots`)."""
 
     cache_dir: Path
-    credentials: str | None = None
+    credentials: CredentialFiles | str | None = None
     roi_only: bool = True
     verify: bool = True  # check local products' files against their manifest before reading them
+    connections: SlotPlan | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "credentials", CredentialFiles.of(self.credentials))
+
+    @property
+    def files(self) -> CredentialFiles:
+        """The credentials files (normalised)."""
+        return CredentialFiles.of(self.credentials)
 
     @classmethod
     def default(cls) -> FetchOptions:
@@ -94,7 +107,7 @@ def fetch_record(
     objects to the Python API) are read as they are."""
     if options is None or not is_remote(record):
         return record
-    provider = open_provider(record.provider, credentials=options.credentials)
+    provider = open_provider(record.provider, credentials=options.files, slots=options.connections)
     if layers is None:
         layers = layers_of(record, spec)
     request = FetchRequest(options.cache_dir, layers, options.roi_only, emit)

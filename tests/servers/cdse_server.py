@@ -16,6 +16,10 @@ as JSON lists, nested objects, ``[name, value]`` pairs and free text (as some ga
 text, a header object and a list), ``"redirect"`` (a redirect to a URL holding ``?token=<token>``, then
 the file) or ``"redirect-error"`` (that redirect, then a 404 whose body and reason phrase repeat the URL).
 
+Connections per account (CDSE allows 4 at once): every request carrying a valid Bearer token is counted
+while it is served, per account (the user the token was issued to); ``active`` holds the requests in flight
+and ``peak`` the most seen at once, per account.
+
 Products come from a folder of SAFE folders / zips (metadata read with senprep's local provider),
 metadata-only entries (search decoys) and auxiliary files (orbit ``.EOF``, served zipped).
 """
@@ -24,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import re
 import secrets
 import threading
@@ -32,7 +35,8 @@ import time
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import ThreadingHTTPServer
@@ -40,13 +44,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from shapely import wkt as shapely_wkt
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from senprep_core.catalog.local import LocalProvider
-from tests.servers.base import QuietHandler, start_server, stop_server
-from tests.servers.fileserver import _RANGE, CHUNK
+from tests.servers.base import CHUNK, QuietHandler, start_server, stop_server
+from tests.servers.base import byte_span as byte_range
+from tests.servers.odata_filter import compile_filter, parse_datetime
 
 TOKEN_PATH = "/auth/realms/CDSE/protocol/openid-connect/token"
 _PRODUCT = re.compile(r"^/odata/v1/Products\(([^)]+)\)(/OData\.CSC\.Order)?$")
@@ -115,138 +119,6 @@ def attribute(name: str, value: Any) -> dict[str, Any]:
     return {"@odata.type": f"#OData.CSC.{kind}Attribute", "Name": name, "Value": value, "ValueType": kind}
 
 
-# ---------------------------------------------------------------- the OData $filter subset
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<geo>geography'[^']*')|(?P<str>'(?:[^']|'')*')|(?P<time>\d{4}-\d{2}-\d{2}T[\d:.]+Z?)"
-    r"|(?P<num>-?\d+(?:\.\d+)?)|(?P<punct>[(),:=])|(?P<name>[A-Za-z_][\w.]*(?:/[A-Za-z_][\w.]*)*))"
-)
-_OPS: dict[str, Callable[[Any, Any], bool]] = {k: getattr(operator, k) for k in ("eq", "ne", "gt", "ge", "lt", "le")}
-Env = dict[str, Any]
-
-
-def parse_datetime(text: str) -> datetime:
-    """An OData date-time literal as an aware UTC datetime."""
-    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc)
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    while pos < len(text.rstrip()):
-        m = _TOKEN.match(text, pos)
-        if m is None or m.end() == pos:
-            raise ValueError(f"cannot parse $filter at {text[pos : pos + 30]!r}")
-        kind = m.lastgroup or ""
-        out.append((kind, m.group(kind)))
-        pos = m.end()
-    return out
-
-
-class _Parser:
-    """Recursive descent: or > and > (group | function | comparison); compiles to closures."""
-
-    def __init__(self, text: str) -> None:
-        self.toks, self.i = _tokens(text), 0
-
-    def peek(self) -> tuple[str, str]:
-        return self.toks[self.i] if self.i < len(self.toks) else ("end", "")
-
-    def take(self, *values: str) -> tuple[str, str]:
-        """The next token (checked against each of ``values`` in turn, consuming one per value)."""
-        tok = self.peek()
-        for value in values or (None,):
-            tok = self.peek()
-            if tok[0] == "end" or (value is not None and tok[1] != value):
-                raise ValueError(f"expected {value or 'a token'}, found {tok[1]!r}")
-            self.i += 1
-        return tok
-
-    def expr(self, word: str = "or") -> Callable[[Env], bool]:
-        sub = (lambda: self.expr("and")) if word == "or" else self.unary
-        parts = [sub()]
-        while self.peek() == ("name", word):
-            self.take()
-            parts.append(sub())
-        combine = any if word == "or" else all
-        return parts[0] if len(parts) == 1 else (lambda env: combine(p(env) for p in parts))
-
-    def unary(self) -> Callable[[Env], bool]:
-        if self.peek()[1] == "(":
-            self.take("(")
-            inner = self.expr()
-            self.take(")")
-            return inner
-        name = self.take()[1]
-        if name == "OData.CSC.Intersects":
-            self.take("(", "area", "=")
-            geo = self.take()[1]
-            self.take(")")
-            area = shapely_wkt.loads(geo[len("geography'") : -1].split(";", 1)[1])
-            return lambda env: env["e"].footprint is not None and env["e"].footprint.intersects(area)
-        if name.endswith("/any"):
-            kind_name = name.split("/")[1].rsplit(".", 1)[-1]  # StringAttribute, DoubleAttribute...
-            self.take("(")
-            var = self.take()[1]
-            self.take(":")
-            body = self.expr()
-            self.take(")")
-            return lambda env: any(
-                body({**env, var: a}) for a in env["e"].attributes if a["@odata.type"].endswith(kind_name)
-            )
-        op = _OPS.get(self.take()[1])
-        if op is None:
-            raise ValueError(f"unknown operator in $filter after {name!r}")
-        literal = self.literal()
-        return lambda env: (v := self.value(name, env)) is not None and op(v, literal)
-
-    def literal(self) -> Any:
-        kind, value = self.take()
-        if kind == "str":
-            return value[1:-1].replace("''", "'")
-        if kind == "time":
-            return parse_datetime(value)
-        if kind == "num":
-            return float(value)
-        if value in ("true", "false"):
-            return value == "true"
-        raise ValueError(f"expected a literal, found {value!r}")
-
-    @staticmethod
-    def value(path: str, env: Env) -> Any:
-        head, _, rest = path.partition("/")
-        if head in env:  # a lambda variable: att/Name, att/OData.CSC.StringAttribute/Value
-            return env[head]["Name" if rest == "Name" else "Value"]
-        entry: Entry = env["e"]
-        fields = {"Collection/Name": entry.collection, "Name": entry.name, "Online": entry.online,
-                  "ContentDate/Start": entry.start, "ContentDate/End": entry.end}  # fmt: skip
-        if path not in fields:
-            raise ValueError(f"unknown property {path!r}")
-        return fields[path]
-
-
-def compile_filter(text: str) -> Callable[[Entry], bool]:
-    """A predicate over entries for an OData ``$filter`` (ValueError when it is outside the subset)."""
-    parser = _Parser(text)
-    predicate = parser.expr()
-    if parser.peek()[0] != "end":
-        raise ValueError(f"unexpected {parser.peek()[1]!r} in $filter")
-    return lambda entry: predicate({"e": entry})
-
-
-def byte_range(header: str | None, size: int) -> tuple[int, int, bool] | None:
-    """(first, last, partial) for a ``Range`` header (fileserver's syntax); None when unsatisfiable."""
-    if not header:
-        return 0, size - 1, False
-    m = _RANGE.match(header.strip())
-    if not m or (not m[1] and not m[2]):
-        return None
-    if m[1]:
-        start, end = int(m[1]), min(int(m[2]), size - 1) if m[2] else size - 1
-    else:
-        start, end = max(0, size - int(m[2])), size - 1
-    return (start, end, True) if start < size and start <= end else None
-
-
 class CdseServer:
     """The server; see the module docstring. Counters: ``grants``, ``bytes_served`` (per URL path),
     ``requests`` (method, path, had a Bearer header), ``unauthorized``, ``searches`` ($filter values)."""
@@ -277,7 +149,10 @@ class CdseServer:
         self.issued: list[str] = []  # every access / refresh token handed out (leak scans)
         self.token_echo: tuple[int, str] | None = None  # (status, reason): refuse grants, echoing the form
         self.echoes: Counter[str] = Counter()  # secrets echoed back, by kind
+        self.active: Counter[str] = Counter()  # authenticated requests in flight, per account
+        self.peak: Counter[str] = Counter()  # the most in flight at once, per account
         self._access: dict[str, float] = {}
+        self._owners: dict[str, str] = {}  # access token -> user name
         self._refresh: dict[str, float] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -356,6 +231,7 @@ class CdseServer:
         now = time.monotonic()
         with self._lock:
             self._access[access] = now + self.access_lifetime
+            self._owners[access] = self.username
             self._refresh[refresh] = now + self.refresh_lifetime
             self.issued += [access, refresh]
         return {"access_token": access, "expires_in": self.access_lifetime, "refresh_token": refresh,
@@ -389,6 +265,29 @@ class CdseServer:
                 return 200, self._issue()
             return 400, {"error": "invalid_grant", "error_description": "Token is not active"}
         return 400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}
+
+    @contextmanager
+    def connection(self, header: str | None) -> Iterator[Callable[[], None]]:
+        """Count the request as one of its account's connections (valid tokens only) until it ends or the
+        yielded ``done()`` says its last byte was sent."""
+        token = (header or "").removeprefix("Bearer ")
+        account = self._owners.get(token) if header and header.startswith("Bearer ") else None
+        ended = [account is None]
+
+        def done() -> None:
+            with self._lock:
+                if not ended[0]:
+                    ended[0] = True
+                    self.active[str(account)] -= 1
+
+        if account is not None:
+            with self._lock:
+                self.active[account] += 1
+                self.peak[account] = max(self.peak[account], self.active[account])
+        try:
+            yield done
+        finally:
+            done()
 
     def authorised(self, header: str | None) -> bool:
         if not header or not header.startswith("Bearer "):
@@ -445,6 +344,7 @@ class CdseServer:
 
 class _Handler(QuietHandler):
     owner: CdseServer
+    _done: Callable[[], None]  # the request's last byte is sent (ends its count as a connection)
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None, reason: str | None = None) -> None:
         data = json.dumps(body).encode()
@@ -475,6 +375,10 @@ class _Handler(QuietHandler):
             self.owner.requests.append((self.command, path, bool(self.headers.get("Authorization"))))
 
     def do_POST(self) -> None:
+        with self.owner.connection(self.headers.get("Authorization")) as self._done:
+            self._post()
+
+    def _post(self) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         self._record(path)
@@ -502,6 +406,10 @@ class _Handler(QuietHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        with self.owner.connection(self.headers.get("Authorization")) as self._done:
+            self._get()
+
+    def _get(self) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         self._record(path)
@@ -586,9 +494,11 @@ class _Handler(QuietHandler):
             except (BrokenPipeError, ConnectionResetError):
                 return
             sent += len(chunk)
+            if offset + CHUNK > end:  # the last byte is out: the client may start its next request now
+                self._done()
             with self.owner._lock:
                 self.owner.bytes_served[path] += len(chunk)
-            if rate:
+            if rate and offset + CHUNK <= end:
                 ahead = sent / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)

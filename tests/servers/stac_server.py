@@ -370,3 +370,60 @@ def _feature(
         "links": [],
         "assets": assets,
     }
+
+
+def cdse_stac_item(entry: Any, cdse_url: str) -> dict[str, Any]:
+    """The CDSE STAC item of a product the CDSE test server holds (an ``Entry`` with an archive): the shape of
+    the real CDSE STAC 1.1 item in ../shared/data/real-samples/stac/cdse (``s3://eodata`` hrefs with ``https``
+    alternates on the OData ``Nodes`` endpoint, a ``Product`` asset with ``file:size`` and an MD5 multihash
+    ``file:checksum``, SHA3-256 multihashes on the files, the ``oidc`` scheme of ``auth:schemes``), pointing at
+    the test server ``cdse_url``."""
+    import hashlib
+    import zipfile
+
+    from shapely.geometry import mapping
+
+    safe = entry.name
+    stem = safe.removesuffix(".SAFE")
+    s2 = entry.collection == "SENTINEL-2"
+    level = "L2A" if "MSIL2A" in stem else "L1C"
+    folder = f"Sentinel-2/MSI/{level}" if s2 else "Sentinel-1/SAR/IW_GRDH_1S"
+    s3 = f"s3://eodata/{folder}/{entry.start:%Y/%m/%d}/{safe}"
+    oidc = f"{cdse_url}/auth/realms/CDSE/.well-known/openid-configuration"
+    assets: dict[str, Any] = {
+        "Product": {"href": f"{cdse_url}/download/odata/v1/Products({entry.id})/$value", "type": "application/zip",
+                    "file:size": entry.length, "file:checksum": "d50110" + entry.checksums[0]["Value"],
+                    "roles": ["data", "metadata", "archive"], "title": "Zipped product", "auth:refs": ["oidc"]},
+    }  # fmt: skip
+    names = {"manifest.safe": "safe_manifest", "MTD_MSIL2A.xml": "product_metadata",
+             "MTD_MSIL1C.xml": "product_metadata", "MTD_TL.xml": "granule_metadata"}  # fmt: skip
+    with zipfile.ZipFile(entry.archive) as zf:
+        for info in zf.infolist():
+            member = info.filename.split("/", 1)[1]
+            leaf = member.rsplit("/", 1)[-1]
+            if info.is_dir() or not (leaf in names or leaf.endswith(".jp2")):
+                continue
+            key = names.get(leaf) or leaf.removesuffix(".jp2").split("_", 2)[-1]
+            nodes = "/".join(f"Nodes({p})" for p in [safe, *member.split("/")])
+            digest = hashlib.sha3_256(zf.read(info)).hexdigest()
+            https = f"{cdse_url}/zipper/odata/v1/Products({entry.id})/{nodes}/$value"
+            assets[key] = {"href": f"{s3}/{member}", "file:size": info.file_size, "file:checksum": "1620" + digest,
+                           "alternate": {"https": {"href": https, "auth:refs": ["oidc"], "alternate:name": "HTTPS"}},
+                           "auth:refs": ["s3"], "alternate:name": "S3"}  # fmt: skip
+    props: dict[str, Any] = {
+        "datetime": _stamp(entry.start), "start_datetime": _stamp(entry.start), "end_datetime": _stamp(entry.end),
+        "platform": f"sentinel-{'2' if s2 else '1'}{stem[2].lower()}",
+        "constellation": "sentinel-2" if s2 else "sentinel-1",
+        "sat:relative_orbit": entry.attribute("relativeOrbitNumber"), "sat:orbit_state": "descending",
+        "auth:schemes": {"s3": {"type": "s3"}, "oidc": {"type": "openIdConnect", "openIdConnectUrl": oidc}},
+    }  # fmt: skip
+    if s2:
+        baseline = stem[28:30] + "." + stem[30:32]
+        props.update({"eo:cloud_cover": entry.attribute("cloudCover"), "grid:code": f"MGRS-{entry.attribute('tileId')}",
+                      "product:type": entry.attribute("productType"), "processing:version": baseline})  # fmt: skip
+    else:
+        props.update({"product:type": "IW_GRDH_1S", "sar:instrument_mode": "IW", "sar:polarizations": ["VV", "VH"],
+                      "sar:product_type": "GRD"})  # fmt: skip
+    collection = f"sentinel-2-{level.lower()}" if s2 else "sentinel-1-grd"
+    geometry = mapping(entry.footprint)
+    return _feature(stem, collection, geometry, list(entry.footprint.bounds), props, assets)
