@@ -1,4 +1,4 @@
-"""The ``senprep`` command: run, download, plan, search, status, export, inspect, demo.
+"""The ``senprep`` command: run, download, plan, search, preview, status, export, inspect, demo.
 
 The legacy flags (``--config``, ``--outdir``, ``--credentials``, ``--njobs``, ``--rebuild true|false``)
 keep their meaning. Exit codes: 0 ok, 1 some products failed, 2 bad input, 130 cancelled.
@@ -293,6 +293,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from senprep_core.catalog import open_provider
+    from senprep_core.planning import resolve_sources
+    from senprep_core.previews import find_products, preview, write_preview
+
+    if not (args.png or args.tif):
+        raise ConfigError("--png/--tif", None, "say where to write the preview: --png out.png and/or --tif out.tif")
+    config = _load(args.config)
+    providers = [open_provider(s, credentials=_credentials(args)) for s in resolve_sources(config, args.source)]
+    view = preview(config, find_products(config, providers, args.product), args.bounds, args.resolution,
+                   cache_dir=args.cache_dir, screen_px=args.width)  # fmt: skip
+    written = write_preview(view, args.png, args.tif, args.rendering, args.s1_rendering)
+    grid, names = view.grid, ", ".join(p.product_id for p in view.products)
+    print(f"preview of {names}: {grid.width} x {grid.height} px at {grid.resolution:g} m (EPSG:{grid.epsg}) "
+          f"in {view.seconds:.2f} s -> {', '.join(map(str, written))}")  # fmt: skip
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from senprep_core.product_names import parse_product_name
     from senprep_core.s2.product import open_s2_metadata
@@ -517,6 +535,26 @@ def build_parser() -> argparse.ArgumentParser:
     config_query("plan", "print the work units a run would process", cmd_plan)
     sub.choices["plan"].add_argument("--force", action="store_true", help="plan a run larger than this machine holds")
     config_query("search", "list the products a run would use", cmd_search)
+
+    p_preview = sub.add_parser("preview", help="what a run would make of a product or pair, as a picture / GeoTIFF")
+    p_preview.add_argument("--config", required=True)
+    p_preview.add_argument("--source", action="append", help=SOURCE_HELP)
+    p_preview.add_argument("--credentials", help=CREDENTIALS_HELP)
+    p_preview.add_argument("--product", action="append", required=True,
+                           help="product id (from senprep search); give it twice for a pair")  # fmt: skip
+    p_preview.add_argument("--png", help="write the picture here (a pair: one per product, _S2 / _S1 added)")
+    p_preview.add_argument("--tif", help="write every layer as a GeoTIFF on the preview grid here")
+    p_preview.add_argument("--bounds", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
+                           help="area in degrees (default: the configuration's ROI)")  # fmt: skip
+    p_preview.add_argument("--resolution", type=float, help="pixel size in metres (rounded up to a whole multiple "
+                           "of the run's resolution; default: what --width pixels need)")  # fmt: skip
+    p_preview.add_argument("--width", type=_positive, default=1000, help="screen pixels of the longer side")
+    p_preview.add_argument("--rendering", choices=("true_colour", "false_colour"), default="true_colour",
+                           help="S2 picture (clouds tinted magenta)")  # fmt: skip
+    p_preview.add_argument("--s1-rendering", choices=("vv", "vh", "ratio", "composite"), default="vv",
+                           help="S1 picture in dB (composite: VV, VH, VV/VH as red, green, blue)")  # fmt: skip
+    p_preview.add_argument("--cache-dir", help="where fetched DEM tiles and orbit files are kept")
+    p_preview.set_defaults(func=cmd_preview)
 
     p_status = sub.add_parser("status", help="summarise a run folder (run.json)")
     p_status.add_argument("outdir")

@@ -148,6 +148,12 @@ class ProductOfflineError(DownloadError):
     """A product is in the long-term archive (offline) and was not restored in time."""
 
 
+class PreviewError(SenprepError, ValueError):
+    """A preview cannot be made as asked (its area, resolution, products or bands); the message says how to ask."""
+
+    exit_code = 2
+
+
 def exit_code_for(error: BaseException) -> int:
     """The CLI exit code for an error: 2 for bad input, 1 otherwise."""
     if isinstance(error, SenprepError):

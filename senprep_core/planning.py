@@ -101,7 +101,7 @@ def unit_spec(config: Config) -> UnitSpec:
         roi_lonlat=config.roi.geometry,
         patches=tuple(tile_grid(grid, config.patch, mask)),
         rules=PatchRules(config.output.min_valid_fraction, config.output.max_patch_cloud, config.output.compress),
-        s2=S2Settings(config.bands_s2, config.s2_level, config.reflectance_resampling, config.roi_cloud_threshold),
+        s2=s2_settings(config),
         s1=S1Settings(
             config.bands_s1,
             config.s1,
@@ -109,6 +109,11 @@ def unit_spec(config: Config) -> UnitSpec:
         ),
         stac=config.output.stac,
     )
+
+
+def s2_settings(config: Config) -> S2Settings:
+    """What the Sentinel-2 chain of ``config`` reads, and how."""
+    return S2Settings(config.bands_s2, config.s2_level, config.reflectance_resampling, config.roi_cloud_threshold)
 
 
 def resolve_sources(config: Config, sources: Sequence[str] | None) -> tuple[str, ...]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -36,6 +40,38 @@ def read_dn(meta: S1Metadata, polarisation: str, window: PixelWindow) -> np.ndar
             f"pixel window {window} lies outside the {image.lines} x {image.samples} {polarisation} image of "
             f"{meta.product_id}; the ROI does not overlap this product"
         )
+    with _measurement(meta, polarisation) as src:
+        data = src.read(1, window=inside.to_rasterio())
+    log.debug("read %s window %s of %s", polarisation, inside, meta.product_id)
+    return np.asarray(data, dtype=np.float32)
+
+
+def read_dn_lattice(meta: S1Metadata, polarisation: str, lines: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The float32 amplitude DN at image ``lines`` x ``pixels`` (increasing indices inside the image).
+
+    Each run of consecutive lines is read in one window spanning the pixels, and only those are kept:
+    a decimated read (a preview) costs the lines it keeps, not the whole area. Errors as :func:`read_dn`.
+    """
+    lines, pixels = np.asarray(lines, dtype=np.int64), np.asarray(pixels, dtype=np.int64)
+    out = np.empty((lines.size, pixels.size), dtype=np.float32)
+    if out.size == 0:
+        return out
+    p0 = int(pixels[0])
+    cols = pixels - p0
+    starts = np.flatnonzero(np.diff(lines) != 1) + 1
+    bounds = [0, *starts.tolist(), lines.size]
+    with _measurement(meta, polarisation) as src:
+        for a, b in itertools.pairwise(bounds):
+            run = PixelWindow(int(lines[a]), p0, b - a, int(cols[-1]) + 1)
+            out[a:b] = src.read(1, window=run.to_rasterio())[:, cols]
+    return out
+
+
+@contextmanager
+def _measurement(meta: S1Metadata, polarisation: str) -> Iterator[Any]:
+    """The open measurement TIFF of ``polarisation``, checked against the annotation; read errors become
+    :class:`CorruptProductError`."""
+    image = meta.image(polarisation)
     member = image.measurement
     name = f"{member} of {meta.location.path.name}"
     if member not in meta.location.members():
@@ -52,10 +88,8 @@ def read_dn(meta: S1Metadata, polarisation: str, window: PixelWindow) -> np.ndar
                         f"{name} is {src.height} x {src.width} pixels but the annotation says "
                         f"{image.lines} x {image.samples}; the product is damaged: download it again"
                     )
-                data = src.read(1, window=inside.to_rasterio())
+                yield src
     except RasterioError as exc:
         raise CorruptProductError(
             f"cannot read {name} ({exc}); the file is truncated or damaged: download the product again"
         ) from exc
-    log.debug("read %s window %s from %s", polarisation, inside, name)
-    return np.asarray(data, dtype=np.float32)

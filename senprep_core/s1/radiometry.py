@@ -9,6 +9,9 @@ exactly those positions. The chain is::
     sigma0 = calibrate(power, image.calibration, window, "sigma0")  # power / LUT**2
     sigma0_db = to_db(sigma0)
 
+A :class:`RadarLattice` (chosen lines x chosen pixels, e.g. a decimated read for a preview) may stand
+in for the window of the noise removal and the calibration.
+
 Interpolation matches xarray-sentinel's ``calibrate_intensity`` (bilinear in line and pixel
 between the annotation vectors) inside the LUT grid; outside it the nearest vector / sample is
 used (constant extrapolation) instead of NaN.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +38,29 @@ NEGATIVE_POWER = ("zero", "nodata")
 BORDER_NOISE_FIXED_IPF = 2.90
 
 
-def _rows_cols(window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class RadarLattice:
+    """Increasing image ``lines`` x ``pixels`` (float positions): the cells of an array read from them."""
+
+    lines: np.ndarray
+    pixels: np.ndarray
+
+    @property
+    def height(self) -> int:
+        return int(self.lines.size)
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.size)
+
+
+#: Where an array's cells lie in the image: a contiguous window, or a lattice of lines x pixels.
+Cells = PixelWindow | RadarLattice
+
+
+def _rows_cols(window: Cells) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(window, RadarLattice):
+        return np.asarray(window.lines, dtype=np.float64), np.asarray(window.pixels, dtype=np.float64)
     if window.height < 0 or window.width < 0:
         raise ValueError(f"window size must not be negative, got {window}")
     rows = np.arange(window.row_off, window.row_stop, dtype=np.float64)
@@ -42,7 +68,7 @@ def _rows_cols(window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def _check_shape(array: np.ndarray, window: PixelWindow, name: str) -> None:
+def _check_shape(array: np.ndarray, window: Cells, name: str) -> None:
     if array.shape != (window.height, window.width):
         raise ValueError(
             f"{name} has shape {array.shape} but the window is {window.height} x {window.width}; "
@@ -70,7 +96,7 @@ def _check_lut(lut: SparseLUT) -> tuple[np.ndarray, np.ndarray]:
     return lines[order], order
 
 
-def interpolate_lut(lut: SparseLUT, window: PixelWindow) -> np.ndarray:
+def interpolate_lut(lut: SparseLUT, window: Cells) -> np.ndarray:
     """Dense float32 values of a sparse LUT at every line (row) and pixel (column) of ``window``.
 
     Bilinear, as xarray-sentinel does: each vector is first interpolated linearly along its own
@@ -122,7 +148,7 @@ def _vector_at(lut: SparseLUT, index: int, cols: np.ndarray) -> np.ndarray:
     return np.interp(cols, pixels, values)
 
 
-def azimuth_noise(noise: Noise, window: PixelWindow) -> np.ndarray:
+def azimuth_noise(noise: Noise, window: Cells) -> np.ndarray:
     """The azimuth noise gain (float32) at every line/pixel of ``window``; 1.0 where no block covers.
 
     Each :class:`~senprep_core.s1.model.AzimuthNoiseBlock` covers lines
@@ -156,7 +182,7 @@ def azimuth_noise(noise: Noise, window: PixelWindow) -> np.ndarray:
     return out
 
 
-def noise_power(noise: Noise, window: PixelWindow) -> np.ndarray:
+def noise_power(noise: Noise, window: Cells) -> np.ndarray:
     """The thermal noise power (float32, DN**2 units): range LUT x azimuth gain over ``window``."""
     power = interpolate_lut(noise.range, window)
     if noise.azimuth:
@@ -164,9 +190,7 @@ def noise_power(noise: Noise, window: PixelWindow) -> np.ndarray:
     return power
 
 
-def remove_thermal_noise(
-    dn: np.ndarray, noise: Noise | None, window: PixelWindow, negative: str = "zero"
-) -> np.ndarray:
+def remove_thermal_noise(dn: np.ndarray, noise: Noise | None, window: Cells, negative: str = "zero") -> np.ndarray:
     """Noise-removed power ``DN**2 - noise_range * noise_azimuth`` as float32.
 
     ``dn`` holds the GRD digital numbers of ``window`` (rows = lines, columns = pixels).
@@ -190,9 +214,7 @@ def remove_thermal_noise(
     return power
 
 
-def calibrate(
-    power: np.ndarray, calibration: Calibration | None, window: PixelWindow, target: str = "sigma0"
-) -> np.ndarray:
+def calibrate(power: np.ndarray, calibration: Calibration | None, window: Cells, target: str = "sigma0") -> np.ndarray:
     """Calibrated intensity ``power / lut**2`` (float32) with ``lut`` the target's calibration LUT.
 
     ``power`` is the (noise-removed) ``DN**2`` of ``window``; ``target`` is ``"sigma0"``

@@ -12,7 +12,7 @@ import logging
 import math
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -50,6 +50,8 @@ MARGIN = 2  # source pixels read around the grid for interpolation
 READ_THREADS = 2  # band files read at once
 _RESAMPLING = {"bilinear": Resampling.bilinear, "cubic": Resampling.cubic, "nearest": Resampling.nearest}
 _EPS = 1e-6
+#: A reduced read (preview) averages at least this many pixels of the level it reads along each axis.
+PREVIEW_AVERAGED = 2
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,31 @@ def _read_raw(
     return ds.read(list(indexes), window=window.to_rasterio())
 
 
+def overview_level(ds: rasterio.DatasetReader, resolution: float) -> int | None:
+    """The coarsest overview of ``ds`` at least :data:`PREVIEW_AVERAGED` times finer than ``resolution`` (its
+    index, as rasterio's ``overview_level`` counts), or None for the full resolution.
+
+    For a JPEG2000 file GDAL's overviews are the codestream's resolution levels, which OpenJPEG decodes without
+    the finer ones; a level is a wavelet low-pass, not a block mean, so the last factor of two or more is a true
+    average of the level's pixels (closer to what a run's pixels average to).
+    """
+    native = min(abs(ds.transform.a), abs(ds.transform.e))
+    usable = [i for i, f in enumerate(ds.overviews(1)) if native * f * PREVIEW_AVERAGED <= resolution + _EPS]
+    return usable[-1] if usable else None
+
+
+@contextmanager
+def _open_level(gdal_path: str, files: OpenFiles | None, reduce: bool, resolution: float) -> Iterator[Any]:
+    """The raster (or, with ``reduce``, its coarsest overview not coarser than ``resolution``), open."""
+    with files.dataset(gdal_path) if files is not None else rasterio.open(gdal_path) as ds:
+        level = overview_level(ds, resolution) if reduce else None
+        if level is None:
+            yield ds
+            return
+    with files.dataset(gdal_path, level) if files is not None else rasterio.open(gdal_path, overview_level=level) as ov:
+        yield ov
+
+
 def read_resampled(
     gdal_path: str,
     indexes: Sequence[int],
@@ -148,17 +175,23 @@ def read_resampled(
     label: str,
     out: np.ndarray | None = None,
     files: OpenFiles | None = None,
+    reduce: bool = False,
 ) -> np.ndarray:
     """Read ``indexes`` of one raster on ``grid``: (k, h, w) of ``dtype``, ``fill`` where no data.
 
     ``convert`` maps the raw DN window to values (NaN / ``fill`` for no data) before resampling.
     ``out`` (k, h, w), when given, receives the result (saves a copy of large windows). ``files`` keeps
-    the raster open for the next block (its decoded tiles stay in GDAL's cache).
+    the raster open for the next block (its decoded tiles stay in GDAL's cache). ``reduce`` reads a
+    grid coarser than the file from the file's coarsest overview (JPEG2000 resolution level, COG
+    overview) not coarser than the grid, and averages it onto the grid (classes: nearest), so the
+    cost follows the grid's pixels rather than its area.
     """
     if out is None:
         out = np.empty((len(indexes), grid.height, grid.width), dtype=dtype)
     try:
-        with files.dataset(gdal_path) if files is not None else rasterio.open(gdal_path) as ds:
+        with _open_level(gdal_path, files, reduce, grid.resolution) as ds:
+            if reduce and resampling is not Resampling.nearest and abs(ds.transform.a) < grid.resolution - _EPS:
+                resampling = Resampling.average  # a coarser grid: each pixel the mean of what it covers
             same_crs = ds.crs is not None and ds.crs.to_epsg() == grid.epsg
             offsets = _aligned_offsets(ds.transform, grid) if same_crs else None
             if offsets is not None:
@@ -254,11 +287,14 @@ class OpenFiles:
         self.tile_angles: dict[str, TileAngles] = {}  # parsed angle grids, by tile metadata member
 
     @contextmanager
-    def dataset(self, gdal_path: str) -> Iterator[Any]:
+    def dataset(self, gdal_path: str, overview: int | None = None) -> Iterator[Any]:
+        """The open raster (``overview``: that overview level of it, as rasterio's ``overview_level``)."""
+        key = gdal_path if overview is None else f"{gdal_path}#overview{overview}"
         with self._lock:  # opened under the lock: two threads never open one file twice
-            ds = self._open.get(gdal_path)
+            ds = self._open.get(key)
             if ds is None:
-                ds = self._open[gdal_path] = rasterio.open(gdal_path)
+                opts = {} if overview is None else {"overview_level": overview}
+                ds = self._open[key] = rasterio.open(gdal_path, **opts)
         yield ds
 
     def area_reader(self, gdal_path: str) -> Jp2AreaReader | None:
@@ -276,11 +312,25 @@ class OpenFiles:
             self._areas.clear()
 
 
+def _coarse_copy(files: Mapping[int, str], resolution: float, kind: BandKind) -> int | None:
+    """For a reduced read (preview): the coarsest copy of a band (L2A's R20m / R60m) whose pixels are block means
+    of the grid's (its resolution divides the grid's), or for classes the coarsest not coarser than the grid."""
+    finer = [r for r in files if r <= resolution + _EPS]
+    if kind != BandKind.CLASSES:
+        finer = [r for r in finer if abs(resolution / r - round(resolution / r)) < _EPS]
+    return max(finer) if finer else None
+
+
 class _ProductReader:
     """Reads layers of one product on one grid, each file once."""
 
     def __init__(
-        self, meta: S2Metadata, grid: TargetGrid, resampling: Resampling, files: OpenFiles | None = None
+        self,
+        meta: S2Metadata,
+        grid: TargetGrid,
+        resampling: Resampling,
+        files: OpenFiles | None = None,
+        reduced: bool = False,
     ) -> None:
         if meta.location is None:
             raise ProductNotFoundError(
@@ -292,6 +342,7 @@ class _ProductReader:
         self._angles: TileAngles | None = None
         self._positions: NodePositions | None = None
         self.files = files
+        self.reduced = reduced  # a preview: coarse files and overviews (see read_resampled)
         self._checked: set[str] = files.checked if files is not None else set()
 
     def _missing(self, band: str, why: str = "") -> CorruptProductError:
@@ -305,6 +356,8 @@ class _ProductReader:
         if not files:
             raise self._missing(band)
         native = S2_BANDS[band].resolution
+        if self.reduced and (coarse := _coarse_copy(files, self.grid.resolution, S2_BANDS[band].kind)) is not None:
+            return files[coarse]
         return files[native] if native in files else files[min(files)]
 
     def _read(
@@ -333,9 +386,8 @@ class _ProductReader:
                     f"{label} is truncated (its JPEG2000 codestream is incomplete); download the product again"
                 )
             self._checked.add(member)
-        return read_resampled(
-            self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label, out, self.files
-        )
+        return read_resampled(self.loc.gdal_path(member), indexes, self.grid, resampling, convert, fill, dtype, label,
+                              out, self.files, self.reduced)  # fmt: skip
 
     def reflectance(self, band: str, out: np.ndarray | None = None) -> np.ndarray:
         """Reflectance of ``band`` on the grid (written into ``out`` (1, h, w) when given)."""
@@ -462,6 +514,7 @@ def read_s2_window(
     bands: Sequence[str],
     resampling: str = "bilinear",
     files: OpenFiles | None = None,
+    reduced: bool = False,
 ) -> S2Window:
     """Read ``bands`` of a product onto ``grid``.
 
@@ -469,12 +522,13 @@ def read_s2_window(
     ``scl_*`` masks and the MSK_CLASSI / MSK_CLOUDS masks use nearest; sun and viewing angles are
     always bilinear between the nodes of the tile metadata's angle grids (:mod:`senprep_core.s2.angles`).
     Every layer but reflectance is NaN where the product holds no data. Raises
-    :class:`CorruptProductError` when the product lacks a band or a file cannot be read.
+    :class:`CorruptProductError` when the product lacks a band or a file cannot be read. ``reduced`` (previews)
+    reads a coarse grid from overviews and coarse copies, at a cost that follows its pixels, not its area.
     """
     if resampling not in _RESAMPLING:
         raise ConfigError("resampling", resampling, f"use one of {', '.join(_RESAMPLING)}")
     names = tuple(dict.fromkeys(canonical_s2_band(b) for b in bands))
-    reader = _ProductReader(meta, grid, _RESAMPLING[resampling], files)
+    reader = _ProductReader(meta, grid, _RESAMPLING[resampling], files, reduced)
     for name in names:
         if meta.level not in S2_BANDS[name].levels:
             raise reader._missing(

@@ -225,6 +225,10 @@ class S1Source:
         g = self.geometry
         return radar_positions(grid, heights, g.range_time, exact=exact, to_image=g.image_coordinates)
 
+    def heights(self, grid: TargetGrid) -> np.ndarray:
+        """Heights (as the chain uses them: ellipsoidal) at the pixel centres of ``grid``; NaN where no DEM."""
+        return self._heights(grid, extra=0)
+
     def _heights(self, grid: TargetGrid, extra: int) -> np.ndarray:
         if self.dem_source.kind == "flat" and self.dem.geoid == "none":  # constant: no reprojection, one warning
             return np.full((grid.height + 2 * extra, grid.width + 2 * extra), self.dem_source.height)
