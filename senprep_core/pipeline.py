@@ -276,7 +276,8 @@ def _run_plan(
     t0: float,
 ) -> RunResult:
     report = _prepare(folder, plan, holder, callback)
-    callback(RunStarted(run_id=plan.config.name, n_units=len(plan.units), outdir=str(folder.root)))
+    callback(RunStarted(run_id=plan.config.name, n_units=len(plan.units), outdir=str(folder.root),
+                        patches_per_unit=plan.n_patches))  # fmt: skip
     tracker = _Tracker(plan, folder, report, callback, halt)
     try:
         for outcome in runner.map_units(plan.units, task, tracker.dispatch, halt):

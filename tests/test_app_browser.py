@@ -69,9 +69,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                if requests.get(url, timeout=5).status_code == 200:
+                if requests.get(url, timeout=30).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine renders the first page slowly
                 time.sleep(0.3)
         else:
             pytest.fail("panel serve did not answer within 90 s")

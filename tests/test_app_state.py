@@ -204,6 +204,31 @@ def test_cancel_stops_the_job_and_leaves_no_partial_unit(state: AppState) -> Non
         assert (unit / "unit.json").exists() or not list(unit.iterdir())
 
 
+def test_progress_moves_in_patches_within_a_unit_and_cancel_says_cancelling_at_once(state: AppState) -> None:
+    state.options.patch_size = 16  # 256 patches per unit: the bar moves within each unit
+    state.options.run_name = "progress"
+    seen: list[tuple[float, int]] = []
+    state.job.param.watch(lambda e: seen.append((state.job.fraction, state.job.units_done)), ["patches_done"])
+    assert state.start_run()
+    state.job.wait()
+    job = state.job
+    assert job.status == "complete", (job.error, job.log)
+    assert job.patches_total == 3 * 256 and job.patches_done == job.patches_total and job.fraction == 1.0
+    within_first_unit = {f for f, units in seen if units == 0 and 0 < f < 1 / 3}
+    assert within_first_unit, f"the bar did not move before the first unit finished: {seen}"
+    assert job.patches_kept == job.patches_written and job.running_units == {}
+    # a second run, cancelled: "cancelling" at once, "cancelled" with the patches kept once stopped
+    state.options.run_name = "progress-cancel"
+    assert state.start_run()
+    _wait(lambda: state.job.patches_done > 0)
+    t0 = time.monotonic()
+    state.cancel_run()
+    assert state.job.status == "cancelling" and time.monotonic() - t0 < 0.5
+    state.job.wait()
+    assert state.job.status == "cancelled" and time.monotonic() - t0 < 5.0
+    assert state.job.patches_kept <= state.job.patches_written
+
+
 def test_patch_layout_overlay_follows_size_and_overlap(state: AppState) -> None:
     assert len(state.patch_outlines()) == 4  # 256 x 256 px at 128
     state.options.patch_size = 64

@@ -80,7 +80,7 @@ class AppState(param.Parameterized):
         params.setdefault("folder", FolderState())
         super().__init__(**params)
         self._outlines: tuple[Any, list[list[tuple[float, float]]]] | None = None
-        self.job.on_patch = self.gallery.add
+        self.job.on_patch = self.gallery.add_live
         self.job.on_unit = self.gallery.load_unit
         self.job.on_busy = self._folder_busy
         self.options.param.watch(lambda _e: self.folder.reset(), ["run_name", "outdir"])
