@@ -136,6 +136,7 @@ class SearchState(param.Parameterized):
     pairs = param.List(default=[], constant=True, doc="primary / secondary / dt_hours / reason (see preview_pairs)")
     problems = param.List(default=[], constant=True, doc="products that could not be read")
     error = param.String(default="", constant=True)
+    selected = param.String(default="", doc="the product selected in the table (its footprint stands out)")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -55,6 +55,7 @@ class PreviewView(pn.viewable.Viewer):
         if not event.new or event.new[0] >= len(self.table.value):
             return
         product_id = self.table.value.iloc[event.new[0]]["product_id"]
+        self.state.search.selected = product_id
         row = next((r for r in rows if r["product_id"] == product_id), None)
         image = quicklook_png(row["href"]) if row else None
         self.quicklook.object = image
