@@ -95,7 +95,7 @@ def test_server_log_holds_no_traceback_or_bokeh_warning(served: Served, browser:
     page = _open(browser, served.url)
     _many_patches(page, "reload-during-run")
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.get_by_text(re.compile(r"Status:\*{0,2} running"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"Status:\*{0,2} running"))).to_be_visible(timeout=240_000)  # demo built first
     url = page.evaluate("window.location.href")
     page.goto(url)
     expect(page.get_by_text(re.compile(r"Status:\*{0,2} running"))).to_be_visible(timeout=30_000)

@@ -199,6 +199,13 @@ class SearchState(param.Parameterized):
             self.problems = [f"{p.name}: {p.message}" for p in plan.problems]
             self.status = "done"
 
+    def clear(self) -> None:
+        """Forget the results (the ROI, dates or mode they were for changed)."""
+        with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
+            self.rows, self.units, self.pairs, self.problems, self.error = [], [], [], [], ""
+            self.status = "idle"
+        self.selected = ""
+
     def paired_ids(self) -> set[str]:
         """Products in a unit of two (a pair, or an acquisition with its earlier one): drawn bold on the map."""
         return {pid for unit in self.units if len(unit["products"]) > 1 for pid in unit["products"]}

@@ -25,10 +25,23 @@ SESSIONS = SessionRegistry()
 REFRESH_MS = 250
 
 
+INTRO = (
+    "**This is a demo.** The ROI (a 2.5 km box near Glasgow), the dates and the Sentinel-2 bands are preset on "
+    "small Sentinel-2 products that senprep generates itself: no account, no download. "
+    "**Start here:** ① look at the ROI on the map (or draw, paste or upload your own) → "
+    "② press **Search** under *Products* to list the products over it → ③ press **Run**; "
+    "the patches fill the *Gallery*. Pick another *Source* in *Parameters* for real data."
+)
+
+
 class LocalFast(Fast):
     """Panel's Fast design without its web font: the page loads from the app alone (system fonts), offline too."""
 
     _resources: ClassVar[ResourcesType] = {**Fast._resources, "font": {}}
+
+
+# Panel finds a design's own files (js/fast_design.js) under the lower-cased class name: keep Fast's
+LocalFast.__name__ = "Fast"
 
 
 class SenprepApp(pn.viewable.Viewer):
@@ -49,6 +62,7 @@ class SenprepApp(pn.viewable.Viewer):
         self.options = OptionsView(state=self.state)
         self.config_io = ConfigIOView(state=self.state)
         self.message = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.intro = pn.pane.Alert(INTRO, alert_type="info", sizing_mode="stretch_width")
         self._callback: Any = None
 
     def refresh(self) -> None:
@@ -60,6 +74,7 @@ class SenprepApp(pn.viewable.Viewer):
         self.options.refresh()
         self.message.object = self.state.message
         self.message.visible = bool(self.state.message)
+        self.intro.visible = self.state.options.source == "demo"
 
     def start_refreshing(self) -> None:
         if self._callback is None:
@@ -85,6 +100,7 @@ class SenprepApp(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         return pn.Column(
+            self.intro,
             self.message,
             top,
             pn.Card(self.preview, title="Products", sizing_mode="stretch_width"),

@@ -96,7 +96,9 @@ class GalleryView(pn.viewable.Viewer):
         if path in self._cards:
             return self._cards[path]
         cloud = "" if item["cloud"] is None else f" · cloud {100 * float(item['cloud']):.0f}%"
-        button = pn.widgets.Button(name="Open", width=60, height=26, margin=(0, 5), button_type="light")
+        button = pn.widgets.Button(
+            name="Open", width=70, height=28, margin=(0, 5), button_type="primary", button_style="outline"
+        )
         button.on_click(partial(self._open_clicked, path))
         caption = pn.pane.Markdown(
             f"{item['modality']} {item['date']} {item['patch_id']}{cloud}", styles={"font-size": "11px"}, margin=(0, 5)
@@ -163,4 +165,5 @@ class GalleryView(pn.viewable.Viewer):
         filters = pn.Row(self.date, self.unit, self.modality, self.cloud, self.masks)
         pager = pn.Row(self.previous, self.page_label, self.next, self.download)
         large = pn.Row(self.large, self.meta, sizing_mode="stretch_width")
-        return pn.Column(filters, pager, self.grid, self.large_title, large, sizing_mode="stretch_width")
+        # the large view sits right under the pager, above the thumbnails: it opens in view
+        return pn.Column(filters, pager, self.large_title, large, self.grid, sizing_mode="stretch_width")

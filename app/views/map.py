@@ -267,9 +267,9 @@ class MapView(pn.viewable.Viewer):
             self._layers.product += 1
         if self._changed("selected", self.state.gallery.selected):
             self._layers.selected += 1
-        n = len(self.state.patch_outlines()) if roi.geojson else 0
+        n = self.state.n_patches() if roi.geojson else 0
         text = (
-            f"**ROI** {roi.area_km2:,.2f} km² · {n} patches of {options.patch_size}² px"
+            f"**ROI** {roi.area_km2:,.2f} km² · {n:,} patches of {options.patch_size}² px"
             if roi.geojson
             else ("**No ROI yet**: draw a box (Box edit tool, shift + drag) or a polygon, or paste GeoJSON.")
         )
