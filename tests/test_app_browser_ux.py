@@ -88,6 +88,54 @@ def test_page_load_asks_no_other_host(served: Served, browser: Any) -> None:
     context.close()
 
 
+def test_first_page_fields_and_results_answer_at_once(served: Served, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from tests.test_app_browser import _inner_box, _input, _paste_roi
+
+    page = _open(browser, served.url)
+    expect(page.get_by_text(re.compile("This is a demo"))).to_be_visible()
+    expect(page.get_by_text(re.compile("coastline"))).to_be_visible()  # the map's legend
+    for bad in ("0", "100000", "-5"):
+        _set(page, "Patch size (px)", bad)
+        expect(page.get_by_text(re.compile(r"a patch is 16 to 4096 px wide"))).to_be_visible(timeout=10_000)
+    _set(page, "Patch size (px)", "64")
+    expect(page.get_by_text(re.compile(r"a patch is 16 to 4096 px wide"))).to_be_hidden(timeout=10_000)
+    expect(page.get_by_text("patches of 64² px")).to_be_visible(timeout=10_000)
+    end = _input(page, "end").first
+    end.fill("2021-04-01")  # typed, before the start
+    end.press("Enter")
+    expect(page.get_by_text(re.compile("is before the start"))).to_be_visible(timeout=10_000)
+    end.fill("2022-08-31")
+    end.press("Enter")
+    expect(page.get_by_text(re.compile("is before the start"))).to_be_hidden(timeout=10_000)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_text("3 products found")).to_be_visible(timeout=120_000)
+    expect(page.locator(".tabulator-row")).to_have_count(3)
+    assert "nan" not in page.locator(".tabulator-table").first.inner_text().lower()
+    _shot(page, "ux-03-search")
+    _paste_roi(page, _inner_box(0.5))  # a new ROI: the results were for the old one
+    expect(page.get_by_text("3 products found")).to_be_hidden(timeout=10_000)
+    expect(page.locator(".tabulator-row")).to_have_count(0)
+    page.locator(".bk-input-group:has(label:text-is('Source')) select").select_option("local")
+    expect(page.get_by_text(re.compile("give the folder that holds"))).to_be_visible(timeout=10_000)
+    _set(page, "Local product folder", "/no/such/folder")
+    expect(page.get_by_text(re.compile("is not a folder on this machine"))).to_be_visible(timeout=10_000)
+    _shot(page, "ux-04-fields")
+
+
+def test_a_geojson_file_uploaded_sets_the_roi(served: Served, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from tests.test_app_browser import _inner_box
+
+    page = _open(browser, served.url)
+    path = served.workdir / "roi.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": _inner_box(0.5)}))
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    expect(page.get_by_text(re.compile(r"ROI 1\.\d\d km²"))).to_be_visible(timeout=30_000)
+
+
 def test_server_log_holds_no_traceback_or_bokeh_warning(served: Served, browser: Any) -> None:
     """Runs last in this module: reload during a run, then read the whole log."""
     from playwright.sync_api import expect
@@ -98,7 +146,7 @@ def test_server_log_holds_no_traceback_or_bokeh_warning(served: Served, browser:
     expect(page.get_by_text(re.compile(r"Status:\*{0,2} running"))).to_be_visible(timeout=240_000)  # demo built first
     url = page.evaluate("window.location.href")
     page.goto(url)
-    expect(page.get_by_text(re.compile(r"Status:\*{0,2} running"))).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"Status:\*{0,2} running"))).to_be_visible(timeout=120_000)
     page.context.close()  # the tab closes while the job runs
     time.sleep(2.0)
     log = (served.workdir / "panel.log").read_text()

@@ -34,6 +34,9 @@ class RunView(pn.viewable.Viewer):
         self.stages = pn.Column(sizing_mode="stretch_width")
         self.units = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
         self.summary = pn.pane.Markdown("**Status:** idle", margin=(0, 10))
+        # the browser says "cancelling…" at once, before the server has answered (a busy machine may take a
+        # while); the server's answer then says the same, and "cancelled — N patches kept" when stopped
+        self.cancel.js_on_click(args={"status": self.summary, "button": self.cancel}, code=CANCELLING_JS)
         self.failures = pn.pane.Alert("", alert_type="danger", visible=False)
         self.log = pn.pane.Str("", styles={"font-size": "11px"}, sizing_mode="stretch_width")
         self.log_box = pn.Column(
@@ -47,6 +50,7 @@ class RunView(pn.viewable.Viewer):
 
     def _cancel(self, _event: object) -> None:
         """Stop the job; the status says "cancelling…" in the same answer to the click."""
+        self.cancel.name = "Cancelling…"  # as the browser shows it: the refresh then sends what holds
         self.state.cancel_run()
         self.refresh()
 
@@ -91,6 +95,13 @@ class RunView(pn.viewable.Viewer):
             self.log_box,
             sizing_mode="stretch_width",
         )
+
+
+CANCELLING_JS = """
+button.label = "Cancelling…"
+button.disabled = true
+status.text = status.text.replace(/\\b(running|preparing)\\b/, "cancelling…")
+"""
 
 
 def _status_text(status: str, kept: int) -> str:
