@@ -227,6 +227,7 @@ def test_progress_moves_in_patches_within_a_unit_and_cancel_says_cancelling_at_o
     state.job.wait()
     assert state.job.status == "cancelled" and time.monotonic() - t0 < 5.0
     assert state.job.patches_kept <= state.job.patches_written
+    assert all(Path(i["path"]).exists() for i in state.gallery.items)  # the cancelled unit's patches left
 
 
 def test_patch_layout_overlay_follows_size_and_overlap(state: AppState) -> None:

@@ -94,6 +94,17 @@ class GalleryState(param.Parameterized):
             return False
         return self.add(path)
 
+    def prune(self) -> int:
+        """Drop the patches whose files are gone (a cancelled unit removes what it wrote); returns how many."""
+        with self._lock:
+            kept = [i for i in self.items if Path(i["path"]).exists()]
+            gone = len(self.items) - len(kept)
+            if gone:
+                self._known = {i["path"] for i in kept}
+                with param.edit_constant(self):
+                    self.items = kept
+            return gone
+
     def load_outdir(self, outdir: str | Path) -> int:
         """Add every finished patch found in a run folder (e.g. a run from an earlier session)."""
         return sum(self.load_unit(folder) for folder in sorted(Path(outdir).glob("patches/*")))

@@ -86,6 +86,7 @@ class AppState(param.Parameterized):
         self.job.on_busy = self._folder_busy
         self.options.param.watch(lambda _e: self.folder.reset(), ["run_name", "outdir"])
         # results are for one ROI, dates and mode: they go when those change
+        self.job.param.watch(self._job_ended, ["status"])
         self.roi.param.watch(self._stale_results, ["revision"])
         self.options.param.watch(self._stale_results, ["date_windows", "mode", "source", "local_folder"])
 
@@ -101,6 +102,10 @@ class AppState(param.Parameterized):
         state.options.apply_config(demo)
         state.options.param.update(run_name=session_run_name("app-demo", state.session_id), source="demo")
         return state
+
+    def _job_ended(self, *_events: Any) -> None:
+        if self.job.status in ("cancelled", "failed", "partial"):  # units stopped mid-way removed their patches
+            self.gallery.prune()
 
     def _stale_results(self, *_events: Any) -> None:
         if not self.search.busy and self.search.status != "idle":

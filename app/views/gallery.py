@@ -26,6 +26,7 @@ THUMB_SECONDS_PER_TICK = 0.04
 #: for clicks such as Cancel).
 ARRIVAL_SECONDS = 1.0
 PLACEHOLDER = png_bytes(np.full((THUMB, THUMB, 3), 215, dtype=np.uint8))
+PLACEHOLDER_GONE = png_bytes(np.full((THUMB, THUMB, 3), 245, dtype=np.uint8))
 LARGE = 384
 
 
@@ -75,7 +76,10 @@ class GalleryView(pn.viewable.Viewer):
     def _thumb(self, path: str, size: int) -> bytes:
         key = (f"{path}@{size}", self.masks.value)
         if key not in self._thumbs:
-            self._thumbs[key] = thumbnail_png(path, size, self.masks.value)
+            try:
+                self._thumbs[key] = thumbnail_png(path, size, self.masks.value)
+            except OSError:  # removed meanwhile (a cancelled unit's patches): grey, and gone at the next prune
+                return PLACEHOLDER_GONE
         return self._thumbs[key]
 
     def _open_clicked(self, path: str, _event: object) -> None:
