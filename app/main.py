@@ -5,7 +5,9 @@ from __future__ import annotations
 import holoviews as hv
 import panel as pn
 
-from app.views.app import serve_session
+from app.views.app import quiet_closed_pages, serve_session
+
+quiet_closed_pages()
 
 pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
 hv.extension("bokeh", logo=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 from senprep_core import __version__
 from senprep_core.errors import ConfigError, SenprepError, exit_code_for
-from senprep_core.events import Event, Message, RunFinished, RunStarted, StageProgress, UnitFinished
+from senprep_core.events import Event, Message, PatchProgress, RunFinished, RunStarted, StageProgress, UnitFinished
 from senprep_core.fetch.redact import scrub_known
 
 log = logging.getLogger("senprep")
@@ -67,6 +67,9 @@ class EventPrinter:
         self.json_lines = json_lines
         self._progress: Any = None
         self._task: Any = None
+        self._patch_task: Any = None
+        self._decided: dict[str, int] = {}  # patches decided per unit
+        self._per_unit = 0
 
     def __call__(self, event: Event) -> None:
         if self.json_lines:
@@ -85,6 +88,12 @@ class EventPrinter:
             )  # fmt: skip
             self._progress.start()
             self._task = self._progress.add_task("products", total=event.n_units)
+            self._decided, self._per_unit = {}, event.patches_per_unit
+            if event.patches_total:
+                self._patch_task = self._progress.add_task("patches", total=event.patches_total)
+        elif isinstance(event, PatchProgress) and self._patch_task is not None:
+            self._decided[event.unit_id] = event.done
+            self._progress.update(self._patch_task, completed=sum(self._decided.values()))
         elif isinstance(event, UnitFinished):
             text = (
                 f"{event.unit_id}: {event.status}, {event.patches_written} patches written, "
@@ -93,6 +102,9 @@ class EventPrinter:
             if event.error:
                 text += f" ({event.error})"
             self._console_print(text)
+            if self._patch_task is not None:  # a unit skipped, rejected or failed has decided all its patches too
+                self._decided[event.unit_id] = self._per_unit
+                self._progress.update(self._patch_task, completed=sum(self._decided.values()))
         elif isinstance(event, StageProgress) and event.stage in ("process", "download") and self._progress:
             self._progress.update(self._task, completed=event.done)
         elif isinstance(event, RunFinished) and self._progress is not None:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Level = Literal["debug", "info", "warning", "error"]
+#: Shortest time between two :class:`PatchProgress` events of one unit.
+PATCH_PROGRESS_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,17 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run begins: its units, the patches each unit decides (the ROI's patch layout) and its folder."""
+
     run_id: str
     n_units: int
     outdir: str
+    patches_per_unit: int = 0
+
+    @property
+    def patches_total(self) -> int:
+        """Patches the run decides in all: written or left out, per unit."""
+        return self.n_units * self.patches_per_unit
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,19 @@ class PatchWritten(Event):
     unit_id: str
     patch_id: str
     path: str
+
+
+@dataclass(frozen=True)
+class PatchProgress(Event):
+    """Patches of one unit decided so far (written, or left out as empty or cloudy) out of the patches the
+    plan gives each unit. A unit sends it while it cuts patches, at most every :data:`PATCH_PROGRESS_SECONDS`
+    (so a run of thousands of patches stays cheap to follow from worker processes), and once when the last
+    patch is decided."""
+
+    unit_id: str
+    done: int
+    total: int
+    written: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UnitStarted,
         UnitFinished,
         PatchWritten,
+        PatchProgress,
         BytesProgress,
         Message,
         RunFinished,

@@ -47,6 +47,9 @@ MAX_ATTEMPTS = 3  # a unit is started at most this often when its worker process
 ORPHAN_GRACE_SECONDS = 1.0  # a worker whose parent died stops its unit, then exits after this long
 CONNECT_SECONDS = 10  # how long to try a Dask scheduler's address
 CANCEL_POLL_SECONDS = 0.5  # how often a Dask task looks whether its run was cancelled
+#: Most messages taken from one worker's pipe before the run looks at its cancel event again (a cancel is
+#: never queued behind thousands of patch events).
+MESSAGES_PER_POLL = 200
 
 
 @dataclass(frozen=True)
@@ -251,9 +254,13 @@ class ProcessExecutor:
                 self._kill()
 
     def _collect(self, worker: _Worker, dispatch: Emit, pending: deque[Any], attempts: dict[int, int]) -> Iterator[Any]:
-        """Pass on a worker's events and yield its result; replace it when it died."""
+        """Pass on a worker's events and yield its result; replace it when it died.
+
+        At most :data:`MESSAGES_PER_POLL` messages are taken at a time: the rest wait for the next round."""
         try:
-            while worker.conn.poll():
+            for _ in range(MESSAGES_PER_POLL):
+                if not worker.conn.poll():
+                    break
                 kind, payload = worker.conn.recv()
                 if kind == "event":
                     dispatch(event_from_dict(payload))
@@ -265,6 +272,8 @@ class ProcessExecutor:
                     attempts.pop(id(unit), None)
                     yield payload
                 return
+            else:
+                return  # more messages wait in the pipe (the worker's result may be among them)
         except (EOFError, OSError):
             pass
         if worker.process.is_alive():

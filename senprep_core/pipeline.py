@@ -284,7 +284,8 @@ def _run_plan(
     t0: float,
 ) -> RunResult:
     report = _prepare(folder, plan, holder, callback)
-    callback(RunStarted(run_id=plan.config.name, n_units=len(plan.units), outdir=str(folder.root)))
+    callback(RunStarted(run_id=plan.config.name, n_units=len(plan.units), outdir=str(folder.root),
+                        patches_per_unit=plan.n_patches))  # fmt: skip
     tracker = _Tracker(plan, folder, report, callback, halt)
     if plan.cube is not None:
         prepare_cube(folder, plan.cube)  # the arrays the units fill in place

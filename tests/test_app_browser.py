@@ -69,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                if requests.get(url, timeout=5).status_code == 200:
+                if requests.get(url, timeout=30).status_code == 200:
                     break
             except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to render on a busy machine
                 time.sleep(0.3)

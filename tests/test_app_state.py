@@ -204,6 +204,32 @@ def test_cancel_stops_the_job_and_leaves_no_partial_unit(state: AppState) -> Non
         assert (unit / "unit.json").exists() or not list(unit.iterdir())
 
 
+def test_progress_moves_in_patches_within_a_unit_and_cancel_says_cancelling_at_once(state: AppState) -> None:
+    state.options.patch_size = 16  # 256 patches per unit: the bar moves within each unit
+    state.options.run_name = "progress"
+    seen: list[tuple[float, int]] = []
+    state.job.param.watch(lambda e: seen.append((state.job.fraction, state.job.units_done)), ["patches_done"])
+    assert state.start_run()
+    state.job.wait()
+    job = state.job
+    assert job.status == "complete", (job.error, job.log)
+    assert job.patches_total == 3 * 256 and job.patches_done == job.patches_total and job.fraction == 1.0
+    within_first_unit = {f for f, units in seen if units == 0 and 0 < f < 1 / 3}
+    assert within_first_unit, f"the bar did not move before the first unit finished: {seen}"
+    assert job.patches_kept == job.patches_written and job.running_units == {}
+    # a second run, cancelled: "cancelling" at once, "cancelled" with the patches kept once stopped
+    state.options.run_name = "progress-cancel"
+    assert state.start_run()
+    _wait(lambda: state.job.patches_done > 0)
+    t0 = time.monotonic()
+    state.cancel_run()
+    assert state.job.status == "cancelling" and time.monotonic() - t0 < 0.5
+    state.job.wait()
+    assert state.job.status == "cancelled" and time.monotonic() - t0 < 5.0
+    assert state.job.patches_kept <= state.job.patches_written
+    assert all(Path(i["path"]).exists() for i in state.gallery.items)  # the cancelled unit's patches left
+
+
 def test_patch_layout_overlay_follows_size_and_overlap(state: AppState) -> None:
     assert len(state.patch_outlines()) == 4  # 256 x 256 px at 128
     state.options.patch_size = 64
@@ -488,3 +514,43 @@ def test_a_folder_holding_a_run_asks_then_resumes_overwrites_or_takes_a_new_name
     assert state.job.status == "complete" and _report(other)["status"] == "complete"
     assert (outdir / "run.json").read_bytes() == before
     assert sorted(_statuses(other)) == units
+
+
+def test_fields_say_at_once_what_is_wrong(tmp_path: Path) -> None:
+    from app.state.options import check_local_folder, check_overlap, check_patch_size, check_window
+
+    assert check_patch_size(128) == "" and check_overlap(0, 128) == ""
+    for bad in (0, -5, 100000, None):
+        assert "16 to 4096 px" in check_patch_size(bad)
+    assert "smaller than the patch size" in check_overlap(128, 128) and "0 px or more" in check_overlap(-1, 128)
+    assert check_window("2021-05-01", "2021-06-01") == ""
+    assert "before the start" in check_window("2021-06-01", "2021-05-01")
+    assert "YYYY-MM-DD" in check_window(None, "2021-05-01")
+    assert "not a folder" in check_local_folder(str(tmp_path / "missing"))
+    assert "give the folder" in check_local_folder("  ")
+    assert "holds no .SAFE" in check_local_folder(str(tmp_path))
+    (tmp_path / "S2A_MSIL2A_X.SAFE").mkdir()
+    assert check_local_folder(str(tmp_path)) == ""
+
+
+def test_results_go_when_the_roi_changes_and_the_grid_count_is_not_capped(state: AppState) -> None:
+    assert state.start_search()
+    state.search.wait()
+    assert state.search.status == "done" and state.search.rows
+    state.search.selected = state.search.rows[0]["product_id"]
+    w, s, e, n = state.roi.bounds()  # type: ignore[misc]
+    assert state.roi.set_box(w + 0.005, s + 0.003, e - 0.005, n - 0.003)
+    assert state.search.status == "idle" and state.search.rows == [] and state.search.selected == ""
+    state.roi.set_box(w, s, e, n)
+    state.options.param.update(patch_size=16, overlap=12)  # 62 x 62 patches over the 2.5 km demo box
+    assert state.n_patches() == 62 * 62 == len(state.patch_outlines()) > 2000
+    # a local source without a usable folder is refused with the reason, not a command-line hint
+    state.options.param.update(source="local", local_folder="/no/such/folder")
+    assert state.config() is None and "is not a folder" in state.message
+
+
+def test_radar_products_have_no_cloud_cell() -> None:
+    from app.views.preview import _cells
+
+    cells = _cells({"product_id": "S1A_IW_GRDH_X", "cloud": None, "coverage": 99.04})
+    assert cells["cloud"] == "–" and cells["coverage"] == "99.0"

@@ -177,3 +177,26 @@ def test_legacy_cloud_mask_filtering_rejects_products_cloudier_over_the_roi(
             assert "ROI cloud" in str(status[unit][1]) and "> 30 %" in str(status[unit][1])
         else:
             assert status[unit][0] == "done"
+
+
+def test_units_report_their_patches_as_they_go_in_process(demo_products: Path, tmp_path: Path) -> None:
+    """Serial runs send PatchProgress too (processes and Dask: tests/test_scaleout.py, tests/test_app_state.py)."""
+    import time
+
+    from senprep_core.events import PatchProgress, RunStarted, UnitFinished
+    from senprep_core.pipeline import run
+
+    data = demo_config_dict()
+    data.update(size=[16, 16], overlap=[8, 8], name="progress")  # 961 patches per unit
+    received: list[tuple[float, object]] = []
+    result = run(parse_config(data), tmp_path / "out", sources=[f"local:{demo_products}"],
+                 callback=lambda e: received.append((time.monotonic(), e)))  # fmt: skip
+    assert result.status == "complete"
+    per_unit = next(e for _, e in received if isinstance(e, RunStarted)).patches_per_unit
+    assert per_unit == 961
+    first = result.plan.units[0].unit_id
+    steps = [e.done for _, e in received if isinstance(e, PatchProgress) and e.unit_id == first]
+    ended = next(t for t, e in received if isinstance(e, UnitFinished) and e.unit_id == first)
+    before_end = [e.done for t, e in received if isinstance(e, PatchProgress) and e.unit_id == first and t < ended]
+    assert steps == sorted(steps) and steps[-1] == per_unit
+    assert len({d for d in before_end if 0 < d < per_unit}) >= 2, steps  # the count moves within the unit

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from senprep_core.config import parse_config
-from senprep_core.events import Event, PatchWritten, RunFinished, UnitFinished, UnitStarted
+from senprep_core.events import Event, PatchProgress, PatchWritten, RunFinished, RunStarted, UnitFinished, UnitStarted
 from senprep_core.executors import DaskExecutor, ProcessExecutor
 from senprep_core.pipeline import run
 from tests.conftest import N_SCALE_PRODUCTS, run_files, scale_config_dict
@@ -139,6 +139,12 @@ def test_events_from_remote_workers_arrive_live(products: Path, cluster: Cluster
     assert patches[0] < unit_ends[-1] < run_end  # patch events come while units are still running
     workers = {e.worker for e in events if isinstance(e, UnitStarted)}
     assert workers <= set(cluster.names) and len(workers) == 2  # both remote workers did work
+    # each unit's last progress event counts all its patches (the plan's), written or left out
+    started = next(e for e in events if isinstance(e, RunStarted))
+    last = {e.unit_id: e for e in events if isinstance(e, PatchProgress)}
+    assert set(last) == {u.unit_id for u in result.plan.units}
+    assert all(e.done == e.total == started.patches_per_unit for e in last.values())
+    assert sum(e.written for e in last.values()) == result.patches_written
 
 
 def test_killed_worker_units_are_retried_elsewhere(products: Path, serial_run: Path, tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import param
 from pyproj import Transformer
 
 ALL = "all"
+#: Patches the gallery takes one by one as they are written (two pages); the rest arrive unit by unit.
+LIVE_PATCHES = 48
 
 
 @lru_cache(maxsize=16)
@@ -83,6 +85,25 @@ class GalleryState(param.Parameterized):
             with param.edit_constant(self):
                 self.items = [*self.items, info]
             return True
+
+    def add_live(self, path: str) -> bool:
+        """A patch just written, shown at once while the gallery holds fewer than :data:`LIVE_PATCHES`; later
+        patches come with their unit when it finishes (:meth:`load_unit`), so thousands of patches per unit
+        never slow the app, and patches of a unit that is cancelled (and removed) never show."""
+        if len(self.items) >= LIVE_PATCHES:
+            return False
+        return self.add(path)
+
+    def prune(self) -> int:
+        """Drop the patches whose files are gone (a cancelled unit removes what it wrote); returns how many."""
+        with self._lock:
+            kept = [i for i in self.items if Path(i["path"]).exists()]
+            gone = len(self.items) - len(kept)
+            if gone:
+                self._known = {i["path"] for i in kept}
+                with param.edit_constant(self):
+                    self.items = kept
+            return gone
 
     def load_outdir(self, outdir: str | Path) -> int:
         """Add every finished patch found in a run folder (e.g. a run from an earlier session)."""

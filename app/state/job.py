@@ -17,6 +17,7 @@ from senprep_core.errors import RunFolderBusyError, SenprepError
 from senprep_core.events import (
     Event,
     Message,
+    PatchProgress,
     PatchWritten,
     RunFinished,
     RunStarted,
@@ -51,7 +52,9 @@ class JobState(param.Parameterized):
     At most one job is active at a time; :meth:`start` refuses a second one.
     """
 
-    status = param.String(default="idle", constant=True, doc="idle, preparing, running, then the run's status")
+    status = param.String(
+        default="idle", constant=True, doc="idle, preparing, running, cancelling (asked to stop), then the job's status"
+    )
     stages = param.Dict(default={}, constant=True, doc="stage name -> (done, total)")
     units_total = param.Integer(default=0, constant=True)
     units_done = param.Integer(default=0, constant=True)
@@ -59,6 +62,10 @@ class JobState(param.Parameterized):
     current_unit = param.String(default="", constant=True)
     patches_written = param.Integer(default=0, constant=True)
     patches_skipped = param.Integer(default=0, constant=True)
+    patches_total = param.Integer(default=0, constant=True, doc="patches the job's runs decide (per unit x units)")
+    patches_done = param.Integer(default=0, constant=True, doc="patches decided so far: written or left out")
+    patches_kept = param.Integer(default=0, constant=True, doc="patches of the units that finished (kept on disk)")
+    running_units = param.Dict(default={}, constant=True, doc="unit id -> (patches decided, patches) while it runs")
     patches = param.List(default=[], constant=True, doc="paths of the patches written by this job")
     log = param.List(default=[], constant=True, doc="the live log (newest last)")
     failures = param.List(default=[], constant=True, doc="'unit: error' for each failed unit")
@@ -72,6 +79,9 @@ class JobState(param.Parameterized):
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._done_before = 0
+        self._decided: dict[str, int] = {}  # patches decided per unit of the job (all its runs)
+        self._per_unit = 0  # patches per unit of the current run
+        self._patches_from: tuple[float, int] | None = None  # (time, patches decided) when the units started
         self.on_patch: Callable[[str], None] | None = None
         #: called with a unit's patch folder when it finishes done or already complete (skipped)
         self.on_unit: Callable[[Path], None] | None = None
@@ -85,15 +95,21 @@ class JobState(param.Parameterized):
 
     @property
     def fraction(self) -> float:
-        """Overall progress 0..1 (units finished over units planned)."""
+        """Overall progress 0..1: patches decided over patches planned (units when the plan has no patches)."""
+        if self.patches_total:
+            return min(1.0, self.patches_done / self.patches_total)
         return self.units_done / self.units_total if self.units_total else 0.0
 
     def eta_seconds(self, now: float | None = None) -> float | None:
-        """Time left, from the pace of the units finished so far (None before the first one)."""
-        if not self.running or self.started_at is None or not self.units_done or not self.units_total:
+        """Time left, from the patch throughput since the units started (None before the first patch)."""
+        if not self.running or self._patches_from is None or not self.patches_total:
             return None
-        elapsed = (now or time.time()) - self.started_at
-        return max(0.0, elapsed / self.units_done * (self.units_total - self.units_done))
+        since, done_then = self._patches_from
+        done = self.patches_done - done_then
+        if done <= 0:
+            return None
+        elapsed = (now or time.time()) - since
+        return max(0.0, elapsed / done * (self.patches_total - self.patches_done))
 
     def start(self, runs: Sequence[RunRequest], prepare: Callable[[], None] | None = None) -> bool:
         """Start the runs in the background (``prepare`` runs first in that thread, e.g. building the
@@ -113,10 +129,11 @@ class JobState(param.Parameterized):
                     0,
                 )
                 self.current_unit, self.patches_written, self.patches_skipped = "", 0, 0
+                self.patches_total, self.patches_done, self.patches_kept, self.running_units = 0, 0, 0, {}
                 self.patches, self.log, self.failures, self.error = [], [], [], ""
                 self.outdirs = [str(r.outdir) for r in runs]
                 self.started_at = time.time()
-            self._done_before = 0
+            self._done_before, self._decided, self._per_unit, self._patches_from = 0, {}, 0, None
             self._thread = threading.Thread(
                 target=self._work, args=(list(runs), prepare), name="senprep-job", daemon=True
             )
@@ -124,8 +141,14 @@ class JobState(param.Parameterized):
             return True
 
     def cancel(self) -> None:
-        """Ask the job to stop: no new unit starts, the running one is stopped and its files removed."""
+        """Ask the job to stop: no new unit starts, the running ones are stopped and their files removed.
+
+        The status says ``cancelling`` at once, until the job has stopped."""
         self._cancel.set()
+        with self._lock:
+            if self.running and self.status in ("preparing", "running"):
+                with param.edit_constant(self):
+                    self.status = "cancelling"
 
     def wait(self, timeout: float = 300.0) -> None:
         if self._thread is not None:
@@ -138,22 +161,24 @@ class JobState(param.Parameterized):
     def on_event(self, event: Event) -> None:
         """Fold one pipeline event into the state (called from the job's thread)."""
         with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
-            if isinstance(event, RunStarted):  # a job may hold several runs: units add up
-                self._done_before = self.units_done
-                self.units_total, self.status = self.units_total + event.n_units, "running"
-                self._say(f"run {event.run_id}: {event.n_units} units -> {event.outdir}")
+            if isinstance(event, RunStarted):  # a job may hold several runs: units and patches add up
+                self._done_before, self._per_unit = self.units_done, event.patches_per_unit
+                self.units_total += event.n_units
+                self.patches_total += event.patches_total
+                if self.status != "cancelling":
+                    self.status = "running"
+                self._say(f"run {event.run_id}: {event.n_units} units of {event.patches_per_unit} patches "
+                          f"-> {event.outdir}")  # fmt: skip
             elif isinstance(event, UnitStarted):
                 self.current_unit = event.unit_id
+                self._count(event.unit_id, self._decided.get(event.unit_id, 0), running=True)
+            elif isinstance(event, PatchProgress):
+                self._count(event.unit_id, event.done, running=True)
             elif isinstance(event, PatchWritten):
-                self.patches = [*self.patches, event.path]
+                self.patches.append(event.path)  # in place: a run writes thousands (no watcher reads this list)
                 self.patches_written += 1
             elif isinstance(event, UnitFinished):
-                self.patches_skipped += event.patches_skipped
-                if event.status == "failed":
-                    self.units_failed += 1
-                    self.failures = [*self.failures, f"{event.unit_id}: {event.error}"]
-                detail = f" ({event.error})" if event.error else ""
-                self._say(f"{event.unit_id}: {event.status}, {event.patches_written} patches{detail}")
+                self._unit_finished(event)
             elif isinstance(event, StageProgress):
                 self.stages = {**self.stages, event.stage: (event.done, event.total)}
                 if event.stage == "process":
@@ -167,6 +192,27 @@ class JobState(param.Parameterized):
         unit_folder = self._unit_folder(event)
         if unit_folder is not None and self.on_unit is not None:
             self.on_unit(unit_folder)
+
+    def _count(self, unit_id: str, decided: int, running: bool) -> None:
+        """A unit's patches decided so far (its row while it runs, the job's total)."""
+        if self._patches_from is None:
+            self._patches_from = (time.time(), self.patches_done)
+        self._decided[unit_id] = decided
+        self.patches_done = sum(self._decided.values())
+        rows = {k: v for k, v in self.running_units.items() if k != unit_id}
+        self.running_units = {**rows, unit_id: (decided, self._per_unit)} if running else rows
+
+    def _unit_finished(self, event: UnitFinished) -> None:
+        # done, skipped (complete before), rejected or failed: every patch of the unit is decided
+        self._count(event.unit_id, self._per_unit, running=False)
+        self.patches_skipped += event.patches_skipped
+        if event.status in ("done", "skipped"):
+            self.patches_kept += event.patches_written
+        if event.status == "failed":
+            self.units_failed += 1
+            self.failures = [*self.failures, f"{event.unit_id}: {event.error}"]
+        detail = f" ({event.error})" if event.error else ""
+        self._say(f"{event.unit_id}: {event.status}, {event.patches_written} patches{detail}")
 
     def _unit_folder(self, event: Event) -> Path | None:
         """The patch folder of a unit that finished with its patches on disk (written now or before)."""
@@ -232,7 +278,7 @@ class JobState(param.Parameterized):
                 self._say(f"error: {type(exc).__name__}: {exc}")
             return
         with param.edit_constant(self):
-            self.current_unit = ""
+            self.current_unit, self.running_units = "", {}
             if self._cancel.is_set():
                 self.status = "cancelled"
             elif statuses and all(s == "empty" for s in statuses):

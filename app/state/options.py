@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,50 @@ DEFAULT_S2_BANDS = ["B02", "B03", "B04", "B08", "scl_cloud_shadow", "scl_cloud_h
 
 
 def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
     return value.isoformat() if isinstance(value, date) else str(value)
+
+
+PRODUCT_SUFFIXES = (".SAFE", ".zip", ".SAFE.zip")
+
+
+def check_patch_size(value: int | None) -> str:
+    """'' when ``value`` is a patch size a run takes, else why not (shown next to the field)."""
+    low, high = RunOptions.param.patch_size.bounds
+    if value is None or not low <= value <= high:
+        return f"a patch is {low} to {high} px wide (got {value})"
+    return ""
+
+
+def check_overlap(value: int | None, patch_size: int) -> str:
+    """'' when ``value`` is an overlap a run takes with ``patch_size``, else why not."""
+    if value is None or value < 0:
+        return f"the overlap is 0 px or more (got {value})"
+    if value >= patch_size:
+        return f"the overlap must be smaller than the patch size ({patch_size} px); got {value}"
+    return ""
+
+
+def check_window(start: object, end: object) -> str:
+    """'' when [start, end] is a date window, else why not."""
+    if start is None or end is None:
+        return "type a date as YYYY-MM-DD or pick one"
+    if _iso(end)[:10] < _iso(start)[:10]:
+        return f"the end ({_iso(end)[:10]}) is before the start ({_iso(start)[:10]})"
+    return ""
+
+
+def check_local_folder(folder: str) -> str:
+    """'' when ``folder`` holds Sentinel products (.SAFE folders or .zip files), else what is wrong."""
+    if not folder.strip():
+        return "give the folder that holds your .SAFE folders or .zip products"
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return f"{path} is not a folder on this machine"
+    if not any(p.name.endswith(PRODUCT_SUFFIXES) for p in path.iterdir()):
+        return f"{path} holds no .SAFE folder or .zip product"
+    return ""
 
 
 class RunOptions(param.Parameterized):

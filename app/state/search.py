@@ -140,6 +140,7 @@ class SearchState(param.Parameterized):
     pairs = param.List(default=[], constant=True, doc="primary / secondary / dt_hours / reason (see preview_pairs)")
     problems = param.List(default=[], constant=True, doc="products that could not be read")
     error = param.String(default="", constant=True)
+    selected = param.String(default="", doc="the product selected in the table (its footprint stands out)")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -201,6 +202,13 @@ class SearchState(param.Parameterized):
             self.rows, self.units, self.pairs = rows, units, pairs
             self.problems = [f"{p.name}: {p.message}" for p in plan.problems]
             self.status = "done"
+
+    def clear(self) -> None:
+        """Forget the results (the ROI, dates or mode they were for changed)."""
+        with param.parameterized.batch_call_watchers(self), param.edit_constant(self):
+            self.rows, self.units, self.pairs, self.problems, self.error = [], [], [], [], ""
+            self.status = "idle"
+        self.selected = ""
 
     def paired_ids(self) -> set[str]:
         """Products in a unit of two (a pair, or an acquisition with its earlier one): drawn bold on the map."""

@@ -25,15 +25,15 @@ from app.state.folder import (
 )
 from app.state.gallery import GalleryState
 from app.state.job import JobState, RunRequest
-from app.state.options import RunOptions
+from app.state.options import RunOptions, check_local_folder
 from app.state.roi import RoiState
 from app.state.search import SearchState
 from senprep_core.config import Config, is_legacy_form, legacy_dict, parse_config
 from senprep_core.config.io import read_config_data
 from senprep_core.errors import RunFolderBusyError, SenprepError
 
-#: Most patch outlines drawn as the layout overlay (beyond that the map only shows the grid's outline).
-MAX_LAYOUT_OUTLINES = 2000
+#: Most patch outlines drawn as the layout overlay (one glyph; the count shown is always the grid's own).
+MAX_LAYOUT_OUTLINES = 20000
 
 
 def demo_folder() -> Path:
@@ -80,10 +80,15 @@ class AppState(param.Parameterized):
         params.setdefault("folder", FolderState())
         super().__init__(**params)
         self._outlines: tuple[Any, list[list[tuple[float, float]]]] | None = None
-        self.job.on_patch = self.gallery.add
+        self._n_patches = 0
+        self.job.on_patch = self.gallery.add_live
         self.job.on_unit = self.gallery.load_unit
         self.job.on_busy = self._folder_busy
         self.options.param.watch(lambda _e: self.folder.reset(), ["run_name", "outdir"])
+        # results are for one ROI, dates and mode: they go when those change
+        self.job.param.watch(self._job_ended, ["status"])
+        self.roi.param.watch(self._stale_results, ["revision"])
+        self.options.param.watch(self._stale_results, ["date_windows", "mode", "source", "local_folder"])
 
     @classmethod
     def with_demo_defaults(cls, **params: Any) -> AppState:
@@ -98,12 +103,23 @@ class AppState(param.Parameterized):
         state.options.param.update(run_name=session_run_name("app-demo", state.session_id), source="demo")
         return state
 
+    def _job_ended(self, *_events: Any) -> None:
+        if self.job.status in ("cancelled", "failed", "partial"):  # units stopped mid-way removed their patches
+            self.gallery.prune()
+
+    def _stale_results(self, *_events: Any) -> None:
+        if not self.search.busy and self.search.status != "idle":
+            self.search.clear()
+
     # ----- building the config ---------------------------------------------------------------------
 
     def config(self) -> Config | None:
         """The validated config of the current ROI and options; None (with ``message`` set) if invalid."""
         if self.roi.geojson is None:
             self.message = "Draw, paste or upload an ROI first."
+            return None
+        if self.options.source == "local" and (why := check_local_folder(self.options.local_folder)):
+            self.message = f"Local product folder: {why}."
             return None
         try:
             config = self.options.build_config(self.roi.geojson, demo_folder())
@@ -124,14 +140,22 @@ class AppState(param.Parameterized):
         self._outlines = (key, outlines)
         return outlines
 
+    def n_patches(self) -> int:
+        """Patches of the layout over the ROI (all of them, drawn or not)."""
+        self.patch_outlines()
+        return self._n_patches
+
     def _compute_outlines(self) -> list[list[tuple[float, float]]]:
+        self._n_patches = 0
         try:
             config = self.options.build_config(self.roi.geojson, demo_folder()) if self.roi.geojson else None
         except SenprepError:
             return []
         if config is None:
             return []
-        patches = config.patches()[:MAX_LAYOUT_OUTLINES]
+        every = config.patches()
+        self._n_patches = len(every)
+        patches = every[:MAX_LAYOUT_OUTLINES]
         if not patches:
             return []
         to_lonlat = Transformer.from_crs(config.target_epsg(), 4326, always_xy=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import panel as pn
 import param
 from panel.custom import JSComponent
+from panel.theme.fast import Fast
 
 from app.state.session import AppState, SessionRegistry
 from app.views.gallery import GalleryView
@@ -15,9 +17,31 @@ from app.views.params import ConfigIOView, DateWindowsView, OptionsView, RoiInpu
 from app.views.preview import PreviewView
 from app.views.run import RunView
 
+if TYPE_CHECKING:
+    from panel.io.resources import ResourcesType
+
 #: Sessions of the served app by id (module state survives across the per-session script runs).
 SESSIONS = SessionRegistry()
 REFRESH_MS = 250
+
+
+INTRO = (
+    "**This is a demo.** The ROI (a 2.5 km box near Glasgow), the dates and the Sentinel-2 bands are preset on "
+    "small Sentinel-2 products that senprep generates itself: no account, no download. "
+    "**Start here:** ① look at the ROI on the map (or draw, paste or upload your own) → "
+    "② press **Search** under *Products* to list the products over it → ③ press **Run**; "
+    "the patches fill the *Gallery*. Pick another *Source* in *Parameters* for real data."
+)
+
+
+class LocalFast(Fast):
+    """Panel's Fast design without its web font: the page loads from the app alone (system fonts), offline too."""
+
+    _resources: ClassVar[ResourcesType] = {**Fast._resources, "font": {}}
+
+
+# Panel finds a design's own files (js/fast_design.js) under the lower-cased class name: keep Fast's
+LocalFast.__name__ = "Fast"
 
 
 class SenprepApp(pn.viewable.Viewer):
@@ -38,6 +62,7 @@ class SenprepApp(pn.viewable.Viewer):
         self.options = OptionsView(state=self.state)
         self.config_io = ConfigIOView(state=self.state)
         self.message = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self.intro = pn.pane.Alert(INTRO, alert_type="info", sizing_mode="stretch_width")
         self._callback: Any = None
 
     def refresh(self) -> None:
@@ -49,6 +74,7 @@ class SenprepApp(pn.viewable.Viewer):
         self.options.refresh()
         self.message.object = self.state.message
         self.message.visible = bool(self.state.message)
+        self.intro.visible = self.state.options.source == "demo"
 
     def start_refreshing(self) -> None:
         if self._callback is None:
@@ -74,6 +100,7 @@ class SenprepApp(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         return pn.Column(
+            self.intro,
             self.message,
             top,
             pn.Card(self.preview, title="Products", sizing_mode="stretch_width"),
@@ -93,9 +120,28 @@ class SenprepApp(pn.viewable.Viewer):
             sidebar=self.sidebar(),
             sidebar_width=360,
             accent="#3060d0",
+            design=LocalFast,
         )
         template.main.append(self.main())
         return template
+
+
+class _ClosedPageFilter(logging.Filter):
+    """A page reloaded or closed while the app sends it updates is normal: asyncio's "Task exception was never
+    retrieved" for a closed websocket is dropped (any other error still reaches the log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += type(record.exc_info[1]).__name__
+        return not ("WebSocketClosedError" in text or "StreamClosedError" in text)
+
+
+def quiet_closed_pages() -> None:
+    """Install :class:`_ClosedPageFilter` on asyncio's logger (once per process)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _ClosedPageFilter) for f in logger.filters):
+        logger.addFilter(_ClosedPageFilter())
 
 
 def serve_session() -> pn.template.FastListTemplate:

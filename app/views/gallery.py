@@ -4,6 +4,7 @@ zip of the run."""
 from __future__ import annotations
 
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,14 @@ from app.state.session import AppState
 from senprep_core.outputs.run_folder import RunFolder
 
 THUMB = 128
-#: Thumbnails drawn per refresh tick (the rest show a grey placeholder until the next ticks).
-THUMBS_PER_TICK = 8
+#: Time spent drawing thumbnails per refresh tick (at least one is drawn; the rest show a grey placeholder
+#: until the next ticks), so clicks such as Cancel are answered in between.
+THUMB_SECONDS_PER_TICK = 0.04
+#: While patches keep arriving, the page is looked at again at most this often (the event loop stays free
+#: for clicks such as Cancel).
+ARRIVAL_SECONDS = 1.0
 PLACEHOLDER = png_bytes(np.full((THUMB, THUMB, 3), 215, dtype=np.uint8))
+PLACEHOLDER_GONE = png_bytes(np.full((THUMB, THUMB, 3), 245, dtype=np.uint8))
 LARGE = 384
 
 
@@ -59,6 +65,7 @@ class GalleryView(pn.viewable.Viewer):
         self._cards: dict[str, pn.Column] = {}
         self._pictures: dict[str, pn.pane.PNG] = {}
         self._shown: list[str] = []
+        self._rendered_at = 0.0
         for name in ("date", "unit", "modality", "max_cloud", "page", "page_size"):
             g.param.watch(lambda _e: self._render(), name)
 
@@ -69,7 +76,10 @@ class GalleryView(pn.viewable.Viewer):
     def _thumb(self, path: str, size: int) -> bytes:
         key = (f"{path}@{size}", self.masks.value)
         if key not in self._thumbs:
-            self._thumbs[key] = thumbnail_png(path, size, self.masks.value)
+            try:
+                self._thumbs[key] = thumbnail_png(path, size, self.masks.value)
+            except OSError:  # removed meanwhile (a cancelled unit's patches): grey, and gone at the next prune
+                return PLACEHOLDER_GONE
         return self._thumbs[key]
 
     def _open_clicked(self, path: str, _event: object) -> None:
@@ -90,7 +100,9 @@ class GalleryView(pn.viewable.Viewer):
         if path in self._cards:
             return self._cards[path]
         cloud = "" if item["cloud"] is None else f" · cloud {100 * float(item['cloud']):.0f}%"
-        button = pn.widgets.Button(name="Open", width=60, height=26, margin=(0, 5), button_type="light")
+        button = pn.widgets.Button(
+            name="Open", width=70, height=28, margin=(0, 5), button_type="primary", button_style="outline"
+        )
         button.on_click(partial(self._open_clicked, path))
         caption = pn.pane.Markdown(
             f"{item['modality']} {item['date']} {item['patch_id']}{cloud}", styles={"font-size": "11px"}, margin=(0, 5)
@@ -100,14 +112,14 @@ class GalleryView(pn.viewable.Viewer):
         self._cards[path] = card = pn.Column(picture, caption, button, width=THUMB + 20)
         return card
 
-    def _fill_pictures(self, budget: int = THUMBS_PER_TICK) -> None:
-        """Draw a few missing thumbnails per refresh, so a page of new patches never blocks the UI."""
+    def _fill_pictures(self, seconds: float = THUMB_SECONDS_PER_TICK) -> None:
+        """Draw missing thumbnails for a short while per refresh, so a page of new patches never blocks the UI."""
+        until = time.monotonic() + seconds
         for path, picture in self._pictures.items():
-            if budget <= 0:
-                return
             if picture.object is PLACEHOLDER:
                 picture.object = self._thumb(path, THUMB)
-                budget -= 1
+                if time.monotonic() >= until:
+                    return
 
     def _render(self, force: bool = False) -> None:
         g = self.state.gallery
@@ -135,7 +147,11 @@ class GalleryView(pn.viewable.Viewer):
         self.page_label.object = f"page {min(g.page + 1, g.n_pages)} / {g.n_pages} · {total} patches"
 
     def refresh(self) -> None:
-        self._render()
+        """Called every refresh tick: new patches are taken in at most every :data:`ARRIVAL_SECONDS`."""
+        now = time.monotonic()
+        if now - self._rendered_at >= ARRIVAL_SECONDS:
+            self._rendered_at = now
+            self._render()
         self._fill_pictures()
 
     def _zip(self) -> Any:
@@ -153,4 +169,5 @@ class GalleryView(pn.viewable.Viewer):
         filters = pn.Row(self.date, self.unit, self.modality, self.cloud, self.masks)
         pager = pn.Row(self.previous, self.page_label, self.next, self.download)
         large = pn.Row(self.large, self.meta, sizing_mode="stretch_width")
-        return pn.Column(filters, pager, self.grid, self.large_title, large, sizing_mode="stretch_width")
+        # the large view sits right under the pager, above the thumbnails: it opens in view
+        return pn.Column(filters, pager, self.large_title, large, self.grid, sizing_mode="stretch_width")

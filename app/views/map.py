@@ -1,4 +1,5 @@
-"""The map (GeoViews/Bokeh): draw or edit the ROI, patch layout, product footprints, selected patch."""
+"""The map (GeoViews/Bokeh): draw or edit the ROI, patch layout, product footprints, selected patch, over
+coastlines, borders and a lon/lat graticule installed with the project (web tiles under them when online)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import panel as pn
 import param
 from pyproj import Transformer
 
+from app.state.geocontext import around, read_lines
 from app.state.session import AppState
 
 _TO_MERC = Transformer.from_crs(4326, 3857, always_xy=True)
@@ -62,6 +64,7 @@ class _Layers(param.Parameterized):
     layout = param.Integer(default=0)
     footprints = param.Integer(default=0)
     selected = param.Integer(default=0)
+    product = param.Integer(default=0)
 
 
 class MapView(pn.viewable.Viewer):
@@ -76,6 +79,7 @@ class MapView(pn.viewable.Viewer):
         self._drawn = ""
         self.pane = pn.pane.HoloViews(self._build(), sizing_mode="stretch_width", min_height=420)
         self.info = pn.pane.Markdown("", margin=(0, 10))
+        self.legend = pn.pane.HTML(_legend(), margin=(0, 10), sizing_mode="stretch_width")
         self.refresh()
 
     # ----- drawing ------------------------------------------------------------------------------
@@ -97,16 +101,15 @@ class MapView(pn.viewable.Viewer):
         self._poly_stream.add_subscriber(self._on_polygon)
         self._edit_stream.add_subscriber(self._on_polygon)
         self._box_stream.add_subscriber(self._on_box)
-        follow = [hv.streams.Params(self._layers, [name]) for name in ("layout", "footprints", "selected")]
+        names = ("layout", "footprints", "selected", "product")
+        follow = [hv.streams.Params(self._layers, [name]) for name in names]
         layout = hv.DynamicMap(self._layout_layer, streams=[follow[0]])
         footprints = hv.DynamicMap(self._footprint_layer, streams=[follow[1]])
         selected = hv.DynamicMap(self._selected_layer, streams=[follow[2]])
-        layers: list[Any] = []
+        product = hv.DynamicMap(self._product_layer, streams=[follow[3]])
+        overlay = self._context() * footprints * product * layout * self._box_source * self._poly_source * selected
         if basemap_online():
-            layers.append(gv.tile_sources.OSM())
-        overlay = footprints * layout * self._box_source * self._poly_source * selected
-        if layers:
-            overlay = layers[0] * overlay
+            overlay = gv.tile_sources.OSM() * overlay
         x0, y0, x1, y1 = self._view_extent()
         return overlay.opts(
             hv.opts.Overlay(
@@ -114,13 +117,40 @@ class MapView(pn.viewable.Viewer):
                 ylim=(y0, y1),
                 responsive=True,
                 min_height=420,
-                xaxis=None,
-                yaxis=None,
-                bgcolor="#eef1f4",
+                show_grid=True,
+                bgcolor="#f4f7fa",
                 active_tools=["pan", "wheel_zoom"],
                 title="",
+                xlabel="",
+                ylabel="",
+                hooks=[self._lonlat_axes],
             ),
         )
+
+    def _context(self) -> Any:
+        """Coastlines and borders around the ROI (or Europe), from the vectors installed with the project."""
+        bounds = self.state.roi.bounds() or (-25.0, 34.0, 45.0, 71.0)
+        box = around(*bounds)
+        layers = []
+        for kind, colour, width in (("coastline", "#4a6f8a", 1.2), ("border", "#8a7a6a", 1.0)):
+            lines = read_lines(kind, *box)
+            xs, ys = _TO_MERC.transform(lines.lons, lines.lats)
+            data = [{"x": xs, "y": ys}] if len(xs) else []
+            layers.append(hv.Path(data).opts(color=colour, line_width=width, line_dash="solid"))
+        return layers[0] * layers[1]
+
+    def _lonlat_axes(self, plot: Any, _element: Any) -> None:
+        """Axes and grid lines in degrees of longitude / latitude (a graticule) on the Web-Mercator map."""
+        from bokeh.models import MercatorTicker, MercatorTickFormatter
+
+        figure = plot.state
+        self._figure = figure
+        for axis, grid, lon in ((figure.xaxis, figure.xgrid, True), (figure.yaxis, figure.ygrid, False)):
+            ticker = MercatorTicker(dimension="lon" if lon else "lat", desired_num_ticks=6)
+            axis.ticker, axis.formatter = ticker, MercatorTickFormatter(dimension="lon" if lon else "lat")
+            axis.major_label_text_font_size = "10px"
+            grid.ticker = ticker
+            grid.grid_line_color, grid.grid_line_alpha, grid.grid_line_dash = "#7a8a99", 0.35, "dotted"
 
     def _view_extent(self) -> tuple[float, float, float, float]:
         bounds = self.state.roi.bounds()
@@ -174,24 +204,35 @@ class MapView(pn.viewable.Viewer):
                         "product_id": row["product_id"],
                         "mission": row["mission"],
                         "date": row["date"],
-                        "cloud": -1.0 if row["cloud"] is None else row["cloud"],
-                        "coverage": -1.0 if row["coverage"] is None else row["coverage"],
+                        "cloud": "–" if row["cloud"] is None else f"{row['cloud']:.0f} %",
+                        "coverage": "–" if row["coverage"] is None else f"{row['coverage']:.0f} %",
                         "used": "yes" if row.get("used") else f"no: {row.get('why', '')}",
                         "colour": MISSION_COLOURS.get(row["mission"], "#7f7f7f"),
                         "width": 4.0 if row["product_id"] in paired else 1.5,  # the mode's pairs stand out
                     }
                 )
         vdims = ["product_id", "mission", "date", "cloud", "coverage", "used", "colour", "width"]
-        hover = [
-            ("product", "@product_id"),
-            ("date", "@date"),
-            ("cloud %", "@cloud"),
-            ("ROI coverage %", "@coverage"),
-            ("used by a run", "@used"),
-        ]
         return hv.Polygons(data, vdims=vdims).opts(
-            color="colour", fill_alpha=0.12, line_width="width", tools=["hover"], hover_tooltips=hover
+            color="colour", fill_alpha=0.12, line_width="width", tools=["hover"], hover_tooltips=HOVER
         )
+
+    def _product_layer(self, product: int = 0) -> hv.Path:
+        """The footprint of the product selected in the table, drawn thick on top."""
+        chosen = self.state.search.selected
+        rings = [to_merc(ring) for row in self.state.search.rows if row["product_id"] == chosen
+                 for ring in row["footprint"]]  # fmt: skip
+        return hv.Path([{"x": xs, "y": ys} for xs, ys in rings]).opts(color="#ff7f0e", line_width=4)
+
+    def _fit(self) -> None:
+        """Zoom to the ROI and the footprints found (after a Search)."""
+        rings = [ring for row in self.state.search.rows for ring in row["footprint"]] + self.state.roi.outline()
+        figure = getattr(self, "_figure", None)
+        if not rings or figure is None:
+            return
+        xs, ys = to_merc([p for ring in rings for p in ring])
+        pad = max(max(xs) - min(xs), max(ys) - min(ys)) * 0.08 + 200.0
+        figure.x_range.update(start=min(xs) - pad, end=max(xs) + pad)
+        figure.y_range.update(start=min(ys) - pad, end=max(ys) + pad)
 
     def _selected_layer(self, selected: int = 0) -> hv.Path:
         item = self.state.gallery.selected_item()
@@ -220,11 +261,15 @@ class MapView(pn.viewable.Viewer):
             self._layers.layout += 1
         if self._changed("footprints", (search.status, id(search.rows))):
             self._layers.footprints += 1
+            if search.status == "done":
+                self._fit()
+        if self._changed("product", (search.selected, id(search.rows))):
+            self._layers.product += 1
         if self._changed("selected", self.state.gallery.selected):
             self._layers.selected += 1
-        n = len(self.state.patch_outlines()) if roi.geojson else 0
+        n = self.state.n_patches() if roi.geojson else 0
         text = (
-            f"**ROI** {roi.area_km2:,.2f} km² · {n} patches of {options.patch_size}² px"
+            f"**ROI** {roi.area_km2:,.2f} km² · {n:,} patches of {options.patch_size}² px"
             if roi.geojson
             else ("**No ROI yet**: draw a box (Box edit tool, shift + drag) or a polygon, or paste GeoJSON.")
         )
@@ -233,4 +278,32 @@ class MapView(pn.viewable.Viewer):
         self.info.object = text
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.pane, self.info, sizing_mode="stretch_width")
+        return pn.Column(self.pane, self.legend, self.info, sizing_mode="stretch_width")
+
+
+#: One short line per product under the mouse (overlapping footprints give one line each, not a table each).
+HOVER = """<div style="font-size:11px;white-space:nowrap">@mission @date · cloud @cloud · ROI @coverage</div>"""
+
+
+def _swatch(colour: str, label: str, style: str = "solid", width: int = 2, fill: str = "transparent") -> str:
+    return (
+        f"<span style='display:inline-flex;align-items:center;gap:4px;margin-right:12px'>"
+        f"<span style='display:inline-block;width:18px;height:10px;border:{width}px {style} {colour};"
+        f"background:{fill}'></span>{label}</span>"
+    )
+
+
+def _legend() -> str:
+    """The map's legend: what each outline is."""
+    items = [
+        _swatch("#3060d0", "ROI", fill="rgba(48,96,208,0.15)"),
+        _swatch("#d04020", "patch grid", style="dashed", width=1),
+        _swatch(MISSION_COLOURS["S2A"], "S2A / ", fill="rgba(44,160,44,0.12)")
+        + _swatch(MISSION_COLOURS["S2B"], "S2B footprints", fill="rgba(188,189,34,0.12)"),
+        _swatch(MISSION_COLOURS["S1A"], "S1A / ") + _swatch(MISSION_COLOURS["S1C"], "S1C footprints"),
+        _swatch("#555555", "pairs (bold)", width=4),
+        _swatch("#ff7f0e", "selected product", width=3),
+        _swatch("#ff00aa", "opened patch", width=3),
+        _swatch("#4a6f8a", "coastline", width=1) + _swatch("#8a7a6a", "border", width=1),
+    ]
+    return f"<div style='font-size:11px;display:flex;flex-wrap:wrap'>{''.join(items)}</div>"

@@ -4,7 +4,7 @@ and loading / saving configs."""
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from typing import Any
 
@@ -12,8 +12,21 @@ import panel as pn
 import param
 
 from app.state.folder import FOLDER_CHOICES
-from app.state.options import ACCOUNT_SOURCES
+from app.state.options import ACCOUNT_SOURCES, check_local_folder, check_overlap, check_patch_size, check_window
 from app.state.session import AppState
+
+
+def _error_pane() -> pn.pane.HTML:
+    """A field's error line, hidden while the field is fine."""
+    return pn.pane.HTML("", visible=False, margin=(0, 10), styles={"color": "#b00020", "font-size": "12px"})
+
+
+def _show(pane: pn.pane.HTML, why: str) -> None:
+    pane.object, pane.visible = why, bool(why)
+
+
+def _day(value: str) -> datetime:
+    return datetime.combine(date.fromisoformat(value), datetime.min.time())
 
 
 class RoiInputView(pn.viewable.Viewer):
@@ -64,18 +77,22 @@ class DateWindowsView(pn.viewable.Viewer):
         rows = []
         windows = self.state.options.date_windows
         for index, (start, end) in enumerate(windows):
-            first = pn.widgets.DatePicker(name=f"Window {index + 1} start", value=date.fromisoformat(start), width=130)
-            last = pn.widgets.DatePicker(name="end", value=date.fromisoformat(end), width=130)
+            first, last = (
+                pn.widgets.DatetimePicker(name=name, value=_day(value), enable_time=False, allow_input=True, width=130)
+                for name, value in ((f"Window {index + 1} start", start), ("end", end))
+            )
             remove = pn.widgets.Button(name="✕", width=40, disabled=len(windows) == 1, margin=(22, 5, 5, 5))
+            error = _error_pane()
 
-            def changed(_e: Any, i: int = index, a: Any = first, b: Any = last) -> None:
-                if a.value and b.value:
+            def changed(_e: Any, i: int = index, a: Any = first, b: Any = last, why: Any = error) -> None:
+                _show(why, check_window(a.value, b.value))
+                if not why.visible:
                     self.state.options.set_window(i, a.value, b.value)
 
             first.param.watch(changed, "value")
             last.param.watch(changed, "value")
             remove.on_click(partial(self._remove, index))
-            rows.append(pn.Row(first, last, remove))
+            rows.append(pn.Column(pn.Row(first, last, remove), error))
         self.rows.objects = rows
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -92,8 +109,14 @@ class OptionsView(pn.viewable.Viewer):
         o = self.state.options.param
         w = pn.widgets
         self.mode = w.Select.from_param(o.mode, name="Mode")
-        self.patch_size = w.IntInput.from_param(o.patch_size, name="Patch size (px)", step=16)
-        self.overlap = w.IntInput.from_param(o.overlap, name="Overlap (px)", step=8)
+        # plain inputs, checked here: a value out of range is shown with the reason, not clamped silently
+        options = self.state.options
+        self.patch_size = w.IntInput(name="Patch size (px)", value=options.patch_size, step=16)
+        self.overlap = w.IntInput(name="Overlap (px)", value=options.overlap, step=8)
+        self.patch_error, self.folder_error = _error_pane(), _error_pane()
+        self.patch_size.param.watch(lambda _e: self._patches_typed(), "value")
+        self.overlap.param.watch(lambda _e: self._patches_typed(), "value")
+        options.param.watch(self._patches_changed, ["patch_size", "overlap"])
         self.s2 = pn.Column(
             w.Select.from_param(o.s2_level, name="S2 level"),
             w.MultiChoice.from_param(o.s2_bands, name="S2 bands"),
@@ -116,24 +139,40 @@ class OptionsView(pn.viewable.Viewer):
         self.workers = w.IntInput.from_param(o.workers, name="Worker processes")
         self.run_name = w.TextInput.from_param(o.run_name, name="Run name")
         self.run_folder = RunFolderView(state=self.state)
-        self.state.options.param.watch(lambda _e: self._visibility(), ["mode", "source"])
+        self.state.options.param.watch(lambda _e: self._visibility(), ["mode", "source", "local_folder"])
         self._visibility()
+
+    def _patches_typed(self) -> None:
+        """Apply a typed patch size / overlap when a run takes it; else say why next to the fields."""
+        size, overlap = self.patch_size.value, self.overlap.value
+        why = check_patch_size(size) or check_overlap(overlap, size or 0)
+        _show(self.patch_error, why)
+        if not why:
+            self.state.options.param.update(patch_size=size, overlap=overlap)
+
+    def _patches_changed(self, *_events: Any) -> None:
+        """The options changed elsewhere (a config loaded): the fields follow."""
+        options = self.state.options
+        self.patch_size.value, self.overlap.value = options.patch_size, options.overlap
 
     def _visibility(self) -> None:
         options = self.state.options
         self.s1.visible = options.needs_s1
         self.s2.visible = options.needs_s2
         self.folder.visible = options.source == "local"
+        _show(self.folder_error, check_local_folder(options.local_folder) if self.folder.visible else "")
         self.username.visible = self.password.visible = options.source in ACCOUNT_SOURCES
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
             self.mode,
             pn.Row(self.patch_size, self.overlap),
+            self.patch_error,
             self.s2,
             self.s1,
             self.source,
             self.folder,
+            self.folder_error,
             self.username,
             self.password,
             self.run_name,

@@ -15,6 +15,8 @@ from app.state.session import AppState
 QUICKLOOK = 220
 PAIRING_MODES = ("s2_with_closest_s1", "s1_with_closest_s2", "s1_multitemporal")
 COLUMNS = ["product_id", "mission", "level", "date", "cloud", "coverage", "used", "why", "online"]
+#: Column titles with their units.
+TITLES = {"product_id": "product id", "cloud": "cloud (%)", "coverage": "ROI coverage (%)", "date": "date (UTC)"}
 
 
 class PreviewView(pn.viewable.Viewer):
@@ -28,7 +30,10 @@ class PreviewView(pn.viewable.Viewer):
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(columns=COLUMNS),
             selectable=1,
-            widths={"product_id": 250, "why": 220},
+            widths={"product_id": 520, "why": 220},
+            titles=TITLES,
+            configuration={"columnDefaults": {"tooltip": True}},  # a cell cut short shows in full on hover
+            formatters={"product_id": {"type": "textarea"}},
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
@@ -55,6 +60,7 @@ class PreviewView(pn.viewable.Viewer):
         if not event.new or event.new[0] >= len(self.table.value):
             return
         product_id = self.table.value.iloc[event.new[0]]["product_id"]
+        self.state.search.selected = product_id
         row = next((r for r in rows if r["product_id"] == product_id), None)
         image = quicklook_png(row["href"]) if row else None
         self.quicklook.object = image
@@ -80,13 +86,20 @@ class PreviewView(pn.viewable.Viewer):
         if search.status == "failed":
             self.status.object = f"<span style='color:#b00020'>Search failed: {search.error}</span>"
             return
+        if search.status == "idle":  # cleared: the ROI, dates or mode changed
+            self.table.value = pd.DataFrame(columns=COLUMNS)
+            self.pairs.value = pd.DataFrame(columns=["primary", "secondary", "dt_hours", "reason"])
+            self.status.object = "Press **Search** to list the products over the ROI."
+            self.quicklook.visible = False
+            return
         if search.status != "done":
             return
-        self.table.value = pd.DataFrame([{k: r.get(k) for k in COLUMNS} for r in search.rows], columns=COLUMNS)
+        self.table.value = pd.DataFrame([_cells(r) for r in search.rows], columns=COLUMNS)
         self.pairs.value = pd.DataFrame(search.pairs, columns=["primary", "secondary", "dt_hours", "reason"])
         problems = f" · {len(search.problems)} unreadable" if search.problems else ""
-        pairs = sum(p["secondary"] is not None for p in search.pairs)
-        paired = f", {pairs} of them pairs" if search.pairs else ""
+        pairs = sum(len(u["products"]) > 1 for u in search.units)
+        alone = sum(p["secondary"] is None for p in search.pairs)
+        paired = f", {pairs} of them pairs ({alone} primaries without a partner: see why below)" if search.pairs else ""
         units = f" · a run makes {len(search.units)} units{paired}"
         self.status.object = f"**{len(search.rows)} products found**{units}{problems}"
 
@@ -97,3 +110,11 @@ class PreviewView(pn.viewable.Viewer):
             self.pairs,
             sizing_mode="stretch_width",
         )
+
+
+def _cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A table row: no cloud cover for radar products ("–", not NaN)."""
+    cells = {k: row.get(k) for k in COLUMNS}
+    cells["cloud"] = "–" if row.get("cloud") is None else f"{row['cloud']:.1f}"
+    cells["coverage"] = "–" if row.get("coverage") is None else f"{row['coverage']:.1f}"
+    return cells

@@ -138,21 +138,21 @@ def gather(unit_ids: Iterable[str], layers_of: LayerReader) -> dict[str, list[Wr
 
 
 def map_slots(layout: CubeLayout, written: dict[str, list[WrittenSlot]]) -> dict[str, list[int]] | None:
-    """For each modality, the planned slot index of each written slot (in time order); None when the plan
-    does not fit what was written: a modality or a unit it did not foresee, other bands, two written time
-    steps in one planned slot, or a different order."""
+    """For each modality, the planned slot index of each written slot (in time order; the slot of its
+    products); None when the plan does not fit what was written: a modality or a product it did not
+    foresee, other bands, two written time steps in one planned slot, or a different order."""
     out: dict[str, list[int]] = {}
     names = {m.name for m in layout.modalities}
     for modality, slots in written.items():
         if modality not in names:
             return None
         planned = layout.modality(modality)
-        index_of = {u: s.index for s in planned.slots for u in s.units}
+        index_of = {p: s.index for s in planned.slots for p in s.products}
         indexes = []
         for slot in slots:
-            if slot.bands != {planned.bands} or not slot.units <= index_of.keys():
+            if slot.bands != {planned.bands} or not slot.products or not slot.products <= index_of.keys():
                 return None
-            indexes.append(min(index_of[u] for u in slot.units))
+            indexes.append(min(index_of[p] for p in slot.products))
         if any(b <= a for a, b in itertools.pairwise(indexes)):
             return None
         out[modality] = indexes

@@ -63,7 +63,7 @@ class UnitCubeTarget:
     fingerprint: str  # the layout's, so a unit never writes into a cube of another shape
     grid: TargetGrid
     chunk: tuple[int, int]
-    slots: tuple[tuple[str, int], ...]  # (modality, slot index) the unit alone fills
+    slots: tuple[tuple[str, int, tuple[str, ...]], ...]  # (modality, slot index, its products) it alone fills
     bands: tuple[tuple[str, tuple[str, ...]], ...]  # (modality, bands) of those slots
 
     def bands_of(self, modality: str) -> tuple[str, ...]:
@@ -113,11 +113,11 @@ class CubeLayout:
 
     def targets(self) -> dict[str, UnitCubeTarget]:
         """The slots each unit alone fills, by unit id (units that fill none are left out)."""
-        owned: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        owned: dict[str, list[tuple[str, int, tuple[str, ...]]]] = defaultdict(list)
         for m in self.modalities:
             for s in m.slots:
                 if s.owner is not None:
-                    owned[s.owner].append((m.name, s.index))
+                    owned[s.owner].append((m.name, s.index, s.products))
         bands = {m.name: m.bands for m in self.modalities}
         return {
             unit: UnitCubeTarget(
@@ -125,7 +125,7 @@ class CubeLayout:
                 self.grid,
                 self.chunk,
                 tuple(slots),
-                tuple((name, bands[name]) for name in sorted({n for n, _ in slots})),
+                tuple((name, bands[name]) for name in sorted({n for n, _, _ in slots})),
             )
             for unit, slots in owned.items()
         }

@@ -147,8 +147,9 @@ def write_unit_slots(folder: RunFolder, target: UnitCubeTarget, entries: Sequenc
     windows = {e.patch_id: target.grid.window_of(e.grid) for e in entries}
     root = zarr.open_group(str(store), mode="r+", zarr_format=2)
     copied = 0
-    for modality, index in target.slots:
-        order = write_order([g for g in layers if g.modality == modality], windows.__getitem__)
+    for modality, index, products in target.slots:  # a stack unit fills several slots of one group
+        mine = [g for g in layers if g.modality == modality and set(g.product_ids) <= set(products)]
+        order = write_order(mine, windows.__getitem__)
         if not order:
             continue
         clear_marker(store, modality, index)

@@ -24,7 +24,7 @@ import numpy as np
 from senprep_core.bands import COLLOCATION_BITS, COLLOCATION_FLAGS
 from senprep_core.catalog.records import ProductRecord
 from senprep_core.errors import SenprepError
-from senprep_core.events import EventCallback, Message, PatchWritten, UnitStarted
+from senprep_core.events import PATCH_PROGRESS_SECONDS, EventCallback, Message, PatchProgress, PatchWritten, UnitStarted
 from senprep_core.fetch.redact import scrub
 from senprep_core.geo.grid import PixelWindow
 from senprep_core.outputs.legacy_layout import place_unit_links
@@ -197,6 +197,40 @@ class _RoiCounter:
         return RoiStats(vf, cf)
 
 
+class _PatchTally:
+    """A unit's patches decided so far (written or left out), sent as :class:`PatchProgress` at most every
+    :data:`PATCH_PROGRESS_SECONDS` and once more when the unit's last patch is decided."""
+
+    def __init__(self, unit_id: str, total: int, emit: EventCallback) -> None:
+        self.unit_id, self.total, self.emit = unit_id, total, emit
+        self.written = self.skipped = 0
+        self._sent_at = time.monotonic()
+        self._sent: tuple[int, int] = (0, 0)
+
+    def wrote(self) -> None:
+        self.written += 1
+        self._maybe_send()
+
+    def left_out(self, skipped: int) -> None:
+        """The number of patches left out so far (a running total)."""
+        self.skipped = skipped
+        self._maybe_send()
+
+    def finish(self) -> None:
+        if self._sent != (self.written, self.skipped):
+            self._send(time.monotonic())
+
+    def _maybe_send(self) -> None:
+        now = time.monotonic()
+        if now - self._sent_at >= PATCH_PROGRESS_SECONDS:
+            self._send(now)
+
+    def _send(self, now: float) -> None:
+        self._sent_at, self._sent = now, (self.written, self.skipped)
+        self.emit(PatchProgress(unit_id=self.unit_id, done=self.written + self.skipped, total=self.total,
+                                written=self.written))  # fmt: skip
+
+
 @dataclass
 class _Progress:
     """What a unit has decided so far, block after block."""
@@ -227,8 +261,11 @@ def _process(
         return _reject(folder, unit_id, records, spec, reject, stats[0], t0)
     state = _Progress([], [], [_RoiCounter() for _ in sources], stats, spec.roi_mask.array())
 
+    tally = _PatchTally(unit_id, len(spec.patches), emit)
+
     def on_patch(patch_id: str, rel_path: str) -> None:
         emit(PatchWritten(unit_id=unit_id, patch_id=patch_id, path=str(folder.root / rel_path)))
+        tally.wrote()
 
     writer = PatchWriter(folder, unit_id, sources, records, spec.rules.compress, on_patch)
     read = block_reader(sources, spec.s1.stack_filter)
@@ -242,7 +279,9 @@ def _process(
                 if (reject := _rejection(sources, final)) is not None:
                     return _reject(folder, unit_id, records, spec, reject, final[0], t0)
             _cut_patches(state, block, windows, writer, spec, sources)
+            tally.left_out(len(state.skipped))
         state.entries.extend(writer.drain())
+        tally.finish()
     finally:
         writer.close()
     final = [st if st is not None else c.stats() for st, c in zip(stats, state.counters, strict=True)]
