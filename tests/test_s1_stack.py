@@ -336,7 +336,7 @@ def test_overlapping_stacks_keep_each_date_from_the_stack_it_is_newest_in(
     ds = xr.open_zarr(outdir / "cube.zarr", group="S1")
     assert ds.sizes["time"] == N_DATES
     for done in result.results:
-        for entry in done.patch_entries[:3]:
+        for entry in result.entries(done.unit_id)[:3]:
             newest = entry.primary
             ti = int(np.flatnonzero(ds["time"].values == np.datetime64(newest.time.replace(tzinfo=None), "ns"))[0])
             pi = int(np.flatnonzero(ds["patch_id"].values == entry.patch_id)[0])
