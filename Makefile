@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_download.py
 	$(BIN)/python benchmarks/bench_fetch_modes.py
 	$(BIN)/python benchmarks/bench_timeseries.py
+	$(BIN)/python benchmarks/bench_scale_model.py
+	$(BIN)/python benchmarks/bench_s1_rtc.py
+	$(BIN)/python benchmarks/bench_preview.py
 
 demo: $(STAMP)
 	$(BIN)/senprep demo --outdir senprep-demo
