@@ -29,7 +29,7 @@ from senprep_core.geo.antimeridian import (
 from senprep_core.geo.grid import TargetGrid
 from senprep_core.geo.projection import project_lonlat
 from senprep_core.geo.roi import ROI, UPS_NORTH_EPSG, UPS_SOUTH_EPSG, geodesic_area
-from senprep_core.outputs.stac import grid_footprint_lonlat
+from senprep_core.outputs.stac_item import grid_footprint_lonlat
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
