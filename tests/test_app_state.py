@@ -112,10 +112,9 @@ def test_invalid_dates_and_options_give_an_error_state(state: AppState) -> None:
     assert state.search.status == "idle" and state.job.status == "idle"
     state.options.date_windows = [("2021-05-01", "2022-08-31")]
     state.options.source = "local"
-    state.options.local_folder = "/nonexistent/products"
-    assert state.start_search()
-    state.search.wait()
-    assert state.search.status == "failed" and "does not exist" in state.search.error
+    state.options.local_folder = "/nonexistent/products"  # said at once, before any search starts
+    assert not state.start_search() and "is not a folder on this machine" in state.message
+    assert state.search.status == "idle"
     state.roi.clear()
     assert state.config() is None and "ROI" in state.message
 
