@@ -126,7 +126,7 @@ def test_orbit_direction_and_relative_orbit_filters() -> None:
 
 def test_time_series_takes_every_s2_acquisition() -> None:
     s2 = [_s2(d) for d in (0, 2, 5)]
-    units, _ = plan_units(_config("time_series"), s2)
+    units, _ = plan_units(_config("time_series", sentinel1={"bands": []}), s2)  # S2 bands only: an S2 series
     assert _ids(units) == [(p.product_id,) for p in s2]
 
 
@@ -250,12 +250,12 @@ def test_multitemporal_run_writes_the_earlier_acquisition_alongside(tmp_path: Pa
 def test_best_per_week_keeps_the_least_cloudy_primary_of_each_monday_to_sunday_week() -> None:
     # 2022-04-20 is a Wednesday: days 0..4 fall in one week (Mon 18 - Sun 24), days 5..9 in the next
     s2 = [_s2(0, cloud=30), _s2(2, cloud=8), _s2(4, cloud=8), _s2(6, cloud=50)]
-    config = _config("time_series", pairing={"per_window": "best", "weekly": True})
+    config = _config("time_series", pairing={"per_window": "best", "weekly": True}, sentinel1={"bands": []})
     units, dropped = plan_units(config, s2)
     assert _ids(units) == [(s2[1].product_id,), (s2[3].product_id,)]  # equal cloud: the earlier wins
     reasons = {d.product_id: d.reason for d in dropped}
     assert reasons[s2[0].product_id].startswith(f"{s2[1].product_id} is the best of window 20220418-20220424")
-    units, _ = plan_units(_config("time_series", pairing={"per_window": "best"}), s2)
+    units, _ = plan_units(_config("time_series", pairing={"per_window": "best"}, sentinel1={"bands": []}), s2)
     assert _ids(units) == [(s2[1].product_id,)]  # one window: one acquisition
     paired, _ = plan_units(_config("s2_with_closest_s1", pairing={"per_window": "best", "weekly": True}),
                            [*s2, _s1(2 * 24 + 5), _s1(6 * 24 - 5)])  # fmt: skip
